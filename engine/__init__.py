@@ -1,0 +1,1 @@
+"""Tapedeck's core: events, the log, the deterministic runtime and the CLI."""

@@ -1,0 +1,12 @@
+"""The ``tape`` command line. Each module registers its commands on the one Typer app."""
+
+from engine.cli import log_commands as log_commands
+from engine.cli.app import app
+
+
+def main() -> None:
+    """Entry point of the ``tape`` script."""
+    app()
+
+
+__all__ = ["app", "main"]

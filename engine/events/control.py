@@ -1,0 +1,99 @@
+"""Low-rate events: sessions, the clock, operator commands and quarantined input.
+
+These are msgspec Structs encoded as msgpack arrays (``array_like``) whose first element is the
+type id (the struct's tag). Field order is the encoding order, so fields are only ever appended in
+a new version, never reordered. Facts are named in the past tense, commands in the imperative.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import msgspec
+
+
+def _doc(text: str) -> msgspec.Meta:
+    return msgspec.Meta(description=text)
+
+
+class InstrumentSpec(msgspec.Struct, frozen=True, array_like=True, forbid_unknown_fields=True):
+    """What an integer price or size in this session's market records means."""
+
+    symbol: Annotated[str, _doc("venue symbol, e.g. BTCUSDT or AAPL")]
+    venue: Annotated[str, _doc("venue code, e.g. BINANCE-SPOT, NASDAQ, B3")]
+    time_zone: Annotated[str, _doc("IANA zone of the venue's trading day, e.g. America/New_York")]
+    price_scale: Annotated[int, _doc("price = integer * 10**-price_scale, in the quote currency")]
+    size_scale: Annotated[int, _doc("size = integer * 10**-size_scale, in the base unit")]
+    tick_size: Annotated[int, _doc("minimum price increment, in price units")]
+    lot_size: Annotated[int, _doc("minimum size increment, in size units")]
+    currency: Annotated[str, _doc("quote currency, e.g. USD, USDT, BRL")]
+
+
+class _Event(msgspec.Struct, frozen=True, array_like=True, forbid_unknown_fields=True):
+    ts_event: Annotated[int, _doc("when it happened, ns since the Unix epoch (UTC)")]
+    ts_recv: Annotated[int, _doc("when Tapedeck received or created it, ns since the epoch")]
+
+
+class SessionOpened(_Event, tag=100, frozen=True):
+    """A session journal begins: which instrument, from where, and how its numbers are scaled."""
+
+    session: Annotated[str, _doc("session name, unique in the data directory")]
+    instrument: Annotated[InstrumentSpec, _doc("the instrument this partition carries")]
+    source: Annotated[str, _doc("where the events come from: importer and input, or feed")]
+
+
+class SessionClosed(_Event, tag=101, frozen=True):
+    """A session journal ends; no market event follows it."""
+
+    session: Annotated[str, _doc("session name")]
+    reason: Annotated[str, _doc("why it closed: end of input, end of trading day, operator")]
+
+
+class ClockTicked(_Event, tag=102, frozen=True):
+    """Event time advanced to ``ts_event`` with no market event; lets timers fire in replay."""
+
+
+class HaltTrading(_Event, tag=103, frozen=True):
+    """Operator command: stop sending new orders (open orders are left to risk to manage)."""
+
+    reason: Annotated[str, _doc("why, as the operator gave it")]
+    operator: Annotated[str, _doc("who issued the command")]
+
+
+class ResumeTrading(_Event, tag=104, frozen=True):
+    """Operator command: allow new orders again after ``control.halt_trading``."""
+
+    operator: Annotated[str, _doc("who issued the command")]
+
+
+class RecordQuarantined(_Event, tag=105, frozen=True):
+    """An input record that could not be turned into events, kept with where it came from."""
+
+    source: Annotated[str, _doc("input file (or feed) the record came from")]
+    line: Annotated[int, _doc("1-based line or row number in the source")]
+    byte_offset: Annotated[
+        int, _doc("offset of the record's first byte in the (decompressed) source")
+    ]
+    raw: Annotated[str, _doc("the record's text as read, undecodable bytes escaped")]
+    reason: Annotated[str, _doc("short machine-readable reason, e.g. bad_json, negative_size")]
+    detail: Annotated[str, _doc("human-readable explanation")]
+
+
+class FeedGapDetected(_Event, tag=106, frozen=True):
+    """The venue's update sequence broke; the book is stale until the next snapshot."""
+
+    expected_update_id: Annotated[int, _doc("the update id continuity required next")]
+    received_update_id: Annotated[int, _doc("the update id that arrived instead")]
+    detail: Annotated[str, _doc("which continuity rule was broken")]
+
+
+CONTROL_STRUCTS: tuple[tuple[str, type[_Event]], ...] = (
+    ("session.opened", SessionOpened),
+    ("session.closed", SessionClosed),
+    ("clock.ticked", ClockTicked),
+    ("control.halt_trading", HaltTrading),
+    ("control.resume_trading", ResumeTrading),
+    ("quarantine.record_quarantined", RecordQuarantined),
+    ("feed.gap_detected", FeedGapDetected),
+)
+"""(stable name, struct) of every low-rate event type; the tag is its type id."""

@@ -1,0 +1,137 @@
+"""The embedded log: Kafka's topic / partition / offset contract on local files.
+
+Layout of a data directory::
+
+    topics/<topic>/topic.json                 TopicConfig
+    topics/<topic>/<partition>/<base>.data    segment payloads
+    topics/<topic>/<partition>/<base>.index   segment batch index
+    topics/<topic>/<partition>/writer.lock    held by the partition's single writer
+    groups/<group>.json                       committed offsets of a consumer group
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from pathlib import Path
+
+import msgspec
+
+from engine.log.errors import LogError, TopicExistsError, TopicNotFoundError
+from engine.log.files import atomic_write
+from engine.log.reader import PartitionReader
+from engine.log.topic import TopicConfig, read_config, write_config
+from engine.log.writer import FsyncPolicy, PartitionWriter
+
+
+class EmbeddedLog:
+    """A data directory of topics. Cheap to construct; opens files only when asked."""
+
+    def __init__(self, root: Path | str, fsync: FsyncPolicy | None = None) -> None:
+        self.root = Path(root)
+        self.fsync = fsync or FsyncPolicy()
+
+    # -- topics ----------------------------------------------------------------------------
+
+    def create_topic(self, topic: str, config: TopicConfig) -> TopicConfig:
+        """Create ``topic``; creating it again with the same config is a no-op."""
+        config.validate(topic)
+        directory = self._topic_dir(topic)
+        meta = directory / "topic.json"
+        if meta.exists():
+            existing = read_config(meta)
+            if existing != config:
+                raise TopicExistsError(
+                    f"topic {topic!r} already exists with different settings "
+                    f"({msgspec.json.encode(existing).decode()}); choose another name"
+                )
+            return existing
+        directory.mkdir(parents=True, exist_ok=True)
+        for p in range(config.partitions):
+            (directory / str(p)).mkdir(exist_ok=True)
+        write_config(meta, config)
+        return config
+
+    def topics(self) -> list[str]:
+        """Names of all topics, sorted."""
+        base = self.root / "topics"
+        if not base.is_dir():
+            return []
+        return sorted(p.name for p in base.iterdir() if (p / "topic.json").is_file())
+
+    def has_topic(self, topic: str) -> bool:
+        """Whether ``topic`` exists."""
+        return (self._topic_dir(topic) / "topic.json").is_file()
+
+    def config(self, topic: str) -> TopicConfig:
+        """The stored settings of ``topic``."""
+        meta = self._topic_dir(topic) / "topic.json"
+        if not meta.is_file():
+            raise TopicNotFoundError(topic, self.root, self.topics())
+        return read_config(meta)
+
+    # -- partitions ------------------------------------------------------------------------
+
+    def writer(self, topic: str, partition: int = 0) -> PartitionWriter:
+        """The partition's writer (takes its lock; recovers a torn tail, see ``torn_tail``)."""
+        config = self.config(topic)
+        return PartitionWriter(self._partition_dir(topic, partition, config), config, self.fsync)
+
+    def reader(self, topic: str, partition: int = 0) -> PartitionReader:
+        """A reader of the partition; it can follow a live writer with ``refresh``."""
+        config = self.config(topic)
+        return PartitionReader(
+            self._partition_dir(topic, partition, config), config, topic, partition
+        )
+
+    def watermarks(self, topic: str, partition: int = 0) -> tuple[int, int]:
+        """(first offset, next offset) of the partition, as Kafka's get_watermark_offsets."""
+        reader = self.reader(topic, partition)
+        return reader.start_offset, reader.end_offset
+
+    # -- consumer groups -------------------------------------------------------------------
+
+    def committed(self, group: str) -> dict[tuple[str, int], int]:
+        """The group's committed offsets: the next offset each partition will consume."""
+        path = self._group_path(group)
+        if not path.exists():
+            return {}
+        stored = msgspec.json.decode(path.read_bytes(), type=dict[str, int])
+        out = {}
+        for key, offset in stored.items():
+            topic, _, partition = key.rpartition("/")
+            out[(topic, int(partition))] = offset
+        return out
+
+    def commit(self, group: str, offsets: dict[tuple[str, int], int]) -> None:
+        """Durably store offsets for the group (merged with what it already committed)."""
+        path = self._group_path(group)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lock_fd = os.open(path.with_suffix(".lock"), os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(lock_fd, fcntl.LOCK_EX)
+            merged = {f"{t}/{p}": o for (t, p), o in self.committed(group).items()}
+            merged.update({f"{t}/{p}": o for (t, p), o in offsets.items()})
+            atomic_write(path, msgspec.json.encode(dict(sorted(merged.items()))))
+        finally:
+            os.close(lock_fd)
+
+    # -- paths -----------------------------------------------------------------------------
+
+    def _topic_dir(self, topic: str) -> Path:
+        if "/" in topic or topic in {"", ".", ".."}:
+            raise LogError(f"invalid topic name {topic!r}")
+        return self.root / "topics" / topic
+
+    def _partition_dir(self, topic: str, partition: int, config: TopicConfig) -> Path:
+        if not 0 <= partition < config.partitions:
+            raise LogError(
+                f"topic {topic!r} has partitions 0..{config.partitions - 1}; "
+                f"there is no partition {partition}"
+            )
+        return self._topic_dir(topic) / str(partition)
+
+    def _group_path(self, group: str) -> Path:
+        if not group or "/" in group or group.startswith("."):
+            raise LogError(f"invalid consumer group name {group!r}")
+        return self.root / "groups" / f"{group}.json"

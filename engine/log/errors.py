@@ -1,0 +1,47 @@
+"""Errors of the log. Each message says what is wrong, where, and what to do about it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class LogError(Exception):
+    """Base class of every log error."""
+
+
+class TopicNotFoundError(LogError):
+    """The named topic does not exist in this data directory."""
+
+    def __init__(self, topic: str, root: Path, known: list[str]) -> None:
+        listing = ", ".join(known) if known else "none"
+        super().__init__(
+            f"topic {topic!r} does not exist in {root} (topics there: {listing}). "
+            "Check the name with `tape topics`, or pass --data to point at another directory."
+        )
+
+
+class TopicExistsError(LogError):
+    """A topic was created twice with different settings."""
+
+
+class PartitionLockedError(LogError):
+    """Another writer holds the partition's lock; a partition has exactly one writer."""
+
+
+class OffsetOutOfRangeError(LogError):
+    """An offset before the log start or past its end was asked for."""
+
+
+class CorruptionError(LogError):
+    """Stored bytes fail their checksum or framing somewhere other than the torn tail."""
+
+    def __init__(self, segment: Path, offset: int, position: int, what: str) -> None:
+        self.segment = segment
+        self.offset = offset
+        self.position = position
+        super().__init__(
+            f"corrupt log segment {segment}: {what} (batch starting at offset {offset}, "
+            f"byte {position} of the file). The log refuses to read past it. Restore the "
+            "segment from a replica or backup; if the data is expendable, move the partition "
+            "directory aside and re-ingest."
+        )
