@@ -80,11 +80,15 @@ def tail(text: str, lines: int = 15) -> str:
 
 
 def run(
-    cmd: list[str], capture: bool = False, cwd: Path | None = None
+    cmd: list[str],
+    capture: bool = False,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         cmd,
         cwd=str(cwd) if cwd else None,
+        env=env,
         stdout=subprocess.PIPE if capture else None,
         stderr=subprocess.STDOUT if capture else None,
         text=True,
@@ -284,13 +288,18 @@ def install_pip_from_pypi(venv: Path) -> None:
 # --------------------------------------------------------------------------- installing
 
 
-def install_project(venv: Path, extras: list[str]) -> None:
+def install_project(venv: Path, extras: list[str], fresh: bool) -> None:
     target = "." + (f"[{','.join(extras)}]" if extras else "")
     what = "tapedeck" + (" with dev tools (pytest, hypothesis, ruff, mypy)" if extras else "")
     step(f"installing {what} into {venv.name} (pip install -e {target})")
-    note("downloads numpy, numba and friends on the first run; this can take a minute")
+    if fresh:
+        note("downloads numpy, numba and the rest on a first install; this can take a minute")
     options = ["--disable-pip-version-check", "-q"]
-    result = run([str(venv_python(venv)), "-m", "pip", "install", *options, "-e", target], cwd=ROOT)
+    # setuptools warns about flat-layout editable installs on every install; keep -q quiet.
+    warnings = [os.environ.get("PYTHONWARNINGS", ""), "ignore:Editable installation"]
+    env = dict(os.environ, PYTHONWARNINGS=",".join(w for w in warnings if w))
+    command = [str(venv_python(venv)), "-m", "pip", "install", *options, "-e", target]
+    result = run(command, cwd=ROOT, env=env)
     if result.returncode != 0:
         raise BootstrapError(
             f"pip install -e {target} failed (pip's messages are above)",
@@ -326,7 +335,8 @@ def bootstrap(dev: bool, force: bool) -> None:
         shutil.rmtree(str(VENV))
         usable = False
 
-    if not usable:
+    fresh = not usable
+    if fresh:
         create_venv(VENV)
     elif not has_pip(VENV):
         note(f"{VENV.name} has no working pip")
@@ -336,7 +346,7 @@ def bootstrap(dev: bool, force: bool) -> None:
     stamp = VENV / STAMP.name
     if stamp.exists():
         stamp.unlink()
-    install_project(VENV, extras)
+    install_project(VENV, extras, fresh)
     record = {**fingerprint, "extras": extras, "python": sys.version.split()[0]}
     stamp.write_text(json.dumps(record, indent=2) + "\n")
 

@@ -1,1 +1,1 @@
-"""Tapedeck processors: pure, deterministic state machines over journal events."""
+"""Stream processors: pure, deterministic state machines over journal events."""

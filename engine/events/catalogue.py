@@ -8,6 +8,7 @@ import msgspec
 import msgspec.inspect as mi
 import numpy as np
 
+from engine.events.book import BOOK_TYPES
 from engine.events.control import CONTROL_STRUCTS
 from engine.events.market import MARKET_RECORD, MARKET_TYPES, RECORD_SIZE
 from engine.events.types import Codec, EventType, FieldDoc
@@ -28,7 +29,8 @@ def _type_name(t: mi.Type) -> str:
     return type(t).__name__.removesuffix("Type").lower()
 
 
-def _struct_fields(cls: type[msgspec.Struct]) -> tuple[FieldDoc, ...]:
+def struct_fields(cls: type[msgspec.Struct]) -> tuple[FieldDoc, ...]:
+    """Field docs of a Struct, from the ``msgspec.Meta`` descriptions on its annotations."""
     info = mi.type_info(cls)
     assert isinstance(info, mi.StructType)
     docs = []
@@ -51,21 +53,21 @@ def _struct_type(name: str, cls: type[msgspec.Struct]) -> EventType:
         doc=(cls.__doc__ or "").strip(),
         fields=(
             FieldDoc("type_id", "int", "catalogue type id (the msgpack tag)"),
-            *_struct_fields(cls),
+            *struct_fields(cls),
         ),
         struct=cls,
     )
 
 
-CATALOGUE: tuple[EventType, ...] = MARKET_TYPES + tuple(
-    _struct_type(name, cls) for name, cls in CONTROL_STRUCTS
+CATALOGUE: tuple[EventType, ...] = (
+    MARKET_TYPES + BOOK_TYPES + tuple(_struct_type(name, cls) for name, cls in CONTROL_STRUCTS)
 )
 
 _BY_ID = {t.type_id: t for t in CATALOGUE}
 _BY_NAME = {(t.name, t.version): t for t in CATALOGUE}
 assert len(_BY_ID) == len(CATALOGUE), "duplicate type id in the catalogue"
 assert len(_BY_NAME) == len(CATALOGUE), "duplicate name@version in the catalogue"
-assert all(t.type_id < 0x80 for t in MARKET_TYPES), "fixed-width ids must stay below 128"
+assert all(t.type_id < 0x80 for t in MARKET_TYPES + BOOK_TYPES), "fixed ids must stay below 128"
 
 _ENCODER = msgspec.msgpack.Encoder(order="deterministic")
 _STRUCTS = tuple(cls for _, cls in CONTROL_STRUCTS)
@@ -114,18 +116,52 @@ def decode(value: bytes | memoryview) -> Any:
     first = value[0]
     if first in MSGPACK_FIRST_BYTES:
         try:
-            return _DECODER.decode(value)
+            event = _DECODER.decode(value)
         except msgspec.DecodeError as exc:
             raise UnknownEventError(f"not a catalogue msgpack event: {exc}") from None
+        if _ENCODER.encode(event) != value:
+            raise UnknownEventError(
+                f"not the canonical encoding of {type_of(event).qualified_name}: the same "
+                "values encode to other bytes (a wider msgpack form)"
+            )
+        return event
     if len(value) != RECORD_SIZE:
+        wide = _BY_ID.get(int.from_bytes(bytes(value[:2]), "little"))
+        if wide is not None and wide.dtype is not None and wide.dtype.itemsize == len(value):
+            return _fixed(value, wide)
         raise UnknownEventError(
             f"value of {len(value)} bytes starting 0x{first:02x} is neither msgpack nor a "
             f"{RECORD_SIZE}-byte market record"
         )
     generic = np.frombuffer(value, dtype=MARKET_RECORD)[0]
     event_type = by_id(int(generic["type_id"]))
+    if event_type.dtype is None or event_type.dtype.itemsize != len(value):
+        raise UnknownEventError(
+            f"{event_type.qualified_name} is not a {RECORD_SIZE}-byte fixed-width event"
+        )
+    return _fixed(value, event_type)
+
+
+def _fixed(value: bytes | memoryview, event_type: EventType) -> Any:
+    """The record of a fixed-width type; bytes no field covers must be zero (canonical)."""
     assert event_type.dtype is not None
+    if np.frombuffer(value, dtype=np.uint8)[_UNUSED_BYTES[event_type.type_id]].any():
+        raise UnknownEventError(
+            f"not the canonical encoding of {event_type.qualified_name}: bytes outside its "
+            "fields must be zero"
+        )
     return np.frombuffer(value, dtype=event_type.dtype)[0]
+
+
+def _unused_bytes(dtype: np.dtype[Any]) -> np.ndarray[Any, np.dtype[np.bool_]]:
+    unused = np.ones(dtype.itemsize, dtype=bool)
+    for spec in (dtype.fields or {}).values():
+        unused[spec[1] : spec[1] + spec[0].itemsize] = False
+    return unused
+
+
+_UNUSED_BYTES = {t.type_id: _unused_bytes(t.dtype) for t in CATALOGUE if t.dtype is not None}
+"""Per market type, the bytes no field covers; canonical records have them zero."""
 
 
 def decode_many(values: list[bytes]) -> list[Any]:
@@ -143,7 +179,8 @@ def to_dict(value: bytes | memoryview) -> dict[str, Any]:
     out: dict[str, Any] = {"type": event_type.qualified_name}
     for name in event_type.dtype.names or ():
         if name != "type_id":
-            out[name] = event[name].item()
+            field = event[name]
+            out[name] = field.tolist() if isinstance(field, np.ndarray) else field.item()
     return out
 
 

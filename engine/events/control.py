@@ -87,6 +87,13 @@ class FeedGapDetected(_Event, tag=106, frozen=True):
     detail: Annotated[str, _doc("which continuity rule was broken")]
 
 
+class TradingStatusChanged(_Event, tag=107, frozen=True):
+    """The venue halted, resumed quoting or resumed trading in the instrument."""
+
+    status: Annotated[str, _doc("halted, quoting (quotes allowed, no trading) or trading")]
+    detail: Annotated[str, _doc("the venue's own indication, e.g. LOBSTER type 7 price -1")]
+
+
 CONTROL_STRUCTS: tuple[tuple[str, type[_Event]], ...] = (
     ("session.opened", SessionOpened),
     ("session.closed", SessionClosed),
@@ -95,5 +102,6 @@ CONTROL_STRUCTS: tuple[tuple[str, type[_Event]], ...] = (
     ("control.resume_trading", ResumeTrading),
     ("quarantine.record_quarantined", RecordQuarantined),
     ("feed.gap_detected", FeedGapDetected),
+    ("feed.trading_status_changed", TradingStatusChanged),
 )
 """(stable name, struct) of every low-rate event type; the tag is its type id."""

@@ -32,6 +32,9 @@ F_FIRST = 0x02
 F_HIDDEN = 0x04
 """The trade executed against hidden liquidity and changes no visible level."""
 
+F_GAP = 0x08
+"""The venue's update sequence broke at this message: the book is stale until the next snapshot."""
+
 BUY = 1
 SELL = -1
 BID = 1
@@ -41,7 +44,7 @@ ASK = -1
 _HEADER: tuple[tuple[str, str, int, str], ...] = (
     ("type_id", "<u2", 0, "catalogue type id"),
     ("side", "i1", 2, "+1 buy/bid, -1 sell/ask, 0 none (meaning per type)"),
-    ("flags", "u1", 3, "bit set: 0x01 last record of a source message, 0x02 first, 0x04 hidden"),
+    ("flags", "u1", 3, "bit set: 0x01 last of a source message, 0x02 first, 0x04 hidden, 0x08 gap"),
     ("aux", "<u4", 4, "small type-specific integer"),
     ("ts_event", "<i8", 8, "exchange event time, ns since the Unix epoch (UTC)"),
     ("ts_recv", "<i8", 16, "time the recorder received it, ns since the Unix epoch (UTC)"),

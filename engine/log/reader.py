@@ -9,8 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from engine.log.errors import OffsetOutOfRangeError
-from engine.log.format import Layout, RecordTuple, decode_variable
+from engine.log.errors import CorruptionError, OffsetOutOfRangeError
+from engine.log.format import ENTRY_SIZE, Layout, RecordTuple, decode_variable
 from engine.log.segment import Segment, list_segments
 from engine.log.topic import TopicConfig
 
@@ -135,6 +135,16 @@ class PartitionReader:
         if offset >= segment.next_offset:
             self.refresh()
             segment = self._segments[bisect.bisect_right(self._bases, offset) - 1]
+            if offset >= segment.next_offset:
+                # Only a sealed segment whose index stops early leaves such a gap.
+                bad = segment.first_bad_entry or len(segment.entries)
+                raise CorruptionError(
+                    segment.index_path,
+                    segment.next_offset,
+                    bad * ENTRY_SIZE,
+                    f"index entry fails its CRC32C check in a sealed segment, so offsets "
+                    f"{segment.next_offset}..{self._next_base(segment) - 1} cannot be found",
+                )
         i = segment.locate(offset)
         if Layout(int(segment.entries["layout"][i])) is Layout.FIXED:
             return self._read_fixed(segment, i, offset, max_records)
@@ -142,6 +152,9 @@ class PartitionReader:
         records = decode_variable(segment.payload(i))
         skip = offset - entry_base
         return RecordBatch(self.topic, self.partition, offset, records[skip : skip + max_records])
+
+    def _next_base(self, segment: Segment) -> int:
+        return self._bases[self._bases.index(segment.base_offset) + 1]
 
     def _read_fixed(self, segment: Segment, i: int, offset: int, max_records: int) -> FixedBatch:
         # Consecutive fixed batches lie back to back in the data file: one view spans them.

@@ -1,0 +1,1 @@
+"""Importers: recorded market data into session journals."""

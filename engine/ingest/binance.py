@@ -1,0 +1,296 @@
+"""Binance spot and USD-M futures recordings (``<receive_ts_ns> <json>`` lines) to events.
+
+Mapping (one input line -> records in the same order):
+
+* REST depth snapshot -> ``market.book_snapshot``, one per level, bids then asks, best first
+  (``aux`` = level index); first has F_FIRST, last F_LAST; ``update_id`` = ``lastUpdateId``.
+* ``depthUpdate`` -> ``market.level_updated`` per level, bids then asks (``update_id`` = ``u``,
+  ``first_update_id`` = ``U``); first F_FIRST, last F_LAST.
+* ``trade`` -> ``market.trade`` (side -1 when ``m``, the buyer was maker, else +1).
+* ``bookTicker`` -> ``market.quote`` (``update_id`` = ``u``).
+
+``ts_recv`` is the recorder's receive time; ``ts_event`` is ``E`` (ms -> ns) where the message
+has it, else (spot bookTicker, spot REST snapshot) the receive time.
+
+Sequencing follows Binance's "how to manage a local order book" procedure; :class:`Sequencer`
+decides, and on a break the importer writes ``feed.gap_detected`` and sets F_GAP on the broken
+message's records, which is what makes the ``book`` processor mark the book stale until the next
+snapshot. Records are journaled whether or not the book applies them: the journal is the input.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from engine.events.control import FeedGapDetected, InstrumentSpec
+from engine.events.market import F_FIRST, F_GAP, F_LAST
+from engine.ingest import binance_messages as m
+from engine.ingest.decimal import DecimalError, ScaledCache
+from engine.ingest.records import RecordBuffer, fits_int64
+from engine.ingest.session import Bad, Item
+from engine.ingest.source import Line, iter_file_lines
+
+IMPORTER_VERSION = "binance/1"
+_MS = 1_000_000
+_T_TRADE, _T_LEVEL, _T_QUOTE, _T_SNAP = 1, 6, 7, 8
+
+# (price_scale, size_scale, tick_size, lot_size) per (market, symbol), from the venue's filters
+# and checked against the recordings; other symbols get 8/8, which holds any Binance decimal.
+KNOWN_SCALES = {("spot", "BTCUSDT"): (2, 8, 1, 1), ("usdm", "BTCUSDT"): (2, 3, 10, 1)}
+
+
+def detect(path: Path, max_lines: int = 20000) -> tuple[str, str]:
+    """(market, symbol) of a recording: ``usdm`` if its depth updates carry ``pu``."""
+    for line in iter_file_lines(path):
+        if line.number > max_lines:
+            break
+        try:
+            env = m.ENVELOPE.decode(line.raw.partition(b" ")[2])
+            if m.stream_kind(env.stream) == "depth":
+                depth = m.DEPTH.decode(env.data)
+                return ("usdm" if depth.pu is not None else "spot"), depth.s
+        except msgspec.DecodeError:
+            continue
+    raise ValueError(
+        f"{path}: no depthUpdate in the first {max_lines} lines; is this a Binance recording?"
+    )
+
+
+def instrument(
+    market: str, symbol: str, price_scale: int | None = None, size_scale: int | None = None
+) -> InstrumentSpec:
+    """The instrument spec of a Binance symbol (scales overridable)."""
+    ps, ss, tick, lot = KNOWN_SCALES.get((market, symbol), (8, 8, 1, 1))
+    if price_scale is not None and price_scale != ps:
+        ps, tick = price_scale, 1
+    if size_scale is not None and size_scale != ss:
+        ss, lot = size_scale, 1
+    venue = "BINANCE-SPOT" if market == "spot" else "BINANCE-USDM"
+    return InstrumentSpec(
+        symbol, venue, "UTC", ps, ss, tick, lot, symbol[-4:] if symbol.endswith("USDT") else ""
+    )
+
+
+class Sequencer:
+    """Binance depth continuity: one chain of ``U``/``u`` (spot) or ``pu``/``u`` (futures).
+
+    Binance's procedure buffers the stream, fetches a snapshot, drops updates up to its
+    ``lastUpdateId`` and needs the first update applied to straddle it. The recorder did the
+    same, so updates that straddle the snapshot may be *older* lines than the snapshot line.
+    Hence the chain is checked at all times (a break is a gap: what came before can never be
+    applied), and a snapshot is usable only if the current chain starts at or before its
+    ``lastUpdateId + 1`` (futures: ``lastUpdateId``). Each method returns None or the break as
+    ``(expected, received, rule)``.
+    """
+
+    def __init__(self, futures: bool) -> None:
+        self.futures = futures
+        self.chain_start: int | None = None
+        self.prev_u: int | None = None
+        self.pending_bound: int | None = None
+
+    def on_snapshot(self, last_update_id: int) -> tuple[int, int, str] | None:
+        """A REST snapshot at ``lastUpdateId`` arrived."""
+        bound = last_update_id if self.futures else last_update_id + 1
+        self.pending_bound = None
+        if self.chain_start is None or self.prev_u is None or self.prev_u < bound:
+            self.pending_bound = bound  # decided by the update that reaches it
+            return None
+        return self._straddle(bound)
+
+    def _straddle(self, bound: int) -> tuple[int, int, str] | None:
+        assert self.chain_start is not None
+        if self.chain_start <= bound:
+            return None
+        return bound, self.chain_start, f"no update straddles the snapshot: need U <= {bound} <= u"
+
+    def on_depth(self, first: int, last: int, prev: int | None) -> tuple[int, int, str] | None:
+        """Check a depthUpdate with ``U`` = first, ``u`` = last and ``pu`` = prev."""
+        gap = None
+        if self.prev_u is None:
+            self.chain_start = first
+        elif self.futures and prev != self.prev_u:
+            gap = (self.prev_u, prev or 0, "futures continuity: pu must equal the previous u")
+        elif not self.futures and first != self.prev_u + 1:
+            gap = (self.prev_u + 1, first, "spot continuity: U must equal the previous u + 1")
+        if gap is not None:
+            self.chain_start = first
+        self.prev_u = last
+        if gap is None and self.pending_bound is not None and last >= self.pending_bound:
+            gap = self._straddle(self.pending_bound)
+            self.pending_bound = None
+        return gap
+
+
+class BinanceConverter:
+    """Lines of one recording to journal items, in order (pure: no I/O)."""
+
+    def __init__(self, spec: InstrumentSpec, futures: bool, source: str, chunk: int = 8192) -> None:
+        self.spec, self.source, self.chunk = spec, source, chunk
+        self.price = ScaledCache(spec.price_scale)
+        self.size = ScaledCache(spec.size_scale)
+        self.sequencer = Sequencer(futures)
+        self.gaps = 0
+        self._pending_gap = False
+        self._last_ts = 0
+        self._buf = RecordBuffer()
+
+    def convert(self, lines: Iterable[Line]) -> Iterator[Item]:
+        """Items for each line: record arrays (chunked), gap events, and bad lines."""
+        for line in lines:
+            try:
+                yield from self._line(line)
+            except DecimalError as exc:
+                yield self._bad(line, exc.reason, str(exc))
+            if len(self._buf) >= self.chunk:
+                yield self._buf.take()
+        if len(self._buf):
+            yield self._buf.take()
+
+    def _bad(self, line: Line, reason: str, detail: str) -> Bad:
+        return Bad(
+            self.source, line.number, line.offset, line.text(), reason, detail, self._last_ts
+        )
+
+    def _line(self, line: Line) -> Iterator[Item]:
+        stamp, _, body = line.raw.partition(b" ")
+        if not (stamp.isdigit() and body):
+            yield self._bad(line, "bad_line", 'expected "<receive_ts_ns> <json>"')
+            return
+        ts = int(stamp)
+        if ts < self._last_ts:
+            yield self._bad(line, "time_backwards", f"receive time {ts} < previous {self._last_ts}")
+            return
+        try:
+            env = m.ENVELOPE.decode(body)
+        except msgspec.ValidationError:
+            yield from self._snapshot(line, body, ts)
+            return
+        except msgspec.DecodeError as exc:
+            yield self._bad(line, "bad_json", f"not valid JSON: {exc}")
+            return
+        kind = m.stream_kind(env.stream)
+        if kind is None:
+            yield self._bad(
+                line, "unknown_event", f"stream {env.stream!r} is not depth, trade or bookTicker"
+            )
+            return
+        decoders: dict[str, msgspec.json.Decoder[Any]] = {
+            "depth": m.DEPTH,
+            "trade": m.TRADE,
+            "ticker": m.TICKER,
+        }
+        try:
+            msg = decoders[kind].decode(env.data)
+        except msgspec.DecodeError as exc:
+            yield self._shape_error(line, env.data, kind, exc)
+            return
+        event = getattr(msg, "e", None)
+        if event not in (None, m.EVENT_NAMES[kind]):
+            yield self._bad(line, "unknown_event", f"event type {event!r} on {env.stream!r}")
+            return
+        if msg.s != self.spec.symbol:
+            yield self._bad(
+                line, "symbol_mismatch", f"symbol {msg.s!r}, session is {self.spec.symbol!r}"
+            )
+            return
+        if isinstance(msg, m.DepthUpdate):
+            yield from self._depth(msg, ts)
+        elif isinstance(msg, m.Trade):
+            price, size = self._price(msg.p), self._size(msg.q)
+            self._buf.rows.append(
+                (_T_TRADE, -1 if msg.m else 1, F_LAST, 0, msg.E * _MS, ts, price, size, msg.t, 0, 0)
+            )
+        else:
+            assert isinstance(msg, m.BookTicker)
+            bid, bid_size = self._price(msg.b), self._size(msg.B)
+            ask, ask_size = self._price(msg.a), self._size(msg.A)
+            ts_event = msg.E * _MS if msg.E is not None else ts
+            self._buf.rows.append(
+                (_T_QUOTE, 0, F_LAST, 0, ts_event, ts, bid, bid_size, msg.u, ask, ask_size)
+            )
+        self._last_ts = ts  # only a converted line moves time forward
+
+    def _shape_error(self, line: Line, data: bytes, kind: str, exc: Exception) -> Bad:
+        try:
+            obj = m.ANY.decode(data)
+        except msgspec.DecodeError:
+            return self._bad(line, "bad_json", f"not valid JSON: {exc}")
+        event = obj.get("e") if isinstance(obj, dict) else None
+        if event is not None and event != m.EVENT_NAMES[kind]:
+            return self._bad(line, "unknown_event", f"unknown event type {event!r}")
+        return self._bad(line, "bad_field", f"{m.EVENT_NAMES[kind]}: {exc}")
+
+    def _snapshot(self, line: Line, body: bytes, ts: int) -> Iterator[Item]:
+        try:
+            snap = m.SNAPSHOT.decode(body)
+        except msgspec.DecodeError as exc:
+            obj = None
+            with contextlib.suppress(msgspec.DecodeError):
+                obj = m.ANY.decode(body)
+            known = isinstance(obj, dict) and "lastUpdateId" in obj
+            reason = "bad_field" if known else "unknown_event"
+            yield self._bad(line, reason, f"neither a stream message nor a depth snapshot: {exc}")
+            return
+        bids = self._levels(snap.bids)
+        asks = self._levels(snap.asks)
+        self._last_ts = ts
+        ts_event = snap.E * _MS if snap.E is not None else ts
+        uid = snap.lastUpdateId
+        levels = [(1, i, p, q) for i, (p, q) in enumerate(bids)]
+        levels += [(-1, i, p, q) for i, (p, q) in enumerate(asks)]
+        gap = self.sequencer.on_snapshot(uid)
+        gap_flag = 0
+        if gap is not None:
+            self.gaps += 1
+            if len(self._buf):
+                yield self._buf.take()
+            yield FeedGapDetected(ts_event, ts, gap[0], gap[1], gap[2])
+            gap_flag = F_GAP
+        self._pending_gap = False
+        rows = self._buf.rows
+        for k, (side, i, p, q) in enumerate(levels):
+            flags = gap_flag | (F_FIRST if k == 0 else 0) | (F_LAST if k == len(levels) - 1 else 0)
+            rows.append((_T_SNAP, side, flags, i, ts_event, ts, p, q, uid, 0, 0))
+
+    def _depth(self, msg: m.DepthUpdate, ts: int) -> Iterator[Item]:
+        bids, asks = self._levels(msg.b), self._levels(msg.a)
+        self._last_ts = ts
+        ts_event = msg.E * _MS
+        flags = 0
+        gap = self.sequencer.on_depth(msg.U, msg.u, msg.pu)
+        if gap is not None:
+            self.gaps += 1
+            if len(self._buf):
+                yield self._buf.take()
+            yield FeedGapDetected(ts_event, ts, gap[0], gap[1], gap[2])
+            self._pending_gap = True
+        n = len(bids) + len(asks)
+        if n and self._pending_gap:
+            flags, self._pending_gap = F_GAP, False
+        rows, k = self._buf.rows, 0
+        for side, levels in ((1, bids), (-1, asks)):
+            for p, q in levels:
+                f = flags | (F_FIRST if k == 0 else 0) | (F_LAST if k == n - 1 else 0)
+                rows.append((_T_LEVEL, side, f, 0, ts_event, ts, p, q, msg.u, msg.U, 0))
+                k += 1
+
+    def _levels(self, levels: list[m.Level]) -> list[tuple[int, int]]:
+        return [(self._price(p), self._size(q)) for p, q in levels]
+
+    def _price(self, text: str) -> int:
+        value = self.price(text)
+        if value < 0 or not fits_int64(value):
+            raise DecimalError("negative_price" if value < 0 else "out_of_range", f"price {text!r}")
+        return value
+
+    def _size(self, text: str) -> int:
+        value = self.size(text)
+        if value < 0 or not fits_int64(value):
+            raise DecimalError("negative_size" if value < 0 else "out_of_range", f"size {text!r}")
+        return value

@@ -1,0 +1,239 @@
+"""LOBSTER message + orderbook CSV pairs to events, and the orderbook rows to the oracle.
+
+Message row -> one record (flag F_LAST, ``ts_recv`` = ``ts_event``: LOBSTER has one clock):
+
+=====  ===========================  =====================================================
+type   event                        side
+=====  ===========================  =====================================================
+1      ``market.order_added``       direction (+1 bid, -1 ask)
+2      ``market.order_cancelled``   direction
+3      ``market.order_deleted``     direction
+4      ``market.order_executed``    direction of the resting order
+5      ``market.trade``, F_HIDDEN   aggressor = -direction (hidden resting order's opposite)
+6      ``market.trade`` (cross)     0 (an auction cross has no aggressor)
+7      ``feed.trading_status_changed``  price -1 halted, 0 quoting, 1 trading
+=====  ===========================  =====================================================
+
+The journal starts with a ``market.book_snapshot``: orderbook row 1 with message 1's effect
+undone (LOBSTER gives no book before message 1). Orderbook row i becomes a ``book.top`` oracle
+row tied to message i's journal record. Time: seconds after midnight (exact decimal, 9 places)
+in America/New_York on ``--date``, converted with that day's UTC offset at noon (the trading
+day never spans a DST switch).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from datetime import date, datetime
+from itertools import zip_longest
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import numpy as np
+
+from engine.events.book import TOP_LEVELS, new_tops
+from engine.events.control import InstrumentSpec, TradingStatusChanged
+from engine.events.market import F_FIRST, F_HIDDEN, F_LAST
+from engine.ingest.decimal import DecimalError, parse_scaled
+from engine.ingest.records import RecordBuffer
+from engine.ingest.session import Bad, Item, Oracle
+from engine.ingest.source import Line
+
+IMPORTER_VERSION = "lobster/1"
+TIME_ZONE = "America/New_York"
+EMPTY_ASK, EMPTY_BID = 9999999999, -9999999999
+_KIND = {1: 2, 2: 3, 3: 4, 4: 5}  # LOBSTER type -> catalogue type id (L3 events)
+_STATUS = {-1: "halted", 0: "quoting", 1: "trading"}
+
+
+def instrument(symbol: str) -> InstrumentSpec:
+    """NASDAQ equity as LOBSTER scales it: price in 1/10000 USD, size in shares."""
+    return InstrumentSpec(symbol, "NASDAQ", TIME_ZONE, 4, 0, 100, 1, "USD")
+
+
+def midnight_ns(day: date, zone: str = TIME_ZONE) -> int:
+    """UTC ns of local midnight of ``day`` plus the zone's offset at noon (exact integers)."""
+    noon = datetime(day.year, day.month, day.day, 12, tzinfo=ZoneInfo(zone))
+    offset = noon.utcoffset()
+    assert offset is not None
+    naive_days = (day - date(1970, 1, 1)).days
+    return (naive_days * 86400 - int(offset.total_seconds())) * 1_000_000_000
+
+
+def _int(text: str, what: str) -> int:
+    try:
+        return parse_scaled(text, 0)
+    except DecimalError as exc:
+        raise DecimalError("not_numeric", f"{what} {text!r} is not an integer") from exc
+
+
+Message = tuple[int, int, int, int, int, int]
+"""(ts_ns, type, order_id, size, price, direction)."""
+
+
+def parse_message(text: str, midnight: int) -> Message:
+    """One message row, validated; raises :class:`DecimalError` with the reason."""
+    cols = text.split(",")
+    if len(cols) != 6:
+        raise DecimalError("bad_columns", f"expected 6 columns, found {len(cols)}")
+    seconds = parse_scaled(cols[0], 9)
+    kind = _int(cols[1], "event type")
+    order_id, size = _int(cols[2], "order id"), _int(cols[3], "size")
+    price, direction = _int(cols[4], "price"), _int(cols[5], "direction")
+    if kind not in range(1, 8):
+        raise DecimalError("unknown_event", f"event type {kind} is not one of 1..7")
+    if size < 0:
+        raise DecimalError("negative_size", f"size {size} is negative")
+    if seconds < 0 or order_id < 0 or direction not in (1, -1):
+        raise DecimalError("bad_field", "time and order id must be >= 0, direction 1 or -1")
+    if kind != 7 and price < 0:
+        raise DecimalError("negative_price", f"price {price} is negative")
+    return midnight + seconds, kind, order_id, size, price, direction
+
+
+def parse_book(text: str, levels: int) -> np.ndarray[Any, Any]:
+    """An orderbook row as a ``(levels, 4)`` array: ask price, ask size, bid price, bid size."""
+    cols = text.split(",")
+    if len(cols) != 4 * levels:
+        raise DecimalError("bad_columns", f"expected {4 * levels} columns, found {len(cols)}")
+    values = np.array([_int(c, "orderbook value") for c in cols], dtype=np.int64).reshape(-1, 4)
+    if (values[:, 1] < 0).any() or (values[:, 3] < 0).any():
+        raise DecimalError("negative_size", "an orderbook size is negative")
+    empty_ask, empty_bid = values[:, 0] == EMPTY_ASK, values[:, 2] == EMPTY_BID
+    values[empty_ask, :2] = 0
+    values[empty_bid, 2:] = 0
+    return values
+
+
+def initial_levels(book: np.ndarray[Any, Any], first: Message) -> dict[int, dict[int, int]]:
+    """The visible book before message ``first``: its row with the message's effect undone."""
+    sides: dict[int, dict[int, int]] = {1: {}, -1: {}}
+    for ask_p, ask_s, bid_p, bid_s in book.tolist():
+        if ask_s:
+            sides[-1][ask_p] = ask_s
+        if bid_s:
+            sides[1][bid_p] = bid_s
+    _, kind, _, size, price, direction = first
+    if kind in (1, 2, 3, 4):
+        level = sides[direction]
+        level[price] = level.get(price, 0) + (-size if kind == 1 else size)
+        if level[price] <= 0:
+            del level[price]
+    return sides
+
+
+class LobsterConverter:
+    """Message and orderbook lines to journal items and oracle rows (pure: no I/O)."""
+
+    def __init__(
+        self, day: date, messages: str, books: str, levels: int = TOP_LEVELS, chunk: int = 8192
+    ) -> None:
+        if not 1 <= levels <= TOP_LEVELS:
+            raise ValueError(f"LOBSTER files with {levels} levels: 1..{TOP_LEVELS} supported")
+        self.midnight = midnight_ns(day)
+        self.sources = (messages, books)
+        self.levels, self.chunk = levels, chunk
+        self._buf = RecordBuffer()
+        self._tops: list[tuple[int, int, np.ndarray[Any, Any]]] = []
+        self._ordinal = -1  # ordinal of the last market record yielded or buffered
+        self._last_ts = 0
+
+    def convert(self, messages: Iterable[Line], books: Iterable[Line]) -> Iterator[Item]:
+        """Items for each (message, orderbook) row pair, in order."""
+        for msg_line, book_line in zip_longest(messages, books):
+            if msg_line is None or book_line is None:
+                line = msg_line or book_line
+                assert line is not None
+                source = self.sources[0 if msg_line is not None else 1]
+                yield Bad(
+                    source,
+                    line.number,
+                    line.offset,
+                    line.text(),
+                    "row_count",
+                    "the message and orderbook files have different row counts",
+                )
+                continue
+            yield from self._pair(msg_line, book_line)
+            if len(self._buf) >= self.chunk:
+                yield from self._flush()
+        yield from self._flush()
+
+    def _flush(self) -> Iterator[Item]:
+        if len(self._buf):
+            yield self._buf.take()
+        if self._tops:
+            tops = new_tops(len(self._tops))
+            for i, (ordinal, ts, row) in enumerate(self._tops):
+                tops[i]["offset"], tops[i]["ts_event"], tops[i]["ts_recv"] = ordinal, ts, ts
+                n = len(row)
+                tops[i]["ask_price"][:n], tops[i]["ask_size"][:n] = row[:, 0], row[:, 1]
+                tops[i]["bid_price"][:n], tops[i]["bid_size"][:n] = row[:, 2], row[:, 3]
+            self._tops = []
+            yield Oracle(tops)
+
+    def _bad(self, which: int, line: Line, exc: DecimalError) -> Bad:
+        return Bad(
+            self.sources[which],
+            line.number,
+            line.offset,
+            line.text(),
+            exc.reason,
+            str(exc),
+            self._last_ts,
+        )
+
+    def _pair(self, msg_line: Line, book_line: Line) -> Iterator[Item]:
+        msg: Message | None = None
+        try:
+            msg = parse_message(msg_line.text(), self.midnight)
+            if msg[0] < self._last_ts:
+                raise DecimalError("time_backwards", f"time {msg[0]} ns < previous {self._last_ts}")
+        except DecimalError as exc:
+            msg = None
+            yield self._bad(0, msg_line, exc)
+        try:
+            book = parse_book(book_line.text(), self.levels)
+        except DecimalError as exc:
+            yield self._bad(1, book_line, exc)
+            book = None
+        if msg is not None and book is not None and self._ordinal < 0:
+            self._snapshot(initial_levels(book, msg), msg[0])
+        if msg is not None and self._ordinal >= 0:
+            yield from self._message(msg)
+        if book is not None:
+            if self._ordinal < 0:
+                yield Bad(
+                    self.sources[1],
+                    book_line.number,
+                    book_line.offset,
+                    book_line.text(),
+                    "no_message",
+                    "its message row was quarantined and no book precedes it",
+                )
+            else:
+                self._tops.append((self._ordinal, self._last_ts, book))
+
+    def _snapshot(self, sides: dict[int, dict[int, int]], ts: int) -> None:
+        levels = [(1, i, p, sides[1][p]) for i, p in enumerate(sorted(sides[1], reverse=True))]
+        levels += [(-1, i, p, sides[-1][p]) for i, p in enumerate(sorted(sides[-1]))]
+        for k, (side, i, p, q) in enumerate(levels):
+            flags = (F_FIRST if k == 0 else 0) | (F_LAST if k == len(levels) - 1 else 0)
+            self._buf.rows.append((8, side, flags, i, ts, ts, p, q, 0, 0, 0))
+        self._ordinal += len(levels)
+
+    def _message(self, msg: Message) -> Iterator[Item]:
+        ts, kind, order_id, size, price, direction = msg
+        self._last_ts = ts
+        if kind == 7:
+            yield from self._flush()
+            status = _STATUS.get(price, f"unknown ({price})")
+            yield TradingStatusChanged(ts, ts, status, f"LOBSTER type 7, price {price}")
+            return
+        if kind in _KIND:
+            row = (_KIND[kind], direction, F_LAST, 0, ts, ts, price, size, order_id, 0, 0)
+        else:
+            side, flags = (-direction, F_LAST | F_HIDDEN) if kind == 5 else (0, F_LAST)
+            row = (1, side, flags, 0, ts, ts, price, size, 0, 0, 0)
+        self._buf.rows.append(row)
+        self._ordinal += 1

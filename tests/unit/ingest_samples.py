@@ -1,0 +1,27 @@
+"""Real sample lines (from ``replays/samples``) for importer tests, and damage to apply."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+SAMPLES = Path(__file__).resolve().parents[2] / "replays" / "samples"
+LOBSTER_MESSAGES = SAMPLES / "lobster_AAPL_2012-06-21_message_10.csv.gz"
+LOBSTER_BOOKS = SAMPLES / "lobster_AAPL_2012-06-21_orderbook_10.csv.gz"
+BINANCE_SPOT = SAMPLES / "binance_spot_btcusdt_20240808_head3000.gz"
+BINANCE_USDM = SAMPLES / "binance_usdm_btcusdt_20240808_head3000.gz"
+B3 = SAMPLES / "b3_wdou25_20250811_head2000.csv.gz"
+
+
+def sample_lines(path: Path, n: int | None = None) -> list[bytes]:
+    """The first ``n`` lines of a sample, without newlines."""
+    lines = gzip.decompress(path.read_bytes()).split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()
+    return lines[:n] if n is not None else lines
+
+
+def write_gz(path: Path, lines: list[bytes]) -> Path:
+    """Write lines as a gzip file (what a damaged copy of a recording looks like)."""
+    path.write_bytes(gzip.compress(b"\n".join(lines) + b"\n", mtime=0))
+    return path
