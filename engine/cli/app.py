@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, NoReturn
@@ -22,8 +23,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+# Piped output is read in files and CI logs, where rich's 80-column default wraps tables.
+console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+err_console = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 160)
 
 
 @dataclass

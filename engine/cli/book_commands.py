@@ -16,11 +16,8 @@ def book_check(ctx: typer.Context, session: str) -> None:
         report = check_session(context(ctx).log, session)
     except CheckError as exc:
         fail(str(exc))
-    table = Table(
-        title=f"book-check {session} against {report.oracle}",
-        title_justify="left",
-        show_header=False,
-    )
+    console.print(f"[bold]book-check {session}[/] against {report.oracle}")
+    table = Table(show_header=False)
     table.add_column(style="bold")
     table.add_column(justify="right")
     for name in ("compared", "matched", "mismatched", "resynced", "gaps"):
