@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from engine.bookcheck import CheckReport, Journal, book_config
+from engine.bookcheck.quotes import book_level1, quote_level1
 from engine.events.book import S_SYNCED
 from engine.events.market import F_LAST, LEVEL_UPDATED, QUOTE
 from streams.book import BookProcessor
@@ -44,18 +45,8 @@ def check(journal: Journal, session: str) -> CheckReport:
             skipped["no ticker after it"] += 1
             continue
         quote, q_offset = quotes[order[j - 1]], int(q_offsets[order[j - 1]])
-        got = (
-            int(top["bid_price"][0]),
-            int(top["bid_size"][0]),
-            int(top["ask_price"][0]),
-            int(top["ask_size"][0]),
-        )
-        want = (
-            int(quote["bid_price"]),
-            int(quote["bid_size"]),
-            int(quote["ask_price"]),
-            int(quote["ask_size"]),
-        )
+        got = book_level1(top)
+        want = quote_level1(quote)
         report.compared += 1
         if got == want:
             report.matched += 1

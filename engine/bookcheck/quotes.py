@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from engine.bookcheck import CheckReport, Journal, book_config
@@ -21,18 +23,8 @@ def check(journal: Journal, session: str) -> CheckReport:
     for quote, offset, s in zip(quotes, q_offsets.tolist(), state.tolist(), strict=True):
         report.compared += 1
         top = tops[s]
-        got = (
-            int(top["bid_price"][0]),
-            int(top["bid_size"][0]),
-            int(top["ask_price"][0]),
-            int(top["ask_size"][0]),
-        )
-        want = (
-            int(quote["bid_price"]),
-            int(quote["bid_size"]),
-            int(quote["ask_price"]),
-            int(quote["ask_size"]),
-        )
+        got = book_level1(top)
+        want = quote_level1(quote)
         if s >= 0 and got == want:
             report.matched += 1
         else:
@@ -43,3 +35,23 @@ def check(journal: Journal, session: str) -> CheckReport:
                 "quote": want,
             }
     return report
+
+
+def book_level1(top: Any) -> tuple[int, int, int, int]:
+    """(bid price, bid size, ask price, ask size) of a ``book.top`` record."""
+    return (
+        int(top["bid_price"][0]),
+        int(top["bid_size"][0]),
+        int(top["ask_price"][0]),
+        int(top["ask_size"][0]),
+    )
+
+
+def quote_level1(quote: Any) -> tuple[int, int, int, int]:
+    """(bid price, bid size, ask price, ask size) of a ``market.quote`` record."""
+    return (
+        int(quote["bid_price"]),
+        int(quote["bid_size"]),
+        int(quote["ask_price"]),
+        int(quote["ask_size"]),
+    )

@@ -164,11 +164,6 @@ _UNUSED_BYTES = {t.type_id: _unused_bytes(t.dtype) for t in CATALOGUE if t.dtype
 """Per market type, the bytes no field covers; canonical records have them zero."""
 
 
-def decode_many(values: list[bytes]) -> list[Any]:
-    """Decode a list of values; see :func:`decode`."""
-    return [decode(v) for v in values]
-
-
 def to_dict(value: bytes | memoryview) -> dict[str, Any]:
     """A readable, JSON-ready dict of one event: ``type`` (name@version) then its fields."""
     event = decode(value)

@@ -40,7 +40,7 @@ class FixedBatch:
 
     @property
     def timestamps(self) -> np.ndarray[Any, Any]:
-        """The int64 record timestamps (a strided view, no copy)."""
+        """The int64 record timestamps (a copy of that column)."""
         raw = self.records.view(np.uint8).reshape(len(self.records), -1)
         return raw[:, self.timestamp_offset : self.timestamp_offset + 8].copy().view("<i8").ravel()
 
