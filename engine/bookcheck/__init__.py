@@ -46,6 +46,16 @@ class CheckReport:
     gaps: int = 0
     first_mismatch: dict[str, Any] | None = None
 
+    def tally(self, matched: bool, details: dict[str, Any]) -> None:
+        """Count one comparison; keep the ``details`` of the first mismatch."""
+        self.compared += 1
+        if matched:
+            self.matched += 1
+            return
+        self.mismatched += 1
+        if self.first_mismatch is None:
+            self.first_mismatch = details
+
     @property
     def ok(self) -> bool:
         """True when nothing mismatched and something was compared."""

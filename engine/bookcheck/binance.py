@@ -45,21 +45,17 @@ def check(journal: Journal, session: str) -> CheckReport:
             skipped["no ticker after it"] += 1
             continue
         quote, q_offset = quotes[order[j - 1]], int(q_offsets[order[j - 1]])
-        got = book_level1(top)
-        want = quote_level1(quote)
-        report.compared += 1
-        if got == want:
-            report.matched += 1
-            continue
-        report.mismatched += 1
-        if report.first_mismatch is None:
-            report.first_mismatch = {
+        got, want = book_level1(top), quote_level1(quote)
+        report.tally(
+            got == want,
+            {
                 "depth_offset": offset,
                 "depth_u": u,
                 "book (bid, bid size, ask, ask size)": got,
                 "ticker_offset": q_offset,
                 "ticker_u": int(quote["update_id"]),
                 "ticker (bid, bid size, ask, ask size)": want,
-            }
+            },
+        )
     report.skipped = {k: v for k, v in skipped.items() if v}
     return report

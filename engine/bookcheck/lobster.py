@@ -65,18 +65,8 @@ def check(log: EmbeddedLog, journal: Journal, session: str) -> CheckReport:
             done = upto
         for side, prefix in ((1, "bid"), (-1, "ask")):
             report.resynced += _resync(book, side, _side(row, prefix), int(row["offset"]))
-        report.compared += 1
         got = {"bid": book.levels(1)[:10], "ask": book.levels(-1)[:10]}
         want = {"bid": _side(row, "bid"), "ask": _side(row, "ask")}
-        if got == want:
-            report.matched += 1
-            continue
-        report.mismatched += 1
-        if report.first_mismatch is None:
-            report.first_mismatch = {
-                "journal_offset": int(row["offset"]),
-                "oracle_row": report.compared,
-                "book": got,
-                "orderbook_row": want,
-            }
+        details = {"journal_offset": int(row["offset"]), "oracle_row": report.compared + 1}
+        report.tally(got == want, {**details, "book": got, "orderbook_row": want})
     return report

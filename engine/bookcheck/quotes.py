@@ -21,19 +21,9 @@ def check(journal: Journal, session: str) -> CheckReport:
     quotes, q_offsets = records[is_quote].view(QUOTE.dtype), offsets[is_quote]
     state = np.searchsorted(tops["offset"], q_offsets, side="right") - 1
     for quote, offset, s in zip(quotes, q_offsets.tolist(), state.tolist(), strict=True):
-        report.compared += 1
-        top = tops[s]
-        got = book_level1(top)
+        got = book_level1(tops[s]) if s >= 0 else None
         want = quote_level1(quote)
-        if s >= 0 and got == want:
-            report.matched += 1
-        else:
-            report.mismatched += 1
-            report.first_mismatch = report.first_mismatch or {
-                "quote_offset": offset,
-                "book": got,
-                "quote": want,
-            }
+        report.tally(got == want, {"quote_offset": offset, "book": got, "quote": want})
     return report
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.events.types import Codec, EventType, FieldDoc
+from engine.events.types import Codec, EventType, FieldDoc, FieldSpec, fixed_dtype
 
 TOP_LEVELS = 10
 """Levels per side in a ``book.top`` record."""
@@ -23,7 +23,7 @@ S_SYNCED = 0x01
 S_STALE = 0x02
 """A feed gap was seen after the last snapshot: the book may be wrong until the next one."""
 
-_FIELDS: tuple[tuple[str, Any, int, str], ...] = (
+_FIELDS: tuple[FieldSpec, ...] = (
     ("type_id", "<u2", 0, "catalogue type id"),
     ("status", "u1", 2, "bit set: 0x01 synced (a snapshot was applied), 0x02 stale (gap since)"),
     ("levels", "u1", 3, "levels per side carried (10)"),
@@ -38,14 +38,7 @@ _FIELDS: tuple[tuple[str, Any, int, str], ...] = (
 )
 TOP_RECORD_SIZE = 360
 
-BOOK_TOP_DTYPE = np.dtype(
-    {
-        "names": [f[0] for f in _FIELDS],
-        "formats": [f[1] for f in _FIELDS],
-        "offsets": [f[2] for f in _FIELDS],
-        "itemsize": TOP_RECORD_SIZE,
-    }
-)
+BOOK_TOP_DTYPE = fixed_dtype(_FIELDS, TOP_RECORD_SIZE)
 
 BOOK_TOP = EventType(
     type_id=9,

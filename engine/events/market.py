@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.events.types import Codec, EventType, FieldDoc
+from engine.events.types import Codec, EventType, FieldDoc, FieldSpec, fixed_dtype
 
 RECORD_SIZE = 64
 TIMESTAMP_OFFSET = 8
@@ -52,15 +52,8 @@ _HEADER: tuple[tuple[str, str, int, str], ...] = (
 _SLOTS = (24, 32, 40, 48, 56)
 
 
-def _dtype(fields: tuple[tuple[str, str, int, str], ...]) -> np.dtype[Any]:
-    return np.dtype(
-        {
-            "names": [f[0] for f in fields],
-            "formats": [f[1] for f in fields],
-            "offsets": [f[2] for f in fields],
-            "itemsize": RECORD_SIZE,
-        }
-    )
+def _dtype(fields: tuple[FieldSpec, ...]) -> np.dtype[Any]:
+    return fixed_dtype(fields, RECORD_SIZE)
 
 
 MARKET_RECORD = _dtype(

@@ -15,6 +15,21 @@ from typing import Any
 import msgspec
 import numpy as np
 
+FieldSpec = tuple[str, Any, int, str]
+"""(name, numpy format, byte offset, description) of one fixed-width field."""
+
+
+def fixed_dtype(fields: tuple[FieldSpec, ...], itemsize: int) -> np.dtype[Any]:
+    """The little-endian structured dtype of fixed-width fields at explicit offsets."""
+    return np.dtype(
+        {
+            "names": [f[0] for f in fields],
+            "formats": [f[1] for f in fields],
+            "offsets": [f[2] for f in fields],
+            "itemsize": itemsize,
+        }
+    )
+
 
 class Codec(StrEnum):
     """How an event type is turned into its canonical bytes."""

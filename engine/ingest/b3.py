@@ -84,13 +84,8 @@ class B3Converter:
                 index, width = {name: i for i, name in enumerate(cols)}, len(cols)
                 missing = [c for c in _NEEDED if c not in index]
                 if missing:
-                    yield Bad(
-                        self.source,
-                        line.number,
-                        line.offset,
-                        line.text(),
-                        "bad_header",
-                        f"header lacks {', '.join(missing)}",
+                    yield Bad.at(
+                        self.source, line, "bad_header", f"header lacks {', '.join(missing)}"
                     )
                     return
                 continue
@@ -101,15 +96,7 @@ class B3Converter:
                     )
                 self._row(cols, index)
             except DecimalError as exc:
-                yield Bad(
-                    self.source,
-                    line.number,
-                    line.offset,
-                    line.text(),
-                    exc.reason,
-                    str(exc),
-                    self._last_ts,
-                )
+                yield Bad.at(self.source, line, exc.reason, str(exc), self._last_ts)
             if len(self._buf) >= self.chunk:
                 yield self._buf.take()
         if len(self._buf):

@@ -153,9 +153,7 @@ class BinanceConverter:
             yield self._buf.take()
 
     def _bad(self, line: Line, reason: str, detail: str) -> Bad:
-        return Bad(
-            self.source, line.number, line.offset, line.text(), reason, detail, self._last_ts
-        )
+        return Bad.at(self.source, line, reason, detail, self._last_ts)
 
     def _line(self, line: Line) -> Iterator[Item]:
         stamp, _, body = line.raw.partition(b" ")

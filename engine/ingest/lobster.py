@@ -145,11 +145,9 @@ class LobsterConverter:
                 line = msg_line or book_line
                 assert line is not None
                 source = self.sources[0 if msg_line is not None else 1]
-                yield Bad(
+                yield Bad.at(
                     source,
-                    line.number,
-                    line.offset,
-                    line.text(),
+                    line,
                     "row_count",
                     "the message and orderbook files have different row counts",
                 )
@@ -173,15 +171,7 @@ class LobsterConverter:
             yield Oracle(tops)
 
     def _bad(self, which: int, line: Line, exc: DecimalError) -> Bad:
-        return Bad(
-            self.sources[which],
-            line.number,
-            line.offset,
-            line.text(),
-            exc.reason,
-            str(exc),
-            self._last_ts,
-        )
+        return Bad.at(self.sources[which], line, exc.reason, str(exc), self._last_ts)
 
     def _pair(self, msg_line: Line, book_line: Line) -> Iterator[Item]:
         msg: Message | None = None
@@ -203,11 +193,9 @@ class LobsterConverter:
             yield from self._message(msg)
         if book is not None:
             if self._ordinal < 0:
-                yield Bad(
+                yield Bad.at(
                     self.sources[1],
-                    book_line.number,
-                    book_line.offset,
-                    book_line.text(),
+                    book_line,
                     "no_message",
                     "its message row was quarantined and no book precedes it",
                 )

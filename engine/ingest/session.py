@@ -31,6 +31,7 @@ from engine.events.control import (
     SessionClosed,
     SessionOpened,
 )
+from engine.ingest.source import Line
 from engine.journal import JournalWriter, journal_topic, quarantine_topic
 from engine.log import EmbeddedLog, PartitionWriter, TopicCodec, TopicConfig
 
@@ -54,6 +55,11 @@ class Bad:
     reason: str
     detail: str
     ts_recv: int = 0
+
+    @classmethod
+    def at(cls, source: str, line: Line, reason: str, detail: str, ts_recv: int = 0) -> Bad:
+        """The bad record on ``line`` of ``source``, kept with its position and raw text."""
+        return cls(source, line.number, line.offset, line.text(), reason, detail, ts_recv)
 
 
 @dataclass(frozen=True)
