@@ -21,11 +21,13 @@ from typing import Any
 import numpy as np
 
 from engine.events import decode
-from engine.events.control import FeedGapDetected, InstrumentSpec, SessionOpened
+from engine.events.control import FeedGapDetected, SessionOpened
 from engine.events.market import MARKET_RECORD
 from engine.journal import journal_topic
 from engine.log import EmbeddedLog, FixedBatch
-from streams.book import BookConfig
+from streams.book import book_config
+
+__all__ = ["CheckError", "CheckReport", "Journal", "book_config", "check_session", "read_journal"]
 
 
 class CheckError(Exception):
@@ -60,15 +62,6 @@ class CheckReport:
     def ok(self) -> bool:
         """True when nothing mismatched and something was compared."""
         return self.mismatched == 0 and self.compared > 0
-
-
-def book_config(spec: InstrumentSpec) -> BookConfig:
-    """How to build the book of an instrument, from its venue."""
-    if spec.venue.startswith("BINANCE"):
-        return BookConfig(sequenced=True)
-    if spec.venue == "NASDAQ":
-        return BookConfig(window=10)
-    return BookConfig(quote_book=True)
 
 
 @dataclass

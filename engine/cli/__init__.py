@@ -4,6 +4,7 @@ from engine.cli import book_commands as book_commands
 from engine.cli import demo as demo
 from engine.cli import ingest_commands as ingest_commands
 from engine.cli import log_commands as log_commands
+from engine.cli import run_commands as run_commands
 from engine.cli.app import app
 
 

@@ -55,7 +55,31 @@ BOOK_TOP = EventType(
     dtype=BOOK_TOP_DTYPE,
 )
 
-BOOK_TYPES: tuple[EventType, ...] = (BOOK_TOP,)
+_MID_FIELDS: tuple[FieldSpec, ...] = (
+    ("type_id", "<u2", 0, "catalogue type id"),
+    ("two_sided", "u1", 2, "1 when both sides have a level (mid, microprice, spread valid)"),
+    ("ts_event", "<i8", 8, "event time of the causing journal record, ns since the epoch (UTC)"),
+    ("cause", "<u8", 16, "journal offset of the record behind the book change (causation)"),
+    ("spread", "<i8", 24, "best ask - best bid, in price units (0 when not two-sided)"),
+    ("mid", "<f8", 32, "(best bid + best ask) / 2, in price units"),
+    ("microprice", "<f8", 40, "size-weighted mid: (bid * ask_size + ask * bid_size) / sizes"),
+    ("log_return", "<f8", 48, "log(mid / previous two-sided mid); 0 for the first"),
+    ("ewm_variance", "<f8", 56, "exponentially weighted mean of log_return**2 (per update)"),
+)
+
+BOOK_MID = EventType(
+    type_id=10,
+    name="book.mid",
+    version=1,
+    codec=Codec.FIXED,
+    doc="Mid, microprice, spread and an exponentially weighted variance of mid returns after "
+    "each `book.top`. Emitted by the `mid` processor; floating point, computed in event order, "
+    "so identical however the journal is sliced.",
+    fields=tuple(FieldDoc(n, np.dtype(t).name, d, o) for n, t, o, d in _MID_FIELDS),
+    dtype=fixed_dtype(_MID_FIELDS, 64),
+)
+
+BOOK_TYPES: tuple[EventType, ...] = (BOOK_TOP, BOOK_MID)
 
 
 def new_tops(n: int) -> np.ndarray[Any, np.dtype[Any]]:

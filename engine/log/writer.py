@@ -154,6 +154,48 @@ class PartitionWriter:
         payload = encode_variable(records)
         return self._append(payload, len(records), Layout.VARIABLE, min(stamps), max(stamps))
 
+    def truncate(self, offset: int) -> None:
+        """Cut the partition back so that ``offset`` is the next offset (a batch boundary).
+
+        For a run resuming from a snapshot: what was appended after it is discarded, so the
+        resumed run appends it again exactly once. Later segments are deleted.
+        """
+        if offset == self.next_offset:
+            return
+        bases = list_segments(self.directory)
+        if not bases or not bases[0] <= offset < self.next_offset:
+            raise LogError(
+                f"{self.directory}: cannot truncate to offset {offset}; the partition holds "
+                f"{bases[0] if bases else 0}..{self.next_offset - 1}"
+            )
+        keep = [b for b in bases if b <= offset]
+        base = keep[-1]
+        if base == offset and len(keep) > 1:
+            base = keep[-2]  # cut at a segment start: the previous segment becomes the tail
+        segment = Segment(self.directory, base)
+        count = len(segment.entries)
+        i = count if offset == segment.next_offset else segment.locate(offset)
+        if i < count and int(segment.entries["base_offset"][i]) != offset:
+            raise LogError(
+                f"{self.directory}: offset {offset} is inside a batch; truncation keeps whole "
+                "batches only"
+            )
+        data_keep = segment.data_end if i == count else int(segment.entries["data_pos"][i])
+        os.close(self._data_fd)
+        os.close(self._index_fd)
+        for later in bases:
+            if later > base:
+                stem = self.directory / segment_name(later)
+                Path(f"{stem}.index").unlink()
+                Path(f"{stem}.data").unlink()
+        for path, size in ((segment.data_path, data_keep), (segment.index_path, i * ENTRY_SIZE)):
+            with open(path, "r+b") as f:
+                f.truncate(size)
+                os.fdatasync(f.fileno())
+        fsync_dir(self.directory)
+        self.next_offset = offset
+        self._open_segment(base, create=False, data_end=data_keep, index_end=i * ENTRY_SIZE)
+
     def flush(self) -> None:
         """Force everything appended so far to stable storage, whatever the policy."""
         os.fdatasync(self._data_fd)

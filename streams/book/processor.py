@@ -33,6 +33,7 @@ import msgspec
 import numpy as np
 
 from engine.events.book import TOP_LEVELS, new_tops
+from engine.events.control import InstrumentSpec
 from engine.events.market import F_LAST, MARKET_RECORD
 from streams.book import kernel as k
 
@@ -55,6 +56,15 @@ class BookConfig:
     order_capacity: int = 1024
     buffer_capacity: int = 65536
     """Level updates kept while waiting for a snapshot (sequenced mode)."""
+
+
+def book_config(spec: InstrumentSpec) -> BookConfig:
+    """How to build the book of an instrument, from its venue."""
+    if spec.venue.startswith("BINANCE"):
+        return BookConfig(sequenced=True)
+    if spec.venue == "NASDAQ":
+        return BookConfig(window=10)
+    return BookConfig(quote_book=True)
 
 
 class _State(msgspec.Struct, array_like=True):

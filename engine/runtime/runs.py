@@ -1,0 +1,163 @@
+"""Starting, resuming and recording runs (``tape run``): the I/O edge around the runner."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from engine.events import decode
+from engine.events.control import SessionOpened
+from engine.journal import journal_topic
+from engine.log import EmbeddedLog, RecordBatch
+from engine.runtime.manifest import (
+    RunError,
+    RunManifest,
+    code_version,
+    new_run_id,
+    outputs_hash,
+    read_manifest,
+    run_dir,
+    write_manifest,
+)
+from engine.runtime.runner import Progress, Runner, Topology, latest_snapshot
+from engine.runtime.topology import RunConfig, config_hash, pipeline, resolve
+
+OPEN_WAIT_SECONDS = 60.0
+"""How long a live (``follow``) run waits for its feed to open the session."""
+
+
+def session_opened(log: EmbeddedLog, session: str, wait_seconds: float = 0.0) -> SessionOpened:
+    """The ``session.opened`` event that starts a session's journal.
+
+    ``wait_seconds`` lets a live run start before its feed has written the first event.
+    """
+    topic = journal_topic(session)
+    if not log.has_topic(topic):
+        sessions = [t.removesuffix(".journal") for t in log.topics() if t.endswith(".journal")]
+        raise RunError(
+            f"no session {session!r} in {log.root} (sessions: {', '.join(sessions) or 'none'}); "
+            "ingest one with `tape ingest`"
+        )
+    reader = log.reader(topic)
+    deadline = time.monotonic() + wait_seconds
+    while (batch := reader.read(reader.start_offset, 1)) is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    event = decode(batch.values()[0]) if isinstance(batch, RecordBatch) else None
+    if not isinstance(event, SessionOpened):
+        raise RunError(f"journal {topic} does not start with session.opened; it cannot be run")
+    return event
+
+
+@dataclass
+class RunOutcome:
+    """A finished run and how it got there."""
+
+    manifest: RunManifest
+    resumed_from: int | None
+    """Journal offset of the snapshot this invocation resumed from (None: it started fresh)."""
+
+
+def execute(
+    log: EmbeddedLog,
+    session: str,
+    config: RunConfig | None = None,
+    run_id: str | None = None,
+    batch: int = 65536,
+    follow: bool = False,
+    on_progress: Callable[[Progress], None] | None = None,
+) -> RunOutcome:
+    """Run a pipeline over a session into its own namespace, or resume an interrupted run.
+
+    An existing ``run_id`` whose manifest says ``running`` (killed, or stopped) is resumed from
+    its last snapshot with its recorded config; a complete one is refused.
+    """
+    data = log.root
+    opened = session_opened(log, session, OPEN_WAIT_SECONDS if follow else 0.0)
+    existing = _existing(data, run_id)
+    if existing is not None:
+        resolved: dict[str, Any] = dict(existing.config)
+        if existing.session != session:
+            raise RunError(
+                f"run {existing.run_id} is of session {existing.session!r}, not {session!r}"
+            )
+        if (
+            config is not None
+            and config_hash(resolve(config, opened.instrument)) != existing.config_hash
+        ):
+            raise RunError(
+                f"run {existing.run_id} was started with another config "
+                f"({existing.config_hash[:12]}); resume it without --config, or use a new --run-id"
+            )
+    else:
+        resolved = resolve(config or RunConfig(), opened.instrument)
+    chosen = pipeline(str(resolved["pipeline"]))
+    run_id = run_id or new_run_id(data, session, chosen.name)
+    directory = run_dir(data, run_id)
+    topology = Topology(chosen, resolved, session, opened.instrument)
+    runner = Runner(
+        log,
+        journal_topic(session),
+        log,
+        run_id,
+        topology,
+        snapshots=directory / "snapshots",
+        snapshot_every=int(resolved["snapshot_every"]),
+    )
+    start = runner.reader.start_offset
+    snapshot = latest_snapshot(directory / "snapshots") if existing is not None else None
+    if snapshot is not None:
+        runner.resume_from(snapshot)
+    else:
+        runner.begin(start)
+    resumed = [*existing.resumed_from, runner.offset] if existing is not None else []
+    manifest = RunManifest(
+        run_id=run_id,
+        session=session,
+        pipeline=chosen.name,
+        status="running",
+        journal_topic=journal_topic(session),
+        journal_start=start,
+        journal_stop=runner.reader.end_offset,
+        code=code_version(),
+        config=resolved,
+        config_hash=config_hash(resolved),
+        started=existing.started if existing else datetime.now(UTC).isoformat(timespec="seconds"),
+        resumed_from=resumed,
+    )
+    write_manifest(data, manifest)
+    began, first = time.perf_counter(), runner.offset
+    try:
+        stop = runner.advance(batch=batch, follow=follow, on_progress=on_progress)
+    finally:
+        runner.close()
+    seconds = time.perf_counter() - began
+    outputs = runner.summaries()
+    done = msgspec.structs.replace(
+        manifest,
+        status="complete",
+        journal_stop=stop,
+        outputs=outputs,
+        outputs_hash=outputs_hash(outputs),
+        wall_seconds=round(seconds, 6),
+        events_per_second=round((stop - first) / seconds, 1) if seconds > 0 else 0.0,
+    )
+    write_manifest(data, done)
+    return RunOutcome(done, snapshot.journal_offset if snapshot is not None else None)
+
+
+def _existing(data: Path, run_id: str | None) -> RunManifest | None:
+    if run_id is None or not (run_dir(data, run_id) / "manifest.json").is_file():
+        return None
+    manifest = read_manifest(data, run_id)
+    if manifest.status == "complete":
+        raise RunError(
+            f"run {run_id} is already complete; check it with `tape replay {run_id} --verify`, "
+            "or choose another --run-id"
+        )
+    return manifest

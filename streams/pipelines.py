@@ -1,0 +1,18 @@
+"""The pipelines Tapedeck ships, registered by name for ``tape run --pipeline``."""
+
+from __future__ import annotations
+
+from engine.runtime.topology import Pipeline, register
+from streams.book.stage import BOOK_STAGE
+from streams.mid import MID_STAGE
+
+BOOK = register(
+    Pipeline("book", (BOOK_STAGE,), doc="the order book alone: top 10 levels after each change")
+)
+DEFAULT = register(
+    Pipeline(
+        "default",
+        (BOOK_STAGE, MID_STAGE),
+        doc="order book, then mid / microprice / return variance",
+    )
+)
