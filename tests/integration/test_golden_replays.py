@@ -1,0 +1,30 @@
+"""The golden replays: sample journals and their default runs hash exactly as recorded.
+
+A failure here means an importer or processor now produces different bytes. If that change is
+intended, run ``scripts/golden.py --update`` and say why in the commit.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from engine.log import EmbeddedLog
+from engine.runtime import verify
+from engine.runtime.golden import GOLDEN_FILE, differences, measure
+
+
+def test_golden_replays_match_the_recorded_hashes(samples: Path) -> None:
+    expected = json.loads(GOLDEN_FILE.read_text())
+    log = EmbeddedLog(samples)
+    actual = measure(log)
+    assert set(expected) == set(actual)
+    assert differences(expected, actual) == [], "\n".join(differences(expected, actual))
+    for run in sorted((samples / "runs").iterdir()):
+        assert verify(log, run.name).identical, run.name
+
+
+def test_differences_name_the_changed_value() -> None:
+    a = {"s": {"outputs": {"book": {"count": 3, "chain": "ab"}}}}
+    b = {"s": {"outputs": {"book": {"count": 3, "chain": "cd"}}}}
+    assert differences(a, b) == ["s.outputs.book.chain: expected 'ab', got 'cd'"]
