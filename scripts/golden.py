@@ -16,9 +16,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine.log import EmbeddedLog  # noqa: E402
-from engine.runtime.golden import GOLDEN_FILE, differences, measure  # noqa: E402
-from tests.conftest import ingest_samples  # noqa: E402
+from engine.log import EmbeddedLog
+from engine.runtime.golden import GOLDEN_FILE, differences, measure
+from tests.conftest import ingest_samples
 
 
 def main() -> int:

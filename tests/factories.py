@@ -35,6 +35,8 @@ def _field_strategy(dtype: np.dtype[Any]) -> st.SearchStrategy[Any]:
         base, shape = dtype.subdtype
         (length,) = shape
         return st.lists(_field_strategy(base), min_size=length, max_size=length)
+    if dtype.kind == "f":  # NaN != NaN, so it cannot be compared back; it is still stored
+        return st.floats(allow_nan=False, width=8 * dtype.itemsize)
     info = np.iinfo(dtype)
     return st.integers(min_value=int(info.min), max_value=int(info.max))
 

@@ -202,9 +202,11 @@ def replay_command(
     for difference in result.code_differences:
         console.print(f"[yellow]warning:[/] code differs from the run's manifest: {difference}")
     if result.identical:
+        topics = len(result.replayed)
         console.print(
-            f"[bold green]bit-for-bit identical:[/] {result.events:,} events in "
-            f"{len(result.replayed)} topic{'s' if len(result.replayed) != 1 else ''} (outputs hash {result.manifest.outputs_hash[:16]})"
+            f"[bold green]bit-for-bit identical:[/] {result.events:,} events in {topics} "
+            f"topic{'s' if topics != 1 else ''} (outputs hash "
+            f"{result.manifest.outputs_hash[:16]})"
         )
         return
     _print_divergence(result)

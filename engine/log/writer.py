@@ -183,16 +183,21 @@ class PartitionWriter:
         data_keep = segment.data_end if i == count else int(segment.entries["data_pos"][i])
         os.close(self._data_fd)
         os.close(self._index_fd)
-        for later in bases:
+        self._data_fd = self._index_fd = -1  # a failure below must not leave stale fds
+        # Crash safety: delete later segments newest first (a crash leaves a shorter log,
+        # never one with a hole), and make the deletions durable before the kept segment
+        # shrinks (so no segment ever follows one that ends early). Index before data: a
+        # segment exists for recovery and readers through its index file.
+        for later in reversed(bases):
             if later > base:
                 stem = self.directory / segment_name(later)
-                Path(f"{stem}.index").unlink()
-                Path(f"{stem}.data").unlink()
+                Path(f"{stem}.index").unlink(missing_ok=True)
+                Path(f"{stem}.data").unlink(missing_ok=True)
+        fsync_dir(self.directory)
         for path, size in ((segment.data_path, data_keep), (segment.index_path, i * ENTRY_SIZE)):
             with open(path, "r+b") as f:
                 f.truncate(size)
                 os.fdatasync(f.fileno())
-        fsync_dir(self.directory)
         self.next_offset = offset
         self._open_segment(base, create=False, data_end=data_keep, index_end=i * ENTRY_SIZE)
 
@@ -269,7 +274,8 @@ class PartitionWriter:
         self, base: int, *, create: bool, data_end: int = 0, index_end: int = 0
     ) -> None:
         stem = self.directory / segment_name(base)
-        flags = os.O_RDWR | (os.O_CREAT if create else 0)
+        # A new segment starts empty, even over a data file a crash left orphaned.
+        flags = os.O_RDWR | (os.O_CREAT | os.O_TRUNC if create else 0)
         self._data_fd = os.open(f"{stem}.data", flags, 0o644)
         self._index_fd = os.open(f"{stem}.index", flags, 0o644)
         self.segment_base = base
@@ -299,6 +305,14 @@ class PartitionWriter:
                     "index entries followed by zeros",
                 )
             expected = segment.next_offset
+        if bases[-1] != expected:
+            raise CorruptionError(
+                self.directory / f"{segment_name(bases[-1])}.index",
+                expected,
+                0,
+                f"the last segment starts at offset {bases[-1]}, but the one before it ends at "
+                f"{expected}: offsets in between are missing",
+            )
         return self._recover_tail(bases[-1], expected)
 
     def _recover_tail(self, base: int, expected: int) -> TornTail | None:

@@ -17,6 +17,7 @@ The contract every processor keeps (the runtime's tests check it for each one):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Protocol
 
 import msgspec
@@ -87,10 +88,15 @@ class StageContext:
     instrument: InstrumentSpec
     config: dict[str, Any]
     seed: int
+    """This stage's seed, derived from the run's seed and the stage id."""
 
-    @property
+    @cached_property
     def rng(self) -> np.random.Generator:
-        """The stage's only source of randomness: seeded from the run's seed and stage id."""
+        """The stage's only source of randomness, one generator seeded with :attr:`seed`.
+
+        Its state is part of the stage's state: a stage that draws from it must include
+        ``rng.bit_generator.state`` in its snapshot and set it back on restore.
+        """
         return np.random.default_rng(self.seed)
 
 
