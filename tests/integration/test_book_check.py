@@ -1,4 +1,5 @@
-"""Importers + ``tape book-check`` on the committed samples (and the full shared files)."""
+"""Importers + ``tape book-check`` on the committed samples (and the full shared files, which
+are also run and replayed)."""
 
 from __future__ import annotations
 
@@ -103,3 +104,9 @@ def test_full_shared_files_zero_mismatches(tmp_path: Path) -> None:
     results = _ingest_and_check(SHARED, tmp_path)
     assert results["aapl"]["compared"] == 999
     assert results["spot"]["compared"] >= 3433
+    for session in results:  # the runtime on the full files: run, then replay bit for bit
+        code, out = _tape(tmp_path, "run", session, "--run-id", f"full-{session}", "--quiet")
+        assert code == 0, out
+        code, out = _tape(tmp_path, "replay", f"full-{session}", "--verify", "--quiet")
+        assert code == 0, out
+        assert "bit-for-bit identical" in out
