@@ -1,7 +1,7 @@
 """Derived order-book events: the top N levels after a source message changed them.
 
 ``book.top`` is fixed-width but wider than a market record (360 bytes: ten levels a side), so it
-lives in its own fixed topic (``<session>.book``), never in a journal. The same layout carries
+lives in its own fixed topic (a run's ``run.<run id>.book``), never in a journal. The same layout carries
 the LOBSTER orderbook oracle (``<session>.oracle``), which is what makes ``tape book-check`` a
 field-by-field comparison of two arrays.
 """
@@ -46,7 +46,7 @@ BOOK_TOP = EventType(
     version=1,
     codec=Codec.FIXED,
     doc="The top ten price levels of each side after a source message changed them (or changed "
-    "the book's status or update id). Emitted by the `book` processor into `<session>.book`; "
+    "the book's status or update id). Emitted by the `book` processor into `run.<run id>.book`; "
     "the LOBSTER orderbook oracle uses the same layout in `<session>.oracle`.",
     fields=tuple(
         FieldDoc(n, np.dtype(t).name if isinstance(t, str) else f"int64[{TOP_LEVELS}]", d, o)
