@@ -30,7 +30,7 @@ from engine.runtime.manifest import (
     read_manifest,
     run_dir,
 )
-from engine.runtime.runner import Progress, Runner, Topology, latest_snapshot
+from engine.runtime.runner import Progress, Runner, Snapshot, Topology, latest_snapshot
 from engine.runtime.runs import session_opened
 from engine.runtime.topology import pipeline
 
@@ -83,11 +83,29 @@ def _scratch(data: Path, purpose: str, run_id: str) -> EmbeddedLog:
     return EmbeddedLog(directory)
 
 
-def _topology(log: EmbeddedLog, manifest: RunManifest) -> Topology:
+def _replay(
+    log: EmbeddedLog,
+    manifest: RunManifest,
+    scratch: EmbeddedLog,
+    stop: int,
+    batch: int,
+    snapshot: Snapshot | None = None,
+    on_progress: Callable[[Progress], None] | None = None,
+) -> Runner:
+    """Recompute ``manifest``'s run into ``scratch`` up to journal offset ``stop``."""
     opened = session_opened(log, manifest.session)
-    return Topology(
+    topology = Topology(
         pipeline(manifest.pipeline), dict(manifest.config), manifest.session, opened.instrument
     )
+    runner = Runner(log, manifest.journal_topic, scratch, manifest.run_id, topology)
+    runner.begin(manifest.journal_start)
+    if snapshot is not None:
+        runner.restore_state(snapshot)
+    try:
+        runner.advance(stop=stop, batch=batch, on_progress=on_progress)
+    finally:
+        runner.close()
+    return runner
 
 
 def verify(
@@ -106,12 +124,7 @@ def verify(
         )
     scratch = _scratch(log.root, "verify", run_id)
     try:
-        runner = Runner(log, manifest.journal_topic, scratch, run_id, _topology(log, manifest))
-        runner.begin(manifest.journal_start)
-        try:
-            runner.advance(stop=manifest.journal_stop, batch=batch, on_progress=on_progress)
-        finally:
-            runner.close()
+        runner = _replay(log, manifest, scratch, manifest.journal_stop, batch, None, on_progress)
         result = Verification(
             manifest, runner.summaries(), manifest.code.differences(code_version())
         )
@@ -214,17 +227,10 @@ def state_at(
         )
     scratch = _scratch(log.root, "until", run_id)
     try:
-        runner = Runner(log, manifest.journal_topic, scratch, run_id, _topology(log, manifest))
-        runner.begin(manifest.journal_start)
         snapshot = None
         if use_snapshots and not manifest.code.differences(code_version()):
             snapshot = latest_snapshot(run_dir(log.root, run_id) / "snapshots", until + 1)
-        if snapshot is not None:
-            runner.restore_state(snapshot)
-        try:
-            runner.advance(stop=until + 1, batch=batch)
-        finally:
-            runner.close()
+        runner = _replay(log, manifest, scratch, until + 1, batch, snapshot)
         return Moment(
             manifest,
             until,
