@@ -1,9 +1,9 @@
 """Derived order-book events: the top N levels after a source message changed them.
 
 ``book.top`` is fixed-width but wider than a market record (360 bytes: ten levels a side), so it
-lives in its own fixed topic (a run's ``run.<run id>.book``), never in a journal. The same layout carries
-the LOBSTER orderbook oracle (``<session>.oracle``), which is what makes ``tape book-check`` a
-field-by-field comparison of two arrays.
+lives in its own fixed topic (a run's ``run.<run id>.book``), never in a journal. The same
+layout carries the LOBSTER orderbook oracle (``<session>.oracle``), which is what makes
+``tape book-check`` a field-by-field comparison of two arrays.
 """
 
 from __future__ import annotations
