@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from engine.runtime.topology import Pipeline, register
 from streams.book.stage import BOOK_STAGE
+from streams.features import FEATURES_STAGE
 from streams.mid import MID_STAGE
 
 BOOK = register(
@@ -14,5 +15,12 @@ DEFAULT = register(
         "default",
         (BOOK_STAGE, MID_STAGE),
         doc="order book, then mid / microprice / return variance",
+    )
+)
+FEATURES = register(
+    Pipeline(
+        "features",
+        (BOOK_STAGE, MID_STAGE, FEATURES_STAGE),
+        doc="order book, mid, then the 65 features (docs/features.md) at the configured cadence",
     )
 )

@@ -10,6 +10,7 @@ import numpy as np
 
 from engine.events.book import BOOK_TYPES
 from engine.events.control import CONTROL_STRUCTS
+from engine.events.features import FEATURE_TYPES
 from engine.events.market import MARKET_RECORD, MARKET_TYPES, RECORD_SIZE
 from engine.events.types import Codec, EventType, FieldDoc
 
@@ -59,15 +60,16 @@ def _struct_type(name: str, cls: type[msgspec.Struct]) -> EventType:
     )
 
 
-CATALOGUE: tuple[EventType, ...] = (
-    MARKET_TYPES + BOOK_TYPES + tuple(_struct_type(name, cls) for name, cls in CONTROL_STRUCTS)
+FIXED_TYPES: tuple[EventType, ...] = MARKET_TYPES + BOOK_TYPES + FEATURE_TYPES
+CATALOGUE: tuple[EventType, ...] = FIXED_TYPES + tuple(
+    _struct_type(name, cls) for name, cls in CONTROL_STRUCTS
 )
 
 _BY_ID = {t.type_id: t for t in CATALOGUE}
 _BY_NAME = {(t.name, t.version): t for t in CATALOGUE}
 assert len(_BY_ID) == len(CATALOGUE), "duplicate type id in the catalogue"
 assert len(_BY_NAME) == len(CATALOGUE), "duplicate name@version in the catalogue"
-assert all(t.type_id < 0x80 for t in MARKET_TYPES + BOOK_TYPES), "fixed ids must stay below 128"
+assert all(t.type_id < 0x80 for t in FIXED_TYPES), "fixed ids must stay below 128"
 
 _ENCODER = msgspec.msgpack.Encoder(order="deterministic")
 _STRUCTS = tuple(cls for _, cls in CONTROL_STRUCTS)

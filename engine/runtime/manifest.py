@@ -19,7 +19,7 @@ import msgspec
 from engine.log.files import atomic_write
 
 RUN_ID = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
-PACKAGES = ("tapedeck", "numpy", "msgspec", "numba")
+PACKAGES = ("tapedeck", "numpy", "msgspec", "numba", "exchange_calendars", "pandas", "tzdata")
 
 
 class RunError(Exception):
