@@ -26,14 +26,18 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+import numpy as np
 
 from engine.events.control import FeedGapDetected, InstrumentSpec
 from engine.events.market import F_FIRST, F_GAP, F_LAST
+from engine.ingest import binance_fast as fast
 from engine.ingest import binance_messages as m
+from engine.ingest.blocks import BLOCK, LineBlocks
 from engine.ingest.decimal import DecimalError, ScaledCache
-from engine.ingest.records import RecordBuffer, fits_int64
+from engine.ingest.fastparse import MAX_DIGITS
+from engine.ingest.records import RecordArray, fits_int64
 from engine.ingest.session import Bad, Item
-from engine.ingest.source import Line, iter_file_lines
+from engine.ingest.source import FileLines, Line, iter_file_lines
 
 IMPORTER_VERSION = "binance/1"
 _MS = 1_000_000
@@ -127,30 +131,119 @@ class Sequencer:
         return gap
 
 
-class BinanceConverter:
-    """Lines of one recording to journal items, in order (pure: no I/O)."""
+_LEVEL_ROWS = 1 << 14  # levels of one message the fast path holds; more go to Python
 
-    def __init__(self, spec: InstrumentSpec, futures: bool, source: str, chunk: int = 8192) -> None:
-        self.spec, self.source, self.chunk = spec, source, chunk
+
+class BinanceConverter:
+    """Lines of one recording to journal items, in order (pure: no I/O).
+
+    Given the :class:`~engine.ingest.source.FileLines` of an input file, it converts blocks of
+    lines with the compiled :func:`engine.ingest.binance_fast.scan` and passes each line that
+    scan is not sure about through the line-by-line path (:meth:`_line`), which any other
+    iterable of lines takes throughout. Both give the same items; ``fast=False`` forces the
+    line-by-line path (the reference the tests compare against); ``block`` is the size in
+    bytes of the pieces the input is read in.
+    """
+
+    def __init__(
+        self,
+        spec: InstrumentSpec,
+        futures: bool,
+        source: str,
+        chunk: int = 8192,
+        fast: bool = True,
+        block: int = BLOCK,
+    ) -> None:
+        self.spec, self.source, self.chunk, self.block = spec, source, chunk, block
         self.price = ScaledCache(spec.price_scale)
         self.size = ScaledCache(spec.size_scale)
         self.sequencer = Sequencer(futures)
         self.gaps = 0
         self._pending_gap = False
         self._last_ts = 0
-        self._buf = RecordBuffer()
+        self._buf = RecordArray(chunk + 1024)
+        self.fast = (
+            fast
+            and 0 <= spec.price_scale <= MAX_DIGITS
+            and 0 <= spec.size_scale <= MAX_DIGITS
+            and chunk > 0
+        )
 
     def convert(self, lines: Iterable[Line]) -> Iterator[Item]:
         """Items for each line: record arrays (chunked), gap events, and bad lines."""
+        if self.fast and isinstance(lines, FileLines):
+            yield from self._convert_blocks(lines)
+            return
         for line in lines:
-            try:
-                yield from self._line(line)
-            except DecimalError as exc:
-                yield self._bad(line, exc.reason, str(exc))
-            if len(self._buf) >= self.chunk:
-                yield self._buf.take()
+            yield from self._slow(line)
         if len(self._buf):
             yield self._buf.take()
+
+    def _slow(self, line: Line) -> Iterator[Item]:
+        try:
+            yield from self._line(line)
+        except DecimalError as exc:
+            yield self._bad(line, exc.reason, str(exc))
+        if len(self._buf) >= self.chunk:
+            yield self._buf.take()
+
+    def _convert_blocks(self, lines: FileLines) -> Iterator[Item]:
+        blocks = LineBlocks(lines, self.block)
+        symbol = np.frombuffer(self.spec.symbol.encode(), np.uint8)
+        state = np.zeros(fast.STATE_SIZE, np.int64)
+        fields = np.zeros((fast.FIELDS, 3), np.int64)
+        levels = np.zeros((_LEVEL_ROWS, 2), np.int64)
+        futures, buf = self.sequencer.futures, self._buf
+        try:
+            while blocks.available():
+                # Rows the Python path added go in first, in order; if they cannot (a value
+                # out of range, which take() will raise), or the state is out of int64
+                # range, lines go the Python way so everything happens as it always did.
+                if not (buf.settle() and self._state_in(state)):
+                    yield from self._slow(blocks.take_line())
+                    continue
+                status, pos, done = fast.scan(
+                    blocks.array, blocks.pos, blocks.end, symbol,
+                    self.spec.price_scale, self.spec.size_scale, futures, self.chunk,
+                    state, buf.words, fields, levels,
+                )  # fmt: skip
+                blocks.advance(pos, done)
+                self._state_out(state)
+                if status == fast.FULL:
+                    yield buf.take()
+                elif status == fast.SLOW:
+                    yield from self._slow(blocks.take_line())
+                elif status == fast.GROW:
+                    buf.reserve(int(state[fast.S_NEED]))
+        finally:
+            blocks.close()
+        if len(buf):
+            yield buf.take()
+
+    def _state_in(self, state: np.ndarray[Any, Any]) -> bool:
+        seq = self.sequencer
+        values = (  # in the order of binance_fast's S_* slots
+            self._last_ts,
+            seq.prev_u is not None,
+            seq.prev_u or 0,
+            seq.chain_start or 0,
+            seq.pending_bound is not None,
+            seq.pending_bound or 0,
+            self._pending_gap,
+            self._buf.n,
+        )
+        if not all(fits_int64(int(v)) for v in values):
+            return False
+        state[: len(values)] = values
+        return True
+
+    def _state_out(self, state: np.ndarray[Any, Any]) -> None:
+        self._last_ts = int(state[fast.S_LAST_TS])
+        if state[fast.S_HAS_PREV]:
+            self.sequencer.prev_u = int(state[fast.S_PREV_U])
+            self.sequencer.chain_start = int(state[fast.S_CHAIN_START])
+        self._pending_gap = bool(state[fast.S_PENDING_GAP])
+        self._buf.n = int(state[fast.S_COUNT])
 
     def _bad(self, line: Line, reason: str, detail: str) -> Bad:
         return Bad.at(self.source, line, reason, detail, self._last_ts)

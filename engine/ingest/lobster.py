@@ -31,13 +31,15 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
-from engine.events.book import TOP_LEVELS, new_tops
+from engine.events.book import BOOK_TOP_DTYPE, TOP_LEVELS, new_tops
 from engine.events.control import InstrumentSpec, TradingStatusChanged
 from engine.events.market import F_FIRST, F_HIDDEN, F_LAST
+from engine.ingest import lobster_fast as fast
+from engine.ingest.blocks import BLOCK, LineBlocks
 from engine.ingest.decimal import DecimalError, parse_scaled
-from engine.ingest.records import RecordBuffer
+from engine.ingest.records import FixedArray, RecordArray, fits_int64
 from engine.ingest.session import Bad, Item, Oracle
-from engine.ingest.source import Line
+from engine.ingest.source import FileLines, Line
 
 IMPORTER_VERSION = "lobster/1"
 TIME_ZONE = "America/New_York"
@@ -123,52 +125,143 @@ def initial_levels(book: np.ndarray[Any, Any], first: Message) -> dict[int, dict
 
 
 class LobsterConverter:
-    """Message and orderbook lines to journal items and oracle rows (pure: no I/O)."""
+    """Message and orderbook lines to journal items and oracle rows (pure: no I/O).
+
+    Given the :class:`~engine.ingest.source.FileLines` of both files, it converts blocks of
+    row pairs with the compiled :func:`engine.ingest.lobster_fast.scan` and passes each pair
+    scan is not sure about through the pair-by-pair path (:meth:`_pair`), which any other
+    iterables of lines take throughout. Both give the same items; ``fast=False`` forces the
+    pair-by-pair path (the reference the tests compare against); ``block`` is the size in
+    bytes of the pieces the inputs are read in.
+    """
 
     def __init__(
-        self, day: date, messages: str, books: str, levels: int = TOP_LEVELS, chunk: int = 8192
+        self,
+        day: date,
+        messages: str,
+        books: str,
+        levels: int = TOP_LEVELS,
+        chunk: int = 8192,
+        fast: bool = True,
+        block: int = BLOCK,
     ) -> None:
         if not 1 <= levels <= TOP_LEVELS:
             raise ValueError(f"LOBSTER files with {levels} levels: 1..{TOP_LEVELS} supported")
         self.midnight = midnight_ns(day)
         self.sources = (messages, books)
-        self.levels, self.chunk = levels, chunk
-        self._buf = RecordBuffer()
-        self._tops: list[tuple[int, int, np.ndarray[Any, Any]]] = []
+        self.levels, self.chunk, self.block = levels, chunk, block
+        self._buf = RecordArray(chunk + 1024)
+        self._tops: list[tuple[int, int, np.ndarray[Any, Any]]] = []  # pending, from _pair
+        self._top_rows = FixedArray(BOOK_TOP_DTYPE, chunk + 1024)
         self._ordinal = -1  # ordinal of the last market record yielded or buffered
         self._last_ts = 0
+        self.fast = fast and fits_int64(self.midnight) and chunk > 0
 
     def convert(self, messages: Iterable[Line], books: Iterable[Line]) -> Iterator[Item]:
         """Items for each (message, orderbook) row pair, in order."""
+        if self.fast and isinstance(messages, FileLines) and isinstance(books, FileLines):
+            yield from self._convert_blocks(messages, books)
+            return
         for msg_line, book_line in zip_longest(messages, books):
             if msg_line is None or book_line is None:
                 line = msg_line or book_line
                 assert line is not None
-                source = self.sources[0 if msg_line is not None else 1]
-                yield Bad.at(
-                    source,
-                    line,
-                    "row_count",
-                    "the message and orderbook files have different row counts",
-                )
+                yield self._row_count(0 if msg_line is not None else 1, line)
                 continue
-            yield from self._pair(msg_line, book_line)
-            if len(self._buf) >= self.chunk:
-                yield from self._flush()
+            yield from self._slow(msg_line, book_line)
         yield from self._flush()
+
+    def _row_count(self, which: int, line: Line) -> Bad:
+        return Bad.at(
+            self.sources[which],
+            line,
+            "row_count",
+            "the message and orderbook files have different row counts",
+        )
+
+    def _slow(self, msg_line: Line, book_line: Line) -> Iterator[Item]:
+        yield from self._pair(msg_line, book_line)
+        if len(self._buf) >= self.chunk:
+            yield from self._flush()
+
+    def _convert_blocks(self, messages: FileLines, books: FileLines) -> Iterator[Item]:
+        rows, tops = LineBlocks(messages, self.block), LineBlocks(books, self.block)
+        state = np.zeros(fast.STATE_SIZE, np.int64)
+        scratch = fast.scratch()
+        try:
+            while rows.available() and tops.available():
+                # What the Python path added goes in first, in order; if it cannot (a value
+                # out of range, which _flush will raise), pairs go the Python way so that
+                # everything happens as it always did.
+                if not (self._buf.settle() and self._settle_tops() and self._state_in(state)):
+                    yield from self._slow(rows.take_line(), tops.take_line())
+                    continue
+                status, mpos, bpos, done = fast.scan(
+                    rows.array, rows.pos, rows.end, tops.array, tops.pos, tops.end,
+                    self.levels, self.midnight, self.chunk,
+                    state, self._buf.words, self._top_rows.words, scratch,
+                )  # fmt: skip
+                rows.advance(mpos, done)
+                tops.advance(bpos, done)
+                self._state_out(state)
+                if status == fast.FULL:
+                    yield from self._flush()
+                elif status == fast.SLOW:
+                    yield from self._slow(rows.take_line(), tops.take_line())
+                elif status == fast.GROW:
+                    self._buf.reserve(self.chunk)
+                    self._top_rows.reserve(self.chunk)
+            # one file ended: the rest of the other are rows without a partner
+            for which, blocks in enumerate((rows, tops)):
+                while blocks.available():
+                    yield self._row_count(which, blocks.take_line())
+        finally:
+            rows.close()
+            tops.close()
+        yield from self._flush()
+
+    def _state_in(self, state: np.ndarray[Any, Any]) -> bool:
+        # in the order of lobster_fast's S_* slots
+        values = (self._last_ts, self._ordinal, self._buf.n, self._top_rows.n)
+        if not all(fits_int64(v) for v in values):
+            return False
+        state[:] = values
+        return True
+
+    def _state_out(self, state: np.ndarray[Any, Any]) -> None:
+        self._last_ts = int(state[fast.S_LAST_TS])
+        self._ordinal = int(state[fast.S_ORDINAL])
+        self._buf.n = int(state[fast.S_RECORDS])
+        self._top_rows.n = int(state[fast.S_TOPS])
 
     def _flush(self) -> Iterator[Item]:
         if len(self._buf):
             yield self._buf.take()
         if self._tops:
-            tops = new_tops(len(self._tops))
-            for i, (ordinal, ts, row) in enumerate(self._tops):
-                tops[i]["offset"], tops[i]["ts_event"], tops[i]["ts_recv"] = ordinal, ts, ts
-                n = len(row)
-                tops[i]["ask_price"][:n], tops[i]["ask_size"][:n] = row[:, 0], row[:, 1]
-                tops[i]["bid_price"][:n], tops[i]["bid_size"][:n] = row[:, 2], row[:, 3]
+            self._top_rows.extend(self._pending_tops())
             self._tops = []
-            yield Oracle(tops)
+        if self._top_rows.n:
+            yield Oracle(self._top_rows.take_array())
+
+    def _settle_tops(self) -> bool:
+        """Move the pending oracle rows into the array; False if a value does not fit."""
+        if self._tops:
+            try:
+                pending = self._pending_tops()
+            except Exception:  # _flush raises it again, where it always has
+                return False
+            self._top_rows.extend(pending)
+            self._tops = []
+        return True
+
+    def _pending_tops(self) -> np.ndarray[Any, Any]:
+        tops = new_tops(len(self._tops))
+        for i, (ordinal, ts, row) in enumerate(self._tops):
+            tops[i]["offset"], tops[i]["ts_event"], tops[i]["ts_recv"] = ordinal, ts, ts
+            n = len(row)
+            tops[i]["ask_price"][:n], tops[i]["ask_size"][:n] = row[:, 0], row[:, 1]
+            tops[i]["bid_price"][:n], tops[i]["bid_size"][:n] = row[:, 2], row[:, 3]
+        return tops
 
     def _bad(self, which: int, line: Line, exc: DecimalError) -> Bad:
         return Bad.at(self.sources[which], line, exc.reason, str(exc), self._last_ts)

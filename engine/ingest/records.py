@@ -41,3 +41,91 @@ _EMPTY = np.zeros(0, dtype=MARKET_RECORD)
 def fits_int64(value: int) -> bool:
     """Whether a scaled value can be stored in a signed 64-bit slot."""
     return -_INT64_MAX - 1 <= value <= _INT64_MAX
+
+
+class FixedArray:
+    """Fixed-width records of one chunk in a preallocated array that compiled code fills in place.
+
+    ``n`` records are valid; ``words`` is the same memory as 64-bit words, one row per record,
+    which is what the numba parsers write. ``take`` hands the filled part out and starts a new
+    array, so what was handed out is never overwritten.
+    """
+
+    def __init__(self, dtype: np.dtype[Any], capacity: int) -> None:
+        self.dtype = dtype
+        self.capacity = capacity
+        self.array = self._new(capacity)
+        self.n = 0
+
+    def _new(self, capacity: int) -> np.ndarray[Any, Any]:
+        # Not zeroed: every record below ``n`` is written whole before it counts.
+        return np.empty(capacity, dtype=self.dtype)
+
+    @property
+    def words(self) -> np.ndarray[Any, Any]:
+        """The array as ``(capacity, itemsize // 8)`` int64 words."""
+        return self.array.view(np.int64).reshape(len(self.array), self.dtype.itemsize // 8)
+
+    def reserve(self, extra: int) -> None:
+        """Make room for ``extra`` more records."""
+        if self.n + extra > len(self.array):
+            bigger = self._new(max(2 * len(self.array), self.n + extra))
+            _raw(bigger)[: self.n] = _raw(self.array)[: self.n]
+            self.array = bigger
+
+    def extend(self, records: np.ndarray[Any, Any]) -> None:
+        """Append records after the ``n`` held."""
+        self.reserve(len(records))
+        _raw(self.array)[self.n : self.n + len(records)] = _raw(records)
+        self.n += len(records)
+
+    def take_array(self) -> np.ndarray[Any, Any]:
+        """The ``n`` records held (empties the buffer)."""
+        out = self.array[: self.n]
+        self.array = self._new(self.capacity)
+        self.n = 0
+        return out
+
+
+class RecordArray(FixedArray):
+    """A :class:`RecordBuffer` whose records live in a :class:`FixedArray`.
+
+    Python code appends row tuples to ``rows`` exactly as with :class:`RecordBuffer`; compiled
+    code writes into the array. ``settle`` moves pending rows into the array behind what is
+    there, which keeps arrival order as long as it is called before the compiled code runs.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        super().__init__(MARKET_RECORD, capacity)
+        self.rows: list[Row] = []
+
+    def __len__(self) -> int:
+        return self.n + len(self.rows)
+
+    def settle(self) -> bool:
+        """Move ``rows`` into the array; False (rows kept) if a value does not fit its field.
+
+        The failure is left for :meth:`take`, which raises it at the point the row-tuple
+        buffer always has, so a bad value surfaces exactly as it did before there was an array.
+        """
+        if self.rows:
+            try:
+                rows = np.array(self.rows, dtype=MARKET_RECORD)
+            except Exception:  # whatever numpy raises, take() raises again
+                return False
+            self.extend(rows)
+            self.rows = []
+        return True
+
+    def take(self) -> np.ndarray[Any, Any]:
+        """All buffered records as one array (empties the buffer)."""
+        if self.rows:
+            self.extend(np.array(self.rows, dtype=MARKET_RECORD))
+            self.rows = []
+        return self.take_array() if self.n else _EMPTY
+
+
+def _raw(records: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    # Copying structured records field by field skips padding bytes (book.top has some),
+    # which would then hold whatever the memory held: copy them as opaque bytes instead.
+    return records.view(np.dtype((np.void, records.dtype.itemsize)))

@@ -13,13 +13,15 @@ ingest removes what it wrote, so no half session is ever left behind as if it we
 
 from __future__ import annotations
 
+import queue
 import shutil
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 import numpy as np
@@ -178,8 +180,12 @@ def run(job: IngestJob, items: Iterable[Item], lines: Callable[[], int]) -> Summ
     )
     started = time.perf_counter()
     writer = JournalWriter(job.log, job.session)
+    ahead = Prefetch(items)
     try:
-        last_ts = _drive(job, writer, iter(items), summary)
+        try:
+            last_ts = _drive(job, writer, ahead, summary)
+        finally:
+            ahead.close()
         writer.event(SessionClosed(last_ts, last_ts, job.session, "end of input"))
         summary.events += 1
         writer.close()
@@ -205,6 +211,74 @@ def run(job: IngestJob, items: Iterable[Item], lines: Callable[[], int]) -> Summ
     return summary
 
 
+_END = object()
+
+
+class Prefetch(Iterator[Item]):
+    """The items of ``items``, converted in a thread while the caller writes the previous ones.
+
+    Conversion (compiled parsing, decompression) and writing (copies, checksums, fsync) both
+    release the GIL, so on two cores they overlap. Order is kept; at most ``depth`` items wait,
+    so memory stays bounded. An exception in conversion is raised to the caller in place of
+    the item it stopped at; :meth:`close` stops the thread (and closes ``items``) early.
+    """
+
+    def __init__(self, items: Iterable[Item], depth: int = 8) -> None:
+        self._items = items
+        self._queue: queue.Queue[Any] = queue.Queue(depth)
+        self._stop = threading.Event()
+        self._done = False
+        self._thread = threading.Thread(target=self._produce, name="ingest-convert", daemon=True)
+        self._thread.start()
+
+    def _produce(self) -> None:
+        it: Iterator[Item] | None = None
+        try:
+            it = iter(self._items)
+            for item in it:
+                if not self._put(item):
+                    return
+            self._put(_END)
+        except BaseException as exc:  # handed to the consumer, which raises it
+            self._put(_Raised(exc))
+        finally:
+            # A generator has to be closed by the thread that runs it.
+            close = getattr(it, "close", None)
+            if close is not None:
+                close()
+
+    def _put(self, item: Any) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def __next__(self) -> Item:
+        if self._done:
+            raise StopIteration
+        item = self._queue.get()
+        if item is _END:
+            self._done = True
+            raise StopIteration
+        if isinstance(item, _Raised):
+            self._done = True
+            raise item.exc
+        return cast(Item, item)
+
+    def close(self) -> None:
+        """Stop converting and wait for the thread to finish."""
+        self._stop.set()
+        self._thread.join()
+
+
+@dataclass(frozen=True)
+class _Raised:
+    exc: BaseException
+
+
 def oracle_topic(session: str) -> str:
     """Topic of the venue's own book rows, which ``tape book-check`` compares against."""
     return f"{session}.oracle"
@@ -225,7 +299,10 @@ class _OracleWriter:
         self.ordinals += n
 
     def write(self, tops: np.ndarray[Any, Any]) -> None:
-        tops = tops.copy()
+        # A plain copy of a structured array with padding (book.top has 4 bytes after
+        # ``levels``) copies field by field and leaves the padding uninitialised, which made
+        # the oracle bytes differ from run to run; copying the raw records keeps them zero.
+        tops = tops.view(np.dtype((np.void, tops.dtype.itemsize))).copy().view(tops.dtype)
         ordinals = tops["offset"].astype(np.int64)
         offsets = np.zeros(len(tops), dtype=np.uint64)
         for start, base, n in self.runs:

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import io
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, cast
@@ -93,15 +95,80 @@ class InputFile:
     @property
     def position(self) -> int:
         """Stored bytes consumed so far."""
-        return self._raw.tell() if self._raw is not None and not self._raw.closed else self.size
+        raw = self._raw
+        if raw is None or raw.closed:
+            return self.size
+        try:
+            return raw.tell()
+        except ValueError:  # closed meanwhile by the thread that reads ahead
+            return self.size
 
-    def lines(self) -> Iterator[Line]:
-        """The file's lines; the count so far is in ``lines_read``."""
+    def lines(self) -> FileLines:
+        """The file's lines; the count so far is in ``lines_read``.
+
+        Iterating gives one :class:`Line` at a time. Importers with a compiled parser take the
+        same object and read it in blocks instead (:meth:`FileLines.chunks`).
+        """
+        return FileLines(self)
+
+    def _iter_lines(self) -> Iterator[Line]:
+        with self._open() as stream:
+            for line in iter_lines(stream):
+                self.lines_read = line.number
+                yield line
+
+    def _chunks(self, size: int) -> Iterator[bytes]:
+        with self._open() as stream:
+            read1 = cast(io.BufferedIOBase, stream).read1
+            while True:
+                # read1 returns what one step of decompression gives, so when a damaged
+                # gzip stream raises, everything decoded before the damage has been handed
+                # out first, as line-by-line reading does.
+                parts: list[bytes] = []
+                have = 0
+                try:
+                    while have < size and (part := read1(size - have)):
+                        parts.append(part)
+                        have += len(part)
+                except Exception:
+                    if parts:
+                        yield b"".join(parts)
+                    raise
+                if not parts:
+                    return
+                yield b"".join(parts)
+
+    @contextmanager
+    def _open(self) -> Iterator[IO[bytes]]:
         with self.path.open("rb") as raw:
             self._raw = raw
             magic = raw.read(2)
             raw.seek(0)
-            stream = cast(IO[bytes], gzip.GzipFile(fileobj=raw)) if magic == b"\x1f\x8b" else raw
-            for line in iter_lines(stream):
-                self.lines_read = line.number
-                yield line
+            if magic == b"\x1f\x8b":
+                with gzip.GzipFile(fileobj=raw) as unzipped:
+                    yield cast(IO[bytes], unzipped)
+            else:
+                yield raw
+
+
+class FileLines(Iterator[Line]):
+    """The lines of an :class:`InputFile`, one at a time or as blocks of decompressed bytes.
+
+    Use one way only: both read the file from its start.
+    """
+
+    def __init__(self, file: InputFile) -> None:
+        self.file = file
+        self._lines: Iterator[Line] | None = None
+
+    def __next__(self) -> Line:
+        if self._lines is None:
+            self._lines = self.file._iter_lines()
+        return next(self._lines)
+
+    def chunks(self, size: int = _CHUNK) -> Iterator[bytes]:
+        """The decompressed bytes in pieces of ``size`` (the last may be shorter).
+
+        Whoever splits them into lines sets ``file.lines_read``, as iterating does.
+        """
+        return self.file._chunks(size)
