@@ -107,8 +107,14 @@ def ingest_binance(
     session: Session,
     strict: Strict = False,
     quiet: Quiet = False,
-    price_scale: Annotated[int | None, typer.Option(help="Override the price scale.")] = None,
-    size_scale: Annotated[int | None, typer.Option(help="Override the size scale.")] = None,
+    price_scale: Annotated[
+        int | None,
+        typer.Option(help="Override the price scale (decimal places, 0-18).", min=0, max=18),
+    ] = None,
+    size_scale: Annotated[
+        int | None,
+        typer.Option(help="Override the size scale (decimal places, 0-18).", min=0, max=18),
+    ] = None,
 ) -> None:
     """Binance spot or USD-M futures depth/trade/bookTicker recording with a REST snapshot."""
     path = _existing(file)

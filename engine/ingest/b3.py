@@ -5,7 +5,8 @@ file's levels 2-5 are always zero and its derived columns (spread, mid, imbalanc
 computed by the file's author, so they are ignored rather than trusted or checked. ``timestamp``
 is naive local time in America/Sao_Paulo (UTC-3, no DST since 2019), microseconds, converted
 exactly; ``ts_event`` = ``ts_recv`` = that time (the poller's clock, the only one there is).
-Prices: BRL per USD 1,000, scale 1 (tick 0.5 = 5 units); sizes in contracts.
+Prices: BRL per USD 1,000, scale 1 (tick 0.5 = 5 units); sizes in contracts. Times in ns,
+prices and sizes must fit int64; a row outside is quarantined as ``out_of_range``.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from zoneinfo import ZoneInfo
 from engine.events.control import InstrumentSpec
 from engine.events.market import F_LAST
 from engine.ingest.decimal import DecimalError, parse_scaled
-from engine.ingest.records import RecordBuffer
+from engine.ingest.records import INT64_MAX, RecordBuffer, check_range, fits_int64
 from engine.ingest.session import Bad, Item
 from engine.ingest.source import Line, iter_file_lines
 
@@ -109,15 +110,35 @@ class B3Converter:
                 f"symbol {cols[index['symbol']]!r}, session is {self.spec.symbol!r}",
             )
         ts = local_ns(cols[index["timestamp"]], self.zone)
+        if not fits_int64(ts):
+            raise DecimalError(
+                "out_of_range",
+                f"timestamp {cols[index['timestamp']]!r} is outside the int64 ns range "
+                "(1677-09-21 to 2262-04-11 UTC)",
+            )
         if ts < self._last_ts:
             raise DecimalError("time_backwards", f"time {ts} ns < previous {self._last_ts}")
-        bid = parse_scaled(cols[index["bid_price_1"]], 1)
-        ask = parse_scaled(cols[index["ask_price_1"]], 1)
-        bid_size = parse_scaled(cols[index["bid_vol_1"]], 0)
-        ask_size = parse_scaled(cols[index["ask_vol_1"]], 0)
+        bid = _value(cols, index, "bid_price_1", 1)
+        ask = _value(cols, index, "ask_price_1", 1)
+        bid_size = _value(cols, index, "bid_vol_1", 0)
+        ask_size = _value(cols, index, "ask_vol_1", 0)
         if bid_size < 0 or ask_size < 0:
             raise DecimalError("negative_size", f"sizes {bid_size}, {ask_size}")
         if bid < 0 or ask < 0:
             raise DecimalError("negative_price", f"prices {bid}, {ask}")
+        check_range("bid_price_1", bid, 0, INT64_MAX)
+        check_range("bid_vol_1", bid_size, 0, INT64_MAX)
+        check_range("ask_price_1", ask, 0, INT64_MAX)
+        check_range("ask_vol_1", ask_size, 0, INT64_MAX)
         self._last_ts = ts
         self._buf.rows.append((_QUOTE, 0, F_LAST, 0, ts, ts, bid, bid_size, 0, ask, ask_size))
+
+
+def _value(cols: list[str], index: dict[str, int], name: str, scale: int) -> int:
+    """Column ``name`` as an exact integer of ``10**-scale`` units (column named if too long)."""
+    try:
+        return parse_scaled(cols[index[name]], scale)
+    except DecimalError as exc:
+        if exc.reason == "out_of_range":
+            raise DecimalError(exc.reason, f"{name}: {exc}") from None
+        raise

@@ -12,6 +12,11 @@ Mapping (one input line -> records in the same order):
 ``ts_recv`` is the recorder's receive time; ``ts_event`` is ``E`` (ms -> ns) where the message
 has it, else (spot bookTicker, spot REST snapshot) the receive time.
 
+Ranges: the receive time and ``E`` in ns must fit int64 (``E`` >= 0), and trade and update ids
+(``t``, ``U``, ``u``, ``pu``, ``lastUpdateId``) must be in 0..2**63-1, the range of Binance's own
+(signed 64-bit) ids; a line outside them is quarantined as ``out_of_range``, and a line that is
+not valid UTF-8 as ``bad_json``.
+
 Sequencing follows Binance's "how to manage a local order book" procedure; :class:`Sequencer`
 decides, and on a break the importer writes ``feed.gap_detected`` and sets F_GAP on the broken
 message's records, which is what makes the ``book`` processor mark the book stale until the next
@@ -20,7 +25,7 @@ snapshot. Records are journaled whether or not the book applies them: the journa
 
 from __future__ import annotations
 
-import contextlib
+import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -35,12 +40,13 @@ from engine.ingest import binance_messages as m
 from engine.ingest.blocks import BLOCK, LineBlocks
 from engine.ingest.decimal import DecimalError, ScaledCache
 from engine.ingest.fastparse import MAX_DIGITS
-from engine.ingest.records import RecordArray, fits_int64
+from engine.ingest.records import INT64_MAX, RecordArray, check_range, fits_int64
 from engine.ingest.session import Bad, Item
 from engine.ingest.source import FileLines, Line, iter_file_lines
 
 IMPORTER_VERSION = "binance/1"
 _MS = 1_000_000
+_MAX_E_MS = INT64_MAX // _MS  # largest event time in ms whose ns fit int64
 _T_TRADE, _T_LEVEL, _T_QUOTE, _T_SNAP = 1, 6, 7, 8
 
 # (price_scale, size_scale, tick_size, lot_size) per (market, symbol), from the venue's filters
@@ -58,7 +64,7 @@ def detect(path: Path, max_lines: int = 20000) -> tuple[str, str]:
             if m.stream_kind(env.stream) == "depth":
                 depth = m.DEPTH.decode(env.data)
                 return ("usdm" if depth.pu is not None else "spot"), depth.s
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, UnicodeDecodeError):
             continue
     raise ValueError(
         f"{path}: no depthUpdate in the first {max_lines} lines; is this a Binance recording?"
@@ -253,10 +259,23 @@ class BinanceConverter:
         if not (stamp.isdigit() and body):
             yield self._bad(line, "bad_line", 'expected "<receive_ts_ns> <json>"')
             return
-        ts = int(stamp)
+        digits = stamp.lstrip(b"0")
+        if len(digits) > len(str(INT64_MAX)) or int(digits or b"0") > INT64_MAX:
+            yield self._bad(
+                line,
+                "out_of_range",
+                f"receive time {_digits(digits)} ns is beyond int64 (at most {INT64_MAX})",
+            )
+            return
+        ts = int(digits or b"0")
         if ts < self._last_ts:
             yield self._bad(line, "time_backwards", f"receive time {ts} < previous {self._last_ts}")
             return
+        if not body.isascii():
+            problem = _utf8_problem(body, len(stamp) + 1)
+            if problem:
+                yield self._bad(line, "bad_json", problem)
+                return
         try:
             env = m.ENVELOPE.decode(body)
         except msgspec.ValidationError:
@@ -290,6 +309,7 @@ class BinanceConverter:
                 line, "symbol_mismatch", f"symbol {msg.s!r}, session is {self.spec.symbol!r}"
             )
             return
+        _check_ranges(msg)
         if isinstance(msg, m.DepthUpdate):
             yield from self._depth(msg, ts)
         elif isinstance(msg, m.Trade):
@@ -310,6 +330,8 @@ class BinanceConverter:
     def _shape_error(self, line: Line, data: bytes, kind: str, exc: Exception) -> Bad:
         try:
             obj = m.ANY.decode(data)
+        except msgspec.ValidationError:  # valid JSON with an integer too large to decode
+            return self._bad(line, "out_of_range", f"{m.EVENT_NAMES[kind]}: {exc}")
         except msgspec.DecodeError:
             return self._bad(line, "bad_json", f"not valid JSON: {exc}")
         event = obj.get("e") if isinstance(obj, dict) else None
@@ -322,12 +344,18 @@ class BinanceConverter:
             snap = m.SNAPSHOT.decode(body)
         except msgspec.DecodeError as exc:
             obj = None
-            with contextlib.suppress(msgspec.DecodeError):
+            too_large = False
+            try:
                 obj = m.ANY.decode(body)
+            except msgspec.ValidationError:  # valid JSON with an integer too large to decode
+                too_large = True
+            except msgspec.DecodeError:
+                pass
             known = isinstance(obj, dict) and "lastUpdateId" in obj
-            reason = "bad_field" if known else "unknown_event"
+            reason = "out_of_range" if too_large else "bad_field" if known else "unknown_event"
             yield self._bad(line, reason, f"neither a stream message nor a depth snapshot: {exc}")
             return
+        _check_ranges(snap)
         bids = self._levels(snap.bids)
         asks = self._levels(snap.asks)
         self._last_ts = ts
@@ -375,13 +403,71 @@ class BinanceConverter:
         return [(self._price(p), self._size(q)) for p, q in levels]
 
     def _price(self, text: str) -> int:
-        value = self.price(text)
+        value = _named(self.price, text, "price")
         if value < 0 or not fits_int64(value):
             raise DecimalError("negative_price" if value < 0 else "out_of_range", f"price {text!r}")
         return value
 
     def _size(self, text: str) -> int:
-        value = self.size(text)
+        value = _named(self.size, text, "size")
         if value < 0 or not fits_int64(value):
             raise DecimalError("negative_size" if value < 0 else "out_of_range", f"size {text!r}")
         return value
+
+
+def _named(parse: ScaledCache, text: str, what: str) -> int:
+    """``parse(text)``, with ``what`` named when the number is too long to convert at all."""
+    try:
+        return parse(text)
+    except DecimalError as exc:
+        if exc.reason == "out_of_range":
+            raise DecimalError(exc.reason, f"{what}: {exc}") from None
+        raise
+
+
+def _check_ranges(msg: m.DepthUpdate | m.Trade | m.BookTicker | m.DepthSnapshot) -> None:
+    """Raise ``out_of_range`` for an id or event time the journal cannot hold (see the top)."""
+    if msg.E is not None:
+        check_range("event time E", msg.E, 0, _MAX_E_MS, " ms")
+    if isinstance(msg, m.DepthUpdate):
+        check_range("first update id U", msg.U, 0, INT64_MAX)
+        check_range("last update id u", msg.u, 0, INT64_MAX)
+        if msg.pu is not None:
+            check_range("previous update id pu", msg.pu, 0, INT64_MAX)
+    elif isinstance(msg, m.Trade):
+        check_range("trade id t", msg.t, 0, INT64_MAX)
+    elif isinstance(msg, m.BookTicker):
+        check_range("update id u", msg.u, 0, INT64_MAX)
+    else:
+        check_range("snapshot lastUpdateId", msg.lastUpdateId, 0, INT64_MAX)
+
+
+def _digits(text: bytes) -> str:
+    """A run of ASCII digits for a message, shortened when long."""
+    return text.decode() if len(text) <= 24 else f"{text[:12].decode()}... ({len(text)} digits)"
+
+
+_KEY = re.compile(rb'"([^"\\]{1,64})"\s*:')
+
+
+def _utf8_problem(body: bytes, start: int) -> str | None:
+    """Why ``body`` (the JSON, ``start`` bytes into its line) is not UTF-8, or None.
+
+    JSON text is UTF-8, and a byte that is not (``\\xff``, a cut multi-byte character) is
+    damage the JSON decoder would only notice inside fields it reads. The message names the
+    field it is in (or the field name it is part of), found by the last ``"name":`` before it.
+    """
+    try:
+        body.decode()
+    except UnicodeDecodeError as exc:
+        keys = _KEY.findall(body, 0, exc.start)
+        in_key = re.match(rb'[^"]*"\s*:', body[exc.start :]) is not None
+        where = ""
+        if keys:
+            name = keys[-1].decode(errors="backslashreplace")
+            where = f" in a field name after {name!r}" if in_key else f" in field {name!r}"
+        return (
+            f"not valid JSON: byte 0x{body[exc.start]:02x} at column {start + exc.start + 1} "
+            f"is not UTF-8{where}"
+        )
+    return None

@@ -23,8 +23,10 @@ def parse_scaled(text: str, scale: int) -> int:
     """``text`` (``[-]digits[.digits]``) as an integer of ``10**-scale`` units, exactly.
 
     Raises :class:`DecimalError` with reason ``not_numeric`` for anything but plain ASCII decimal
-    digits (no exponents, underscores, spaces, ``inf`` or ``nan``), or ``precision`` when
-    the value has non-zero digits beyond ``scale`` decimals.
+    digits (no exponents, underscores, spaces, ``inf`` or ``nan``), ``precision`` when
+    the value has non-zero digits beyond ``scale`` decimals, or ``out_of_range`` for a whole
+    part too long for Python to convert (thousands of digits; see
+    :func:`sys.get_int_max_str_digits`). Whether a value fits its field is the caller's check.
     """
     negative = text[:1] == "-"
     body = text[1:] if negative else text
@@ -37,9 +39,13 @@ def parse_scaled(text: str, scale: int) -> int:
                 "precision", f"{text!r} has more than {scale} decimals (the instrument's scale)"
             )
         frac = frac[:scale]
-    value: int = int(whole or "0") * _POW10[scale] + (
-        int(frac) * _POW10[scale - len(frac)] if frac else 0
-    )
+    try:
+        units = int(whole.lstrip("0") or "0")
+    except ValueError:  # more digits than int() converts: far beyond any field
+        raise DecimalError(
+            "out_of_range", f"a number of {len(whole)} digits ({text[:20]}...) is out of range"
+        ) from None
+    value: int = units * _POW10[scale] + (int(frac) * _POW10[scale - len(frac)] if frac else 0)
     return -value if negative else value
 
 

@@ -19,6 +19,9 @@ undone (LOBSTER gives no book before message 1). Orderbook row i becomes a ``boo
 row tied to message i's journal record. Time: seconds after midnight (exact decimal, 9 places)
 in America/New_York on ``--date``, converted with that day's UTC offset at noon (the trading
 day never spans a DST switch).
+
+Ranges: the time in ns, sizes, prices and orderbook values must fit int64 and an order id the
+record's unsigned 64-bit slot; a row outside them is quarantined as ``out_of_range``.
 """
 
 from __future__ import annotations
@@ -37,7 +40,14 @@ from engine.events.market import F_FIRST, F_HIDDEN, F_LAST
 from engine.ingest import lobster_fast as fast
 from engine.ingest.blocks import BLOCK, LineBlocks
 from engine.ingest.decimal import DecimalError, parse_scaled
-from engine.ingest.records import FixedArray, RecordArray, fits_int64
+from engine.ingest.records import (
+    INT64_MAX,
+    UINT64_MAX,
+    FixedArray,
+    RecordArray,
+    check_range,
+    fits_int64,
+)
 from engine.ingest.session import Bad, Item, Oracle
 from engine.ingest.source import FileLines, Line
 
@@ -66,6 +76,8 @@ def _int(text: str, what: str) -> int:
     try:
         return parse_scaled(text, 0)
     except DecimalError as exc:
+        if exc.reason == "out_of_range":  # thousands of digits: an integer, just far too big
+            raise DecimalError(exc.reason, f"{what}: {exc}") from exc
         raise DecimalError("not_numeric", f"{what} {text!r} is not an integer") from exc
 
 
@@ -90,6 +102,10 @@ def parse_message(text: str, midnight: int) -> Message:
         raise DecimalError("bad_field", "time and order id must be >= 0, direction 1 or -1")
     if kind != 7 and price < 0:
         raise DecimalError("negative_price", f"price {price} is negative")
+    check_range(f"time {cols[0][:30]!r} s after midnight", midnight + seconds, 0, INT64_MAX, " ns")
+    check_range("order id", order_id, 0, UINT64_MAX)
+    check_range("size", size, 0, INT64_MAX)
+    check_range("price", price, -INT64_MAX - 1, INT64_MAX)
     return midnight + seconds, kind, order_id, size, price, direction
 
 
@@ -98,7 +114,11 @@ def parse_book(text: str, levels: int) -> np.ndarray[Any, Any]:
     cols = text.split(",")
     if len(cols) != 4 * levels:
         raise DecimalError("bad_columns", f"expected {4 * levels} columns, found {len(cols)}")
-    values = np.array([_int(c, "orderbook value") for c in cols], dtype=np.int64).reshape(-1, 4)
+    ints = [_int(c, "orderbook value") for c in cols]
+    for k, value in enumerate(ints):
+        what = f"column {k + 1} (level {k // 4 + 1} {_BOOK_COLUMNS[k % 4]})"
+        check_range(what, value, -INT64_MAX - 1, INT64_MAX)
+    values = np.array(ints, dtype=np.int64).reshape(-1, 4)
     if (values[:, 1] < 0).any() or (values[:, 3] < 0).any():
         raise DecimalError("negative_size", "an orderbook size is negative")
     empty_ask, empty_bid = values[:, 0] == EMPTY_ASK, values[:, 2] == EMPTY_BID
@@ -107,8 +127,14 @@ def parse_book(text: str, levels: int) -> np.ndarray[Any, Any]:
     return values
 
 
+_BOOK_COLUMNS = ("ask price", "ask size", "bid price", "bid size")
+
+
 def initial_levels(book: np.ndarray[Any, Any], first: Message) -> dict[int, dict[int, int]]:
-    """The visible book before message ``first``: its row with the message's effect undone."""
+    """The visible book before message ``first``: its row with the message's effect undone.
+
+    Raises :class:`DecimalError` ``out_of_range`` if undoing it gives a size beyond int64.
+    """
     sides: dict[int, dict[int, int]] = {1: {}, -1: {}}
     for ask_p, ask_s, bid_p, bid_s in book.tolist():
         if ask_s:
@@ -121,6 +147,9 @@ def initial_levels(book: np.ndarray[Any, Any], first: Message) -> dict[int, dict
         level[price] = level.get(price, 0) + (-size if kind == 1 else size)
         if level[price] <= 0:
             del level[price]
+        else:
+            what = f"orderbook row 1 with message 1 undone, size at price {price}"
+            check_range(what, level[price], 0, INT64_MAX)
     return sides
 
 
@@ -281,7 +310,13 @@ class LobsterConverter:
             yield self._bad(1, book_line, exc)
             book = None
         if msg is not None and book is not None and self._ordinal < 0:
-            self._snapshot(initial_levels(book, msg), msg[0])
+            try:
+                sides = initial_levels(book, msg)
+            except DecimalError as exc:
+                msg = None
+                yield self._bad(0, msg_line, exc)
+            else:
+                self._snapshot(sides, msg[0])
         if msg is not None and self._ordinal >= 0:
             yield from self._message(msg)
         if book is not None:

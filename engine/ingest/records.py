@@ -12,11 +12,13 @@ from typing import Any
 import numpy as np
 
 from engine.events.market import MARKET_RECORD
+from engine.ingest.decimal import DecimalError
 
 Row = tuple[int, int, int, int, int, int, int, int, int, int, int]
 """(type_id, side, flags, aux, ts_event, ts_recv, price, size, id, price2, size2)."""
 
-_INT64_MAX = (1 << 63) - 1
+INT64_MAX = (1 << 63) - 1
+UINT64_MAX = (1 << 64) - 1
 
 
 class RecordBuffer:
@@ -40,7 +42,31 @@ _EMPTY = np.zeros(0, dtype=MARKET_RECORD)
 
 def fits_int64(value: int) -> bool:
     """Whether a scaled value can be stored in a signed 64-bit slot."""
-    return -_INT64_MAX - 1 <= value <= _INT64_MAX
+    return -INT64_MAX - 1 <= value <= INT64_MAX
+
+
+def shown(value: int) -> str:
+    """``value`` for a message: its digits, or its magnitude when it is huge.
+
+    ``str`` of an integer of thousands of digits raises (Python's conversion limit), and such
+    a number would drown the message anyway.
+    """
+    if -(10**24) < value < 10**24:
+        return str(value)
+    return f"{'-' if value < 0 else ''}~10**{int(abs(value).bit_length() * 0.30103)}"
+
+
+def check_range(what: str, value: int, low: int, high: int, unit: str = "") -> None:
+    """Raise :class:`DecimalError` ``out_of_range`` unless ``low <= value <= high``.
+
+    Importers call it for every integer they store, with the range of the record slot (or the
+    venue's own range) it goes to, so a damaged value is quarantined with its field named
+    instead of failing when the chunk of records is built.
+    """
+    if not low <= value <= high:
+        raise DecimalError(
+            "out_of_range", f"{what}: {shown(value)}{unit} is outside {low}..{high}{unit}"
+        )
 
 
 class FixedArray:
