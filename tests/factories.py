@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from engine.events import CATALOGUE, Codec, EventType
 from engine.events.market import MARKET_TYPES, RECORD_SIZE, TIMESTAMP_OFFSET, new_records
+from engine.ingest.session import Bad, Oracle
 from engine.log import EmbeddedLog, TopicCodec, TopicConfig
 
 FIXED_TYPES = tuple(t for t in CATALOGUE if t.codec is Codec.FIXED)
@@ -176,3 +177,24 @@ def msgpack_topic(
             segment_bytes=segment_bytes,
         ),
     )
+
+
+# -- importer output ------------------------------------------------------------------------
+
+
+def items_key(items: list[Any]) -> list[tuple[str, Any]]:
+    """Items as comparable values (arrays by their bytes, events and bad lines by value)."""
+    out: list[tuple[str, Any]] = []
+    for item in items:
+        if isinstance(item, str):
+            out.append(("raised", item))
+            continue
+        if isinstance(item, np.ndarray):
+            out.append(("records", item.tobytes()))
+        elif isinstance(item, Oracle):
+            out.append(("oracle", item.tops.tobytes()))
+        elif isinstance(item, Bad):
+            out.append(("bad", item))
+        else:
+            out.append((type(item).__name__, msgspec.to_builtins(item)))
+    return out

@@ -31,10 +31,10 @@ from engine.ingest.fastparse import (
     line_end,
     literal,
     same,
-    scaled,
     skip_scalar,
     skip_ws,
     string_end,
+    unsigned,
 )
 
 DONE, FULL, SLOW, GROW = 0, 1, 2, 3
@@ -126,6 +126,16 @@ def _field(buf: Any, s: int, e: int) -> int:
 
 
 @kernel
+def _quoted(buf: Any, i: int, e: int, scale: int) -> tuple[int, int]:
+    """A non-negative decimal string at ``i``: (value, next non-blank index) or (-1, e)."""
+    j = string_end(buf, i, e)
+    if j < 0:
+        return -1, e
+    value = unsigned(buf, i + 1, j - 1, scale)
+    return value, (skip_ws(buf, j, e) if value >= 0 else e)
+
+
+@kernel
 def _levels(
     buf: Any, i: int, e: int, lv: Any, first: int, price_scale: int, size_scale: int
 ) -> tuple[int, int]:
@@ -137,25 +147,11 @@ def _levels(
     while True:
         if i >= e or buf[i] != LBRACKET:
             return -1, -1
-        i = skip_ws(buf, i + 1, e)
-        j = string_end(buf, i, e)
-        if j < 0:
+        price, i = _quoted(buf, skip_ws(buf, i + 1, e), e, price_scale)
+        if price < 0 or i >= e or buf[i] != COMMA:
             return -1, -1
-        ok, price = scaled(buf, i + 1, j - 1, price_scale)
-        if not ok or price < 0:
-            return -1, -1
-        i = skip_ws(buf, j, e)
-        if i >= e or buf[i] != COMMA:
-            return -1, -1
-        i = skip_ws(buf, i + 1, e)
-        j = string_end(buf, i, e)
-        if j < 0:
-            return -1, -1
-        ok, qty = scaled(buf, i + 1, j - 1, size_scale)
-        if not ok or qty < 0:
-            return -1, -1
-        i = skip_ws(buf, j, e)
-        if i >= e or buf[i] != RBRACKET:
+        qty, i = _quoted(buf, skip_ws(buf, i + 1, e), e, size_scale)
+        if qty < 0 or i >= e or buf[i] != RBRACKET:
             return -1, -1
         if first + n >= len(lv):
             return -1, -1
@@ -393,11 +389,11 @@ def _line(
             return -1
         if fields[_E_TIME, 1] > MAX_E_MS:
             return -1
-        ok, price = scaled(buf, fields[_PRICE, 1], fields[_PRICE, 2], price_scale)
-        if not ok or price < 0:
+        price = unsigned(buf, fields[_PRICE, 1], fields[_PRICE, 2], price_scale)
+        if price < 0:
             return -1
-        ok, size = scaled(buf, fields[_QTY, 1], fields[_QTY, 2], size_scale)
-        if not ok or size < 0:
+        size = unsigned(buf, fields[_QTY, 1], fields[_QTY, 2], size_scale)
+        if size < 0:
             return -1
         if n + 1 > len(out):
             st[S_NEED] = 1
@@ -417,17 +413,17 @@ def _line(
         and (_is(fields, _E_TIME, _INT) or _is(fields, _E_TIME, _ABSENT))
     ):
         return -1
-    ok, bid = scaled(buf, fields[_BIDS, 1], fields[_BIDS, 2], price_scale)
-    if not ok or bid < 0:
+    bid = unsigned(buf, fields[_BIDS, 1], fields[_BIDS, 2], price_scale)
+    if bid < 0:
         return -1
-    ok, bid_size = scaled(buf, fields[_BID_QTY, 1], fields[_BID_QTY, 2], size_scale)
-    if not ok or bid_size < 0:
+    bid_size = unsigned(buf, fields[_BID_QTY, 1], fields[_BID_QTY, 2], size_scale)
+    if bid_size < 0:
         return -1
-    ok, ask = scaled(buf, fields[_ASKS, 1], fields[_ASKS, 2], price_scale)
-    if not ok or ask < 0:
+    ask = unsigned(buf, fields[_ASKS, 1], fields[_ASKS, 2], price_scale)
+    if ask < 0:
         return -1
-    ok, ask_size = scaled(buf, fields[_ASK_QTY, 1], fields[_ASK_QTY, 2], size_scale)
-    if not ok or ask_size < 0:
+    ask_size = unsigned(buf, fields[_ASK_QTY, 1], fields[_ASK_QTY, 2], size_scale)
+    if ask_size < 0:
         return -1
     ts_event = ts
     if _is(fields, _E_TIME, _INT):

@@ -267,6 +267,14 @@ def contains(buf: Any, s: int, e: int, word: Any) -> bool:
 
 
 @kernel
+def unsigned(buf: Any, s: int, e: int, scale: int) -> int:
+    """:func:`scaled` for a field that must not be negative: the value, or -1 where it is
+    refused or negative (every Binance price and size)."""
+    ok, value = scaled(buf, s, e, scale)
+    return value if ok and value >= 0 else -1
+
+
+@kernel
 def scaled_text(buf: Any, scale: int) -> tuple[bool, int]:
     """:func:`scaled` over a whole array (for tests and callers holding one value)."""
     return scaled(buf, 0, len(buf), scale)

@@ -18,7 +18,6 @@ from typing import Any
 
 import numpy as np
 
-from engine.events import to_dict
 from engine.log import EmbeddedLog, FixedBatch
 from engine.log.reader import PartitionReader
 from engine.runtime.manifest import (
@@ -33,6 +32,7 @@ from engine.runtime.manifest import (
 from engine.runtime.runner import Progress, Runner, Snapshot, Topology, latest_snapshot
 from engine.runtime.runs import session_opened
 from engine.runtime.topology import pipeline
+from engine.runtime.trace import event_at
 
 
 @dataclass
@@ -157,10 +157,10 @@ def first_divergence(
         offset = _first_difference(log.reader(topic), scratch.reader(topic))
         if offset is None:
             continue
-        recorded = _event(log.reader(topic), offset)
-        replayed = _event(scratch.reader(topic), offset)
+        recorded = event_at(log.reader(topic), offset)
+        replayed = event_at(scratch.reader(topic), offset)
         cause = int((recorded or replayed or {}).get(port.cause, -1))
-        journal_event = _event(log.reader(manifest.journal_topic), cause) if cause >= 0 else None
+        journal_event = event_at(log.reader(manifest.journal_topic), cause) if cause >= 0 else None
         found.append(
             (
                 cause,
@@ -189,14 +189,6 @@ def _first_difference(a: PartitionReader, b: PartitionReader) -> int | None:
                 if vx != vy:
                     return offset + i
         offset += n
-
-
-def _event(reader: PartitionReader, offset: int) -> dict[str, Any] | None:
-    if not reader.start_offset <= offset < reader.end_offset:
-        return None
-    batch = reader.read(offset, 1)
-    assert batch is not None
-    return to_dict(batch.values()[0])
 
 
 @dataclass
@@ -235,7 +227,7 @@ def state_at(
             manifest,
             until,
             snapshot.journal_offset if snapshot is not None else None,
-            _event(log.reader(manifest.journal_topic), until),
+            event_at(log.reader(manifest.journal_topic), until),
             runner.topology.inspect(),
         )
     finally:

@@ -110,10 +110,19 @@ def _flags(reader: PartitionReader, offset: int) -> int:
     return int(batch.view(MARKET_RECORD)["flags"][0])
 
 
-def _decoded(reader: PartitionReader, offset: int) -> dict[str, Any]:
+def event_at(reader: PartitionReader, offset: int) -> dict[str, Any] | None:
+    """The event at ``offset`` decoded through the catalogue, or None outside the partition."""
+    if not reader.start_offset <= offset < reader.end_offset:
+        return None
     batch = reader.read(offset, 1)
     assert batch is not None
     return to_dict(batch.values()[0])
+
+
+def _decoded(reader: PartitionReader, offset: int) -> dict[str, Any]:
+    event = event_at(reader, offset)
+    assert event is not None, f"{reader.topic} has no offset {offset}"
+    return event
 
 
 def _cause_at(reader: PartitionReader, port: Port, offset: int) -> int:

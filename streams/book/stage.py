@@ -14,6 +14,7 @@ from engine.events.book import BOOK_TOP
 from engine.events.control import InstrumentSpec
 from engine.runtime.processor import Output, Port, Slice, StageContext
 from engine.runtime.topology import Stage, typed_config
+from streams.book.kernel import M_UPDATE_ID
 from streams.book.processor import BookConfig, BookProcessor, book_config
 
 BOOK_PORT = Port("book", BOOK_TOP, cause="offset")
@@ -44,7 +45,7 @@ class BookStage:
         book = self.book
         return {
             "status": book.status,
-            "update_id": int(book.meta[3]),
+            "update_id": int(book.meta[M_UPDATE_ID]),
             "bid_levels": len(book.levels(1)),
             "ask_levels": len(book.levels(-1)),
             "open_orders": len(book.orders()),

@@ -14,9 +14,7 @@ import tempfile
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
-from typing import Any
 
-import msgspec
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, example, given, settings
@@ -32,8 +30,9 @@ from ingest_samples import (
 from engine.ingest import binance, lobster
 from engine.ingest.decimal import DecimalError, parse_scaled
 from engine.ingest.fastparse import MAX_DIGITS, parse_scaled_fast
-from engine.ingest.session import Bad, Item, Oracle
+from engine.ingest.session import Item, Oracle
 from engine.ingest.source import InputFile, Line, iter_lines
+from tests.factories import items_key
 
 # -- decimals ------------------------------------------------------------------------------------
 
@@ -130,24 +129,6 @@ def _collect(items: Iterator[Item]) -> list[Item | str]:
     return out
 
 
-def _items_key(items: list[Item | str]) -> list[tuple[str, Any]]:
-    """Items as comparable values (arrays by their bytes, events and bad lines by value)."""
-    out: list[tuple[str, Any]] = []
-    for item in items:
-        if isinstance(item, str):
-            out.append(("raised", item))
-            continue
-        if isinstance(item, np.ndarray):
-            out.append(("records", item.tobytes()))
-        elif isinstance(item, Oracle):
-            out.append(("oracle", item.tops.tobytes()))
-        elif isinstance(item, Bad):
-            out.append(("bad", item))
-        else:
-            out.append((type(item).__name__, msgspec.to_builtins(item)))
-    return out
-
-
 def _lines(data: bytes) -> list[Line]:
     """``data`` cut into lines by ``iter_lines`` (the reference path's input)."""
     return list(iter_lines(io.BytesIO(data)))
@@ -199,7 +180,7 @@ def _replace_first(lines: list[bytes], marker: bytes, old: bytes, new: bytes) ->
 def test_binance_fast_equals_reference_on_samples(market: str, chunk: int, block: int) -> None:
     lines = SPOT if market == "spot" else USDM
     expected, got = _binance_both(_join(lines), market, chunk, block)
-    assert _items_key(got) == _items_key(expected)
+    assert items_key(got) == items_key(expected)
     assert sum(len(i) for i in got if isinstance(i, np.ndarray)) > 1000
 
 
@@ -226,13 +207,13 @@ def test_binance_fast_equals_reference_on_damage(lines: list[bytes]) -> None:
     market = "usdm" if lines[0].startswith(USDM[0][:20]) else "spot"
     for chunk, block in ((8192, 1 << 20), (5, 200)):
         expected, got = _binance_both(_join(lines), market, chunk, block)
-        assert _items_key(got) == _items_key(expected)
+        assert items_key(got) == items_key(expected)
 
 
 def test_binance_last_line_without_newline() -> None:
     data = _join(SPOT[:30])[:-1]
     expected, got = _binance_both(data, gz=False)
-    assert _items_key(got) == _items_key(expected)
+    assert items_key(got) == items_key(expected)
 
 
 def _set_decimals(line: bytes, texts: list[str]) -> bytes:
@@ -256,7 +237,7 @@ def test_binance_fast_equals_reference_on_generated_decimals(texts: list[str], a
     i = quotes[at % len(quotes)]
     lines[i] = _set_decimals(lines[i], texts)
     expected, got = _binance_both(_join(lines))
-    assert _items_key(got) == _items_key(expected)
+    assert items_key(got) == items_key(expected)
 
 
 # -- LOBSTER -------------------------------------------------------------------------------------
@@ -286,7 +267,7 @@ def _lobster_both(
 @pytest.mark.parametrize(("chunk", "block"), [(8192, 1 << 20), (7, 100), (64, 1000)])
 def test_lobster_fast_equals_reference_on_samples(chunk: int, block: int) -> None:
     expected, got = _lobster_both(_join(MESSAGES), _join(BOOKS), chunk, block)
-    assert _items_key(got) == _items_key(expected)
+    assert items_key(got) == items_key(expected)
     assert sum(len(i.tops) for i in got if isinstance(i, Oracle)) == len(BOOKS)
 
 
@@ -323,13 +304,13 @@ def _with(lines: list[bytes], edits: dict[int, bytes]) -> list[bytes]:
 def test_lobster_fast_equals_reference_on_damage(messages: list[bytes], books: list[bytes]) -> None:
     for chunk, block in ((8192, 1 << 20), (5, 150)):
         expected, got = _lobster_both(_join(messages), _join(books), chunk, block)
-        assert _items_key(got) == _items_key(expected)
+        assert items_key(got) == items_key(expected)
 
 
 def test_lobster_fewer_levels_and_no_final_newline() -> None:
     books = [b",".join(row.split(b",")[:12]) for row in BOOKS]
     expected, got = _lobster_both(_join(MESSAGES)[:-1], _join(books)[:-1], levels=3)
-    assert _items_key(got) == _items_key(expected)
+    assert items_key(got) == items_key(expected)
 
 
 @st.composite
@@ -362,7 +343,7 @@ def test_lobster_fast_equals_reference_on_generated_rows(
     messages = MESSAGES[:20] + rows + MESSAGES[20 + len(rows) : 40]
     books = [*BOOKS[:30], _book_row(book), *BOOKS[31:40]]
     expected, got = _lobster_both(_join(messages), _join(books))
-    assert _items_key(got) == _items_key(expected)
+    assert items_key(got) == items_key(expected)
 
 
 def test_reference_is_used_for_plain_iterables() -> None:

@@ -15,7 +15,6 @@ import re
 import tempfile
 from datetime import date
 from pathlib import Path
-from typing import Any
 
 import msgspec
 import numpy as np
@@ -36,6 +35,7 @@ from engine.events.market import MARKET_RECORD
 from engine.ingest import binance, lobster
 from engine.ingest.session import Bad, Item, Oracle
 from engine.ingest.source import InputFile, Line, iter_lines
+from tests.factories import items_key
 
 SPOT = sample_lines(BINANCE_SPOT, 200)
 USDM = sample_lines(BINANCE_USDM, 200)
@@ -50,20 +50,6 @@ def _join(lines: list[bytes]) -> bytes:
 
 def _lines(data: bytes) -> list[Line]:
     return list(iter_lines(io.BytesIO(data)))
-
-
-def _key(items: list[Item]) -> list[tuple[str, Any]]:
-    out: list[tuple[str, Any]] = []
-    for item in items:
-        if isinstance(item, np.ndarray):
-            out.append(("records", item.tobytes()))
-        elif isinstance(item, Oracle):
-            out.append(("oracle", item.tops.tobytes()))
-        elif isinstance(item, Bad):
-            out.append(("bad", item))
-        else:
-            out.append((type(item).__name__, msgspec.to_builtins(item)))
-    return out
 
 
 def _writable(items: list[Item]) -> None:
@@ -166,7 +152,7 @@ def test_binance_fast_and_reference_quarantine_alike(
 ) -> None:
     for chunk, block in ((8192, 1 << 20), (5, 300)):
         expected, got = _binance_both(lines, market, chunk, block)
-        assert _key(got) == _key(expected)
+        assert items_key(got) == items_key(expected)
         assert _bad(got) == [(reason, line)]
         _writable(got)
 
@@ -211,7 +197,7 @@ def test_lobster_fast_and_reference_quarantine_alike(
 ) -> None:
     for chunk, block in ((8192, 1 << 20), (7, 500)):
         expected, got = _lobster_both(messages, books, chunk, block)
-        assert _key(got) == _key(expected)
+        assert items_key(got) == items_key(expected)
         assert [(i.reason, i.line, i.source) for i in got if isinstance(i, Bad)] == [
             ("out_of_range", 41, source)
         ]
@@ -221,7 +207,7 @@ def test_lobster_fast_and_reference_quarantine_alike(
 def test_lobster_order_id_in_the_unsigned_slot_is_kept_on_both_paths() -> None:
     messages, books, _ = _message_column(2, str(2**64 - 1).encode())
     expected, got = _lobster_both(messages, books)
-    assert _key(got) == _key(expected)
+    assert items_key(got) == items_key(expected)
     assert _bad(got) == []
 
 
@@ -272,7 +258,7 @@ def test_binance_any_integer_never_crashes(market: str, at: int, name: bytes, va
     else:
         lines[at] = _set_int(lines[at], name, value)
     expected, got = _binance_both(lines, market)
-    assert _key(got) == _key(expected)
+    assert items_key(got) == items_key(expected)
     _writable(got)
 
 
@@ -293,5 +279,5 @@ def test_lobster_any_integer_never_crashes(
     cols[k] = text.encode()
     target[row] = b",".join(cols)
     expected, got = _lobster_both(messages, books)
-    assert _key(got) == _key(expected)
+    assert items_key(got) == items_key(expected)
     _writable(got)
