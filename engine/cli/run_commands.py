@@ -122,7 +122,7 @@ def run_command(
     console.print(table)
     console.print(
         f"journal {m.journal_topic} offsets {m.journal_start:,}..{m.journal_stop - 1:,} in "
-        f"{m.wall_seconds:.2f} s ({m.events_per_second:,.0f} events/s); outputs hash "
+        f"{m.wall_seconds:.3f} s ({m.events_per_second:,.0f} events/s); outputs hash "
         f"{m.outputs_hash[:16]}; code {m.code.commit[:12]}{' (dirty)' if m.code.dirty else ''}"
     )
     console.print(f"verify it any time: tape replay {m.run_id} --verify")
