@@ -10,6 +10,7 @@ import numpy as np
 
 from engine.events.book import BOOK_TYPES
 from engine.events.control import CONTROL_STRUCTS
+from engine.events.decisions import DECISION_TYPES
 from engine.events.features import FEATURE_TYPES
 from engine.events.market import MARKET_RECORD, MARKET_TYPES, RECORD_SIZE
 from engine.events.types import Codec, EventType, FieldDoc
@@ -60,7 +61,7 @@ def _struct_type(name: str, cls: type[msgspec.Struct]) -> EventType:
     )
 
 
-FIXED_TYPES: tuple[EventType, ...] = MARKET_TYPES + BOOK_TYPES + FEATURE_TYPES
+FIXED_TYPES: tuple[EventType, ...] = MARKET_TYPES + BOOK_TYPES + FEATURE_TYPES + DECISION_TYPES
 CATALOGUE: tuple[EventType, ...] = FIXED_TYPES + tuple(
     _struct_type(name, cls) for name, cls in CONTROL_STRUCTS
 )
