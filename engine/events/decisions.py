@@ -121,14 +121,14 @@ _VOTES_FIELDS: tuple[FieldSpec, ...] = (
     ("ts_event", "<i8", 8, "the feature vector's ts_event, ns (UTC)"),
     ("cause", "<u8", 16, "the feature vector's cause (journal offset)"),
     ("confidence", ("<f8", (4,)), 24, "confidence of each agent's vote, 0..1"),
-    ("reasons", ("<u4", (4,)), 56, "bit set per agent of the rules that fired (docs/pipeline.md)"),
+    ("reasons", ("<u4", (4,)), 56, "bit set per agent of the rules that fired (docs/agents.md)"),
 )
 
 VOTES = _fixed(
     14,
     "agents.votes",
     "The four agents' votes after one feature vector: a direction, a confidence and the rules "
-    "that fired, as bits whose meaning docs/pipeline.md lists. Emitted by the `agents` processor.",
+    "that fired, as bits whose meaning docs/agents.md lists. Emitted by the `agents` processor.",
     _VOTES_FIELDS,
     72,
 )
