@@ -247,8 +247,9 @@ class Runner:
         self.snapshots, self.snapshot_every = snapshots, snapshot_every
         self.writers: list[tuple[Stage, _PortWriter]] = [
             (stage, _PortWriter(sink, output_topic(run_id, port.name), port))
-            for stage, port in topology.pipeline.ports()
+            for stage, port in topology.pipeline.written()
         ]
+        self.by_port = {w.port.name: w for _, w in self.writers}
         self.reader = source.reader(journal)
         self.offset = self.reader.start_offset
         self.closed = False
@@ -302,8 +303,10 @@ class Runner:
                     continue
                 break
             piece = _slice(chunk)
-            for port_out, (_, writer) in zip(self.topology.push(piece), self.writers, strict=True):
-                writer.write(port_out[1], piece.start, piece.stop)
+            for port, out in self.topology.push(piece):
+                writer = self.by_port.get(port.name)
+                if writer is not None:
+                    writer.write(out, piece.start, piece.stop)
             self.offset = piece.stop
             done += len(piece)
             self.closed = self.closed or any(isinstance(e, SessionClosed) for e in piece.control)

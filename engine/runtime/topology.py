@@ -49,6 +49,10 @@ class Pipeline:
     name: str
     stages: tuple[Stage, ...]
     doc: str = ""
+    transient: tuple[str, ...] = ()
+    """Ports handed to later stages but never written: no topic, no hash, not replay-checked.
+    For intermediate streams a benchmark or a lean pipeline does not need to keep (everything
+    in them is recomputed from the journal on replay)."""
 
     def __post_init__(self) -> None:
         ids: set[str] = set()
@@ -67,10 +71,17 @@ class Pipeline:
                     raise ValueError(f"pipeline {self.name}: port {port.name!r} repeated")
                 ports.add(port.name)
             ids.add(stage.id)
+        unknown = sorted(set(self.transient) - ports)
+        if unknown:
+            raise ValueError(f"pipeline {self.name}: transient ports {unknown} are not its ports")
 
     def ports(self) -> list[tuple[Stage, Port]]:
         """Every output port with its stage, in execution order."""
         return [(stage, port) for stage in self.stages for port in stage.outputs]
+
+    def written(self) -> list[tuple[Stage, Port]]:
+        """The ports that become topics of a run (all but the transient ones)."""
+        return [(stage, port) for stage, port in self.ports() if port.name not in self.transient]
 
     def producer_of(self, port_name: str) -> tuple[Stage, Port]:
         """The stage and port called ``port_name``."""

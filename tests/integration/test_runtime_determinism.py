@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from engine.journal import journal_topic
 from engine.log import EmbeddedLog, FixedBatch, FsyncMode, FsyncPolicy
 from engine.log.topic import TopicCodec
-from engine.runtime import RunConfig, Runner, Topology, execute, pipeline
+from engine.runtime import Pipeline, RunConfig, Runner, Topology, execute, pipeline, register
 from engine.runtime.manifest import OutputSummary
 from engine.runtime.runner import latest_snapshot
 from engine.runtime.runs import session_opened
@@ -145,3 +145,19 @@ def test_live_follow_of_a_growing_journal_equals_replay(samples: Path, reference
         thread.join()
     assert outcome.manifest.journal_stop == source.end_offset
     assert _key(outcome.manifest.outputs) == reference["demo-wdo"]
+
+
+def test_transient_ports_feed_later_stages_but_are_never_written(
+    samples: Path, reference: dict
+) -> None:
+    """A transient ``book`` still drives ``mid``, which hashes exactly as in the default run."""
+    base = pipeline("default")
+    register(Pipeline("test-transient-book", base.stages, transient=("book",)))
+    log = EmbeddedLog(samples)
+    outcome = execute(log, "demo-aapl", RunConfig(pipeline="test-transient-book"), run_id="tb")
+    assert [o.port for o in outcome.manifest.outputs] == ["mid"]
+    assert "run.tb.book" not in log.topics()
+    mid = next(k for k in reference["demo-aapl"] if k[0] == "mid")
+    assert _key(outcome.manifest.outputs) == [mid]
+    with pytest.raises(ValueError, match="transient ports \\['nope'\\]"):
+        Pipeline("test-bad", base.stages, transient=("nope",))
