@@ -107,12 +107,16 @@ class LabelsStage:
         self.p_mid = np.zeros(64, np.float64)
         self.last = [math.nan] * 4
         """The last label: origin, label, move, maturing offset (for inspect)."""
+        self._empty = LABELS_PORT.empty()
 
     def process(self, piece: Slice) -> tuple[Output, ...]:
         """The labels that mature at the slice's events."""
         mids, vectors = piece.inputs["mid"], piece.inputs["features"]
         assert isinstance(mids, np.ndarray)
         assert isinstance(vectors, np.ndarray)
+        times = self._event_times(piece)
+        if len(mids) == 0 and len(vectors) == 0 and self._nothing_matures(times):
+            return (self._empty,)
         self._make_room(len(vectors))
         pending = int(self.si[k.I_LEN])
         out = new_records(LABEL, pending + len(vectors))
@@ -123,7 +127,7 @@ class LabelsStage:
         floats = np.zeros((3, len(out)), np.float64)
         n = k.run(
             piece.start,
-            self._event_times(piece),
+            times,
             np.ascontiguousarray(mids["cause"]).view(np.int64),
             np.ascontiguousarray(mids["two_sided"]),
             np.ascontiguousarray(mids["mid"]),
@@ -157,6 +161,18 @@ class LabelsStage:
             self.last = [float(last["origin"]), float(last["label"]), float(last["move"]),
                          float(last["cause"])]  # fmt: skip
         return (out,)
+
+    def _nothing_matures(self, times: np.ndarray[Any, Any]) -> bool:
+        """Whether a slice without book changes or vectors leaves every label pending; if so,
+        advance the clock here (the live path: most events change nothing else)."""
+        if len(times) == 0:
+            return True
+        clock = max(int(self.si[k.I_CLOCK]), int(times.max()))
+        length = int(self.si[k.I_LEN])
+        if length and int(self.p_ts[int(self.si[k.I_HEAD])]) + self.horizon < clock:
+            return False
+        self.si[k.I_CLOCK] = clock
+        return True
 
     @staticmethod
     def _event_times(piece: Slice) -> np.ndarray[Any, Any]:

@@ -140,6 +140,7 @@ class ModelsStage:
         self.pending: deque[tuple[int, list[float]]] = deque()
         """(vector cause, selected features) of vectors whose label has not matured."""
         self.predicted = 0
+        self._empty = PREDICTIONS_PORT.empty()
         self.identity = (c.bundle, c.online, list(c.online_features), c.online_lr, c.online_l2,
                          c.online_clip)  # fmt: skip
 
@@ -148,6 +149,8 @@ class ModelsStage:
         vectors, labels = piece.inputs["features"], piece.inputs["labels"]
         assert isinstance(vectors, np.ndarray)
         assert isinstance(labels, np.ndarray)
+        if len(vectors) == 0 and len(labels) == 0:
+            return (self._empty,)
         out = new_records(PREDICTION, len(vectors))
         if len(vectors) == 0:
             if self.config.online:
