@@ -30,8 +30,12 @@ SETTINGS = {
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 
 
-@pytest.mark.parametrize("name", list(SETTINGS))
-@pytest.mark.parametrize("session", SESSIONS)
+CASES = [(s, "defaults") for s in SESSIONS] + [
+    (s, name) for s in ("demo-aapl", "demo-btcusdt-usdm") for name in ("short", "long")
+]
+
+
+@pytest.mark.parametrize(("session", "name"), CASES)
 def test_every_label_matches_the_reference_exactly(
     samples_master: Path, tmp_path: Path, session: str, name: str
 ) -> None:
@@ -92,7 +96,7 @@ def chains(samples_master: Path, tmp_path_factory: pytest.TempPathFactory) -> di
     }
 
 
-@settings(max_examples=10, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=6, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     session=st.sampled_from(SESSIONS),
     cuts=st.lists(st.integers(0, 19000), max_size=6),
@@ -117,7 +121,7 @@ def test_one_event_at_a_time_gives_identical_bytes(
     assert _chains(samples_master, session, tmp_path, [], 1) == chains[session]
 
 
-@settings(max_examples=8, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=5, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     session=st.sampled_from(SESSIONS),
     every=st.sampled_from([97, 500, 2048]),

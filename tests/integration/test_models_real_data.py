@@ -187,7 +187,7 @@ def chains(trained: Trained, tmp_path_factory: pytest.TempPathFactory) -> list[A
     return _chains(trained, tmp_path_factory.mktemp("chains"), [], 65536)
 
 
-@settings(max_examples=6, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=4, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(cuts=st.lists(st.integers(0, 1020), max_size=6), batch=st.sampled_from([3, 50, 65536]))
 def test_predictions_do_not_depend_on_slicing(
     trained: Trained,
@@ -205,7 +205,7 @@ def test_one_event_at_a_time_gives_identical_bytes(
     assert _chains(trained, tmp_path, [], 1) == chains
 
 
-@settings(max_examples=5, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=3, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(every=st.sampled_from([97, 300]), kill_at=st.integers(1, 1000))
 def test_resume_from_a_snapshot_matches_an_uninterrupted_run(
     trained: Trained,

@@ -171,5 +171,5 @@ def test_too_few_labels_says_how_many_and_what_to_do(samples: Path) -> None:
     )
     assert found, text
     matured, train, hold = (int(g) for g in found.groups())
-    assert 0 < hold
+    assert hold > 0
     assert train + hold <= matured

@@ -133,7 +133,7 @@ def _feed(labels: LabelsStage, pieces: list[Slice]) -> bytes:
     return b"".join(labels.process(p)[0].tobytes() for p in pieces)
 
 
-@settings(max_examples=60)
+@settings(max_examples=30)
 @given(
     journal=journals(),
     cuts=st.lists(st.integers(0, 120), max_size=6),
@@ -161,7 +161,7 @@ def test_synthetic_journals_match_the_reference_in_any_slicing(
         assert same(float(g["mid_end"]), r.mid_end)
 
 
-@settings(max_examples=40)
+@settings(max_examples=20)
 @given(journal=journals(), at=st.integers(0, 120))
 def test_restore_mid_stream_continues_exactly(journal: list[Event], at: int) -> None:
     pieces = _slices(journal, [at])

@@ -109,7 +109,7 @@ def _feed(models: ModelsStage, pieces: list[Slice]) -> bytes:
     return b"".join(models.process(p)[0].tobytes() for p in pieces)
 
 
-@settings(max_examples=40)
+@settings(max_examples=20)
 @given(rows=streams(), delay=st.sampled_from([0, 1, 5]), cuts=st.lists(st.integers(0, 200)))
 def test_predictions_do_not_depend_on_slicing(rows: list[Row], delay: int, cuts: list[int]) -> None:
     whole = _feed(stage(), _slices(rows, delay, []))
@@ -118,7 +118,7 @@ def test_predictions_do_not_depend_on_slicing(rows: list[Row], delay: int, cuts:
     assert one_by_one == whole
 
 
-@settings(max_examples=30)
+@settings(max_examples=15)
 @given(rows=streams(), delay=st.sampled_from([1, 4]), at=st.integers(0, 200))
 def test_restore_mid_stream_continues_exactly(rows: list[Row], delay: int, at: int) -> None:
     pieces = _slices(rows, delay, [at])
@@ -185,7 +185,7 @@ def test_nan_features_never_reach_river() -> None:
     assert {c for c, _ in state.weights} == {0, 2}  # the classes seen so far (down, up)
 
 
-@settings(max_examples=40)
+@settings(max_examples=25)
 @given(
     steps=st.lists(
         st.tuples(
