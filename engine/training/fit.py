@@ -18,7 +18,7 @@ import msgspec
 import numpy as np
 from catboost import CatBoostClassifier
 
-from streams.models.trees import Trees, compile_model, model_inputs
+from streams.models.trees import Trees, compile_model
 
 KEPT_MODEL_INFO = ("catboost_version_info", "class_params", "params")
 """The parts of CatBoost's ``model_info`` that are a pure function of the training."""
@@ -72,13 +72,9 @@ def artifact(model: CatBoostClassifier) -> bytes:
 
 
 def fit(x: np.ndarray, labels: np.ndarray, params: Params, seed: int, threads: int) -> Fitted:
-    """Train on model inputs ``x`` (see :func:`model_inputs`) and labels -1 / 0 / +1."""
+    """Train on model inputs ``x`` (``streams.models.trees.model_inputs``: NaN as ``MISSING``)
+    and labels -1 / 0 / +1."""
     model = CatBoostClassifier(**params.catboost(seed, threads))
     model.fit(x, labels.astype(np.int64) + 1)
     raw = artifact(model)
     return Fitted(raw, compile_model(raw), model)
-
-
-def inputs(values: np.ndarray, columns: list[int]) -> np.ndarray:
-    """A model's input matrix from feature rows (NaN as the evaluator's ``MISSING``)."""
-    return model_inputs(values, columns)

@@ -31,7 +31,7 @@ from engine.models import (
     TrainingData,
     encode_card,
 )
-from engine.runtime.manifest import code_version
+from engine.runtime.manifest import RunManifest, code_version
 from engine.runtime.runner import Progress
 from engine.training.data import (
     Cutoff,
@@ -41,12 +41,12 @@ from engine.training.data import (
     matured_by,
     session_span,
 )
-from engine.training.fit import Fitted, Params, fit, inputs
+from engine.training.fit import Fitted, Params, fit
 from engine.training.metrics import majority, score
 from engine.training.split import Split, forward_folds, holdout_split
 from streams.features import FEATURE_SCHEMA_VERSION, FEATURES, INDEX, NAMES
 from streams.models.ensemble import meta_inputs
-from streams.models.trees import probabilities
+from streams.models.trees import model_inputs, probabilities
 
 CONTEXT_GROUPS = ("volatility", "returns", "temporal")
 MICRO_GROUPS = ("order_flow", "volume", "microstructure", "technical")
@@ -153,6 +153,7 @@ class _Trainer:
             "meta": [f"{b}.{c}" for b in ("context", "micro") for c in ("down", "flat", "up")]
             + list(META_FEATURES),
         }
+        self.indices = {r: [INDEX[c] for c in self.columns[r]] for r in ("context", "micro")}
         o = options
         self.params = {
             "context": Params(o.iterations, o.depth, o.learning_rate),
@@ -161,7 +162,7 @@ class _Trainer:
         }
 
     def _fit(self, role: str, positions: np.ndarray) -> Fitted:
-        x = inputs(self.values[positions], [INDEX[c] for c in self.columns[role]])
+        x = model_inputs(self.values[positions], self.indices[role])
         o = self.options
         return fit(x, self.labels[positions], self.params[role], o.seed, o.threads)
 
@@ -170,8 +171,7 @@ class _Trainer:
     ) -> dict[str, np.ndarray]:
         return {
             role: probabilities(
-                fitted[role].trees,
-                inputs(self.values[positions], [INDEX[c] for c in self.columns[role]]),
+                fitted[role].trees, model_inputs(self.values[positions], self.indices[role])
             )
             for role in ("context", "micro")
         }
@@ -252,25 +252,9 @@ def train(
         )
         for role in ROLES
     }
-    data = TrainingData(
-        session=session,
-        run_id=manifest.run_id,
-        journal_topic=manifest.journal_topic,
-        journal_start=manifest.journal_start,
-        journal_stop=manifest.journal_stop,
-        until=options.cutoff.text,
-        until_ts=until_ts,
-        feature_schema=FEATURE_SCHEMA_VERSION,
-        features=dict(manifest.config["stages"]["features"]),  # type: ignore[index]
-        labels=dict(settings),
-        holdout_fraction=options.holdout,
-        embargo_ns=split.embargo_ns,
-        train=_rows(rows, split.train),
-        holdout=_rows(rows, split.holdout),
-    )
     card = ModelCard(
         models=members,
-        data=data,
+        data=_lineage(manifest, options, rows, split, until_ts),
         meta_scheme=f"forward out-of-fold: training rows cut into {options.folds} consecutive "
         "blocks; block k scored by context and micro models fitted on the earlier blocks "
         "(purged, one-horizon embargo); the meta-learner is fitted on those scores",
@@ -279,8 +263,30 @@ def train(
         libraries=_libraries(),
         metrics=metrics,
     )
-    bundle = store.put(encode_card(card))
-    return TrainResult(bundle, card, manifest.run_id, reused)
+    return TrainResult(store.put(encode_card(card)), card, manifest.run_id, reused)
+
+
+def _lineage(
+    manifest: RunManifest, options: TrainOptions, rows: pl.DataFrame, split: Split, until_ts: int
+) -> TrainingData:
+    """Where the rows came from and how they were split, for the card."""
+    stages: dict[str, dict[str, Any]] = manifest.config["stages"]  # type: ignore[assignment]
+    return TrainingData(
+        session=manifest.session,
+        run_id=manifest.run_id,
+        journal_topic=manifest.journal_topic,
+        journal_start=manifest.journal_start,
+        journal_stop=manifest.journal_stop,
+        until=options.cutoff.text,
+        until_ts=until_ts,
+        feature_schema=FEATURE_SCHEMA_VERSION,
+        features=dict(stages["features"]),
+        labels=dict(stages["labels"]),
+        holdout_fraction=options.holdout,
+        embargo_ns=split.embargo_ns,
+        train=_rows(rows, split.train),
+        holdout=_rows(rows, split.holdout),
+    )
 
 
 def _libraries() -> dict[str, str]:

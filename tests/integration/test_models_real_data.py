@@ -20,10 +20,10 @@ from engine.models import ModelStore, load_card
 from engine.runtime import Runner, execute, read_manifest
 from engine.runtime.runner import latest_snapshot
 from engine.training.data import load_rows
-from engine.training.fit import Params, fit, inputs
+from engine.training.fit import Params, fit
 from engine.training.train import CONTEXT_GROUPS, MICRO_GROUPS, group_columns
 from streams.features import INDEX, NAMES
-from streams.models.trees import compile_model, raw_values
+from streams.models.trees import compile_model, model_inputs, raw_values
 from tests.models_helpers import (
     SESSION,
     Trained,
@@ -59,7 +59,7 @@ def test_evaluator_equals_catboost_raw_values_exactly(
     """On every real vector (half of them never seen in training, many with NaN features),
     the compiled trees give CatBoost's RawFormulaVal to the last bit."""
     values, labels = rows
-    x = inputs(values, [INDEX[c] for c in group_columns(groups)])
+    x = model_inputs(values, [INDEX[c] for c in group_columns(groups)])
     fitted = fit(x[: len(x) // 2], labels[: len(x) // 2], Params(80, 5, 0.1), 7, 1)
     expected = fitted.model.predict(x, prediction_type="RawFormulaVal")
     got = raw_values(fitted.trees, x)
@@ -83,7 +83,7 @@ def test_catboost_reading_the_stored_artifact_is_within_one_ulp(
         (tmp_path / "m.json").write_bytes(raw)
         reloaded = CatBoostClassifier()
         reloaded.load_model(str(tmp_path / "m.json"), format="json")
-        x = inputs(values, [INDEX[c] for c in member.columns])
+        x = model_inputs(values, [INDEX[c] for c in member.columns])
         ours = raw_values(compile_model(raw), x)
         theirs = reloaded.predict(x, prediction_type="RawFormulaVal")
         assert np.max(np.abs(ours - theirs)) <= 4 * np.spacing(np.max(np.abs(ours)))
@@ -115,7 +115,7 @@ def test_evaluator_rows_are_identical_one_at_a_time_or_in_batches(
     card = load_card(trained.store, trained.result.bundle)
     member = card.models["micro"]
     trees = compile_model(trained.store.get(member.hash))
-    x = inputs(rows[0], [INDEX[c] for c in member.columns])
+    x = model_inputs(rows[0], [INDEX[c] for c in member.columns])
     whole = raw_values(trees, x)
     bounds = sorted({0, len(x), *(c for c in cuts if c < len(x))})
     parts = [raw_values(trees, x[a:b]) for a, b in itertools.pairwise(bounds)]
