@@ -5,6 +5,7 @@ from __future__ import annotations
 from engine.runtime.topology import Pipeline, register
 from streams.book.stage import BOOK_STAGE
 from streams.features import FEATURES_STAGE
+from streams.labels import LABELS_STAGE
 from streams.mid import MID_STAGE
 
 BOOK = register(
@@ -22,5 +23,13 @@ FEATURES = register(
         "features",
         (BOOK_STAGE, MID_STAGE, FEATURES_STAGE),
         doc="order book, mid, then the 65 features (docs/features.md) at the configured cadence",
+    )
+)
+LABELS = register(
+    Pipeline(
+        "labels",
+        (BOOK_STAGE, MID_STAGE, FEATURES_STAGE, LABELS_STAGE),
+        doc="order book, mid, the 65 features, then a label per vector when it matures "
+        "(docs/models.md): the training data of `tape train`",
     )
 )

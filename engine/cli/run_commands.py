@@ -17,7 +17,9 @@ from rich.table import Table
 from rich.tree import Tree
 
 from engine.cli.app import app, console, context, fail
+from engine.cli.model_options import Models, model_store, with_bundle
 from engine.cli.render import format_ns
+from engine.models import ModelStoreError
 from engine.runtime import (
     ConfigError,
     Link,
@@ -98,15 +100,26 @@ def run_command(
     ] = False,
     batch: Batch = 65536,
     quiet: Quiet = False,
+    models: Models = None,
+    bundle: Annotated[
+        str | None,
+        typer.Option(
+            "--bundle",
+            help="Model bundle hash or unique prefix (from `tape train`): sets "
+            "stages.models.bundle.",
+        ),
+    ] = None,
 ) -> None:
     """Run a pipeline over a session; outputs and a manifest go under the run's own id."""
     log = context(ctx).log
+    store = model_store(log.root, models)
     try:
+        run_config = load_config(config, pipeline)
+        if bundle is not None:
+            run_config = with_bundle(run_config, store, bundle)
         with _progress(f"run {session}", quiet) as update:
-            outcome = execute(
-                log, session, load_config(config, pipeline), run_id, batch, follow, update
-            )
-    except (RunError, ConfigError) as exc:
+            outcome = execute(log, session, run_config, run_id, batch, follow, update, store)
+    except (RunError, ConfigError, ModelStoreError) as exc:
         fail(str(exc), code=1)
     m = outcome.manifest
     if outcome.resumed_from is not None:
@@ -125,6 +138,8 @@ def run_command(
         f"{m.wall_seconds:.3f} s ({m.events_per_second:,.0f} events/s); outputs hash "
         f"{m.outputs_hash[:16]}; code {m.code.commit[:12]}{' (dirty)' if m.code.dirty else ''}"
     )
+    if m.models:
+        console.print("models: " + ", ".join(f"{k} {v[:16]}" for k, v in m.models.items()))
     console.print(f"verify it any time: tape replay {m.run_id} --verify")
 
 
@@ -183,21 +198,23 @@ def replay_command(
     ] = False,
     batch: Batch = 65536,
     quiet: Quiet = False,
+    models: Models = None,
 ) -> None:
     """Replay a run: --verify proves it reproduces; --until shows the state at a moment."""
     if verify_run == (until is not None):
         fail("give exactly one of --verify or --until OFFSET|TIME")
     log = context(ctx).log
+    store = model_store(log.root, models)
     try:
         if until is not None:
             manifest = read_manifest(log.root, run_id)
             offset = _until_offset(log, manifest, until)
-            moment = state_at(log, run_id, offset, not no_snapshots, batch)
+            moment = state_at(log, run_id, offset, not no_snapshots, batch, store)
             _print_moment(moment)
             return
         with _progress(f"replay {run_id}", quiet) as update:
-            result = verify(log, run_id, batch, keep, update)
-    except (RunError, ConfigError) as exc:
+            result = verify(log, run_id, batch, keep, update, store)
+    except (RunError, ConfigError, ModelStoreError) as exc:
         fail(str(exc), code=1)
     for difference in result.code_differences:
         console.print(f"[yellow]warning:[/] code differs from the run's manifest: {difference}")

@@ -25,6 +25,7 @@ import numpy as np
 
 from engine.events.control import InstrumentSpec
 from engine.events.types import Codec, EventType
+from engine.models.bundle import ModelSource
 
 Output = np.ndarray[Any, Any] | list[msgspec.Struct]
 """What a port emits for one slice: fixed-width records, or msgpack events in order."""
@@ -80,15 +81,34 @@ class Slice:
         return self.stop - self.start
 
 
+class NoModelStoreError(LookupError):
+    """A stage asked for a model artifact in a run that was given no model store."""
+
+
 @dataclass(frozen=True)
 class StageContext:
-    """What a stage is built from: the session's instrument, its config and its seed."""
+    """What a stage is built from: the session's instrument, its config, its seed, and where
+    its model artifacts come from."""
 
     session: str
     instrument: InstrumentSpec
     config: dict[str, Any]
     seed: int
     """This stage's seed, derived from the run's seed and the stage id."""
+    models: ModelSource | None = None
+    """The run's model store (wired by ``engine.runtime.runs`` / the CLI, never opened here)."""
+
+    def model(self, digest: str) -> bytes:
+        """The bytes of model artifact ``digest``, verified against the hash.
+
+        A stage reads models only through this, so the stage itself does no I/O and a replay
+        with the same hashes loads exactly the same bytes.
+        """
+        if self.models is None:
+            raise NoModelStoreError(
+                f"stage needs model {digest[:16]}, but this run was given no model store"
+            )
+        return self.models.get(digest)
 
     @cached_property
     def rng(self) -> np.random.Generator:

@@ -20,6 +20,7 @@ import numpy as np
 
 from engine.log import EmbeddedLog, FixedBatch
 from engine.log.reader import PartitionReader
+from engine.models import ModelSource
 from engine.runtime.manifest import (
     OutputSummary,
     RunError,
@@ -30,7 +31,7 @@ from engine.runtime.manifest import (
     run_dir,
 )
 from engine.runtime.runner import Progress, Runner, Snapshot, Topology, latest_snapshot
-from engine.runtime.runs import session_opened
+from engine.runtime.runs import default_models, session_opened
 from engine.runtime.topology import pipeline
 from engine.runtime.trace import event_at
 
@@ -91,11 +92,16 @@ def _replay(
     batch: int,
     snapshot: Snapshot | None = None,
     on_progress: Callable[[Progress], None] | None = None,
+    models: ModelSource | None = None,
 ) -> Runner:
     """Recompute ``manifest``'s run into ``scratch`` up to journal offset ``stop``."""
     opened = session_opened(log, manifest.session)
     topology = Topology(
-        pipeline(manifest.pipeline), dict(manifest.config), manifest.session, opened.instrument
+        pipeline(manifest.pipeline),
+        dict(manifest.config),
+        manifest.session,
+        opened.instrument,
+        models if models is not None else default_models(log),
     )
     runner = Runner(log, manifest.journal_topic, scratch, manifest.run_id, topology)
     runner.begin(manifest.journal_start)
@@ -114,8 +120,13 @@ def verify(
     batch: int = 65536,
     keep_scratch: bool = False,
     on_progress: Callable[[Progress], None] | None = None,
+    models: ModelSource | None = None,
 ) -> Verification:
-    """Recompute run ``run_id`` and compare it with its manifest (see the module docstring)."""
+    """Recompute run ``run_id`` and compare it with its manifest (see the module docstring).
+
+    The run's model artifacts are read, by the hashes its config names, from ``models``
+    (default ``<data>/models``).
+    """
     manifest = read_manifest(log.root, run_id)
     if manifest.status != "complete":
         raise RunError(
@@ -124,7 +135,9 @@ def verify(
         )
     scratch = _scratch(log.root, "verify", run_id)
     try:
-        runner = _replay(log, manifest, scratch, manifest.journal_stop, batch, None, on_progress)
+        runner = _replay(
+            log, manifest, scratch, manifest.journal_stop, batch, None, on_progress, models
+        )
         result = Verification(
             manifest, runner.summaries(), manifest.code.differences(code_version())
         )
@@ -204,7 +217,12 @@ class Moment:
 
 
 def state_at(
-    log: EmbeddedLog, run_id: str, until: int, use_snapshots: bool = True, batch: int = 65536
+    log: EmbeddedLog,
+    run_id: str,
+    until: int,
+    use_snapshots: bool = True,
+    batch: int = 65536,
+    models: ModelSource | None = None,
 ) -> Moment:
     """Replay run ``run_id`` through journal offset ``until`` and capture every stage's state.
 
@@ -222,7 +240,7 @@ def state_at(
         snapshot = None
         if use_snapshots and not manifest.code.differences(code_version()):
             snapshot = latest_snapshot(run_dir(log.root, run_id) / "snapshots", until + 1)
-        runner = _replay(log, manifest, scratch, until + 1, batch, snapshot)
+        runner = _replay(log, manifest, scratch, until + 1, batch, snapshot, None, models)
         return Moment(
             manifest,
             until,

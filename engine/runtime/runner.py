@@ -33,7 +33,7 @@ from engine.log.files import atomic_write
 from engine.log.topic import TopicCodec, TopicConfig
 from engine.runtime.hashing import BLOCK, ChainHasher, chain_seed
 from engine.runtime.manifest import OutputSummary, RunError, output_topic
-from engine.runtime.processor import Output, Port, Processor, Slice, StageContext
+from engine.runtime.processor import ModelSource, Output, Port, Processor, Slice, StageContext
 from engine.runtime.topology import Pipeline, Stage, stage_seed
 
 
@@ -45,7 +45,12 @@ class Topology:
     """A pipeline's stages instantiated for one session with a resolved config."""
 
     def __init__(
-        self, pipeline: Pipeline, resolved: dict[str, Any], session: str, spec: InstrumentSpec
+        self,
+        pipeline: Pipeline,
+        resolved: dict[str, Any],
+        session: str,
+        spec: InstrumentSpec,
+        models: ModelSource | None = None,
     ) -> None:
         self.pipeline = pipeline
         seed = int(resolved["seed"])
@@ -55,7 +60,11 @@ class Topology:
                 stage,
                 stage.build(
                     StageContext(
-                        session, spec, stage_configs.get(stage.id, {}), stage_seed(seed, stage.id)
+                        session,
+                        spec,
+                        stage_configs.get(stage.id, {}),
+                        stage_seed(seed, stage.id),
+                        models,
                     )
                 ),
             )

@@ -15,6 +15,7 @@ from engine.events import decode
 from engine.events.control import SessionOpened
 from engine.journal import journal_topic
 from engine.log import EmbeddedLog, RecordBatch
+from engine.models import ModelSource, ModelStore, run_models
 from engine.runtime.manifest import (
     RunError,
     RunManifest,
@@ -30,6 +31,11 @@ from engine.runtime.topology import RunConfig, config_hash, pipeline, resolve
 
 OPEN_WAIT_SECONDS = 60.0
 """How long a live (``follow``) run waits for its feed to open the session."""
+
+
+def default_models(log: EmbeddedLog) -> ModelStore:
+    """The model store of a data directory: ``<data>/models``."""
+    return ModelStore(log.root / "models")
 
 
 def session_opened(log: EmbeddedLog, session: str, wait_seconds: float = 0.0) -> SessionOpened:
@@ -71,13 +77,16 @@ def execute(
     batch: int = 65536,
     follow: bool = False,
     on_progress: Callable[[Progress], None] | None = None,
+    models: ModelSource | None = None,
 ) -> RunOutcome:
     """Run a pipeline over a session into its own namespace, or resume an interrupted run.
 
     An existing ``run_id`` whose manifest says ``running`` (killed, or stopped) is resumed from
-    its last snapshot with its recorded config; a complete one is refused.
+    its last snapshot with its recorded config; a complete one is refused. Model artifacts
+    (``stages.models.bundle``) come from ``models``, by default ``<data>/models``.
     """
     data = log.root
+    store = models if models is not None else default_models(log)
     opened = session_opened(log, session, OPEN_WAIT_SECONDS if follow else 0.0)
     existing = _existing(data, run_id)
     if existing is not None:
@@ -99,7 +108,7 @@ def execute(
     chosen = pipeline(str(resolved["pipeline"]))
     run_id = run_id or new_run_id(data, session, chosen.name)
     directory = run_dir(data, run_id)
-    topology = Topology(chosen, resolved, session, opened.instrument)
+    topology = Topology(chosen, resolved, session, opened.instrument, store)
     runner = Runner(
         log,
         journal_topic(session),
@@ -127,6 +136,7 @@ def execute(
         code=code_version(),
         config=resolved,
         config_hash=config_hash(resolved),
+        models=run_models(resolved, store),
         started=existing.started if existing else datetime.now(UTC).isoformat(timespec="seconds"),
         resumed_from=resumed,
     )

@@ -1,0 +1,288 @@
+"""The ``models`` processor: the models' probabilities after every feature vector.
+
+Inputs
+    Port ``features`` (``features.vector``): one prediction each. Port ``labels``
+    (``labels.label``): each matured label teaches the online model the features of its origin.
+Outputs
+    Port ``predictions``: ``model.prediction`` records, one per vector, with its cause and time.
+    ``context``, ``micro`` and ``meta`` come from the CatBoost bundle named by ``bundle`` (NaN
+    and flag ``P_NO_BUNDLE`` without one), ``online`` from the river model (NaN and
+    ``P_ONLINE_COLD`` until it has learnt a label). ``probs`` is ``meta`` with a bundle, else
+    ``online``; ``direction`` its argmax (ties to the first of down, flat, up) and
+    ``confidence`` that probability; with neither, NaN, direction 0 and ``P_NO_MODEL``.
+State
+    The online model (river scaler statistics, weights, optimizer steps, counts) and the
+    features of vectors whose labels have not matured yet. The bundle is config, not state.
+Guarantees
+    Deterministic and batch-independent. Per journal offset, labels maturing at it are learnt
+    before the vector it causes is predicted (a label is known once it matures; its outcome
+    lies before that event, so this never leaks the future). CatBoost models are evaluated row
+    by row by a compiled loop (:mod:`streams.models.trees`), bit-identical to CatBoost's raw
+    values and the same for one row or a batch. The bundle's bytes come verified by hash from
+    :meth:`StageContext.model`; the stage does no I/O.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+import numpy as np
+
+from engine.events.control import InstrumentSpec
+from engine.events.decisions import (
+    CLASSES,
+    L_UNDEFINED,
+    P_NO_BUNDLE,
+    P_NO_MODEL,
+    P_ONLINE_COLD,
+    PREDICTION,
+    new_records,
+)
+from engine.models.card import CardError, decode_card
+from engine.runtime.processor import Output, Port, Slice, StageContext
+from engine.runtime.topology import ConfigError, Stage, typed_config
+from streams.features import INDEX
+from streams.models.ensemble import BundleError, Ensemble
+from streams.models.online import OnlineModel, OnlineState, selected
+from streams.models.trees import ModelFormatError
+
+PREDICTIONS_PORT = Port("predictions", PREDICTION)
+STATE_VERSION = 1
+FULL_HASH = re.compile(r"^[0-9a-f]{64}$")
+
+ONLINE_FEATURES = (
+    "return_1s",
+    "return_5s",
+    "return_last_tick",
+    "realized_vol_15s",
+    "ofi_depth_ratio_5s",
+    "trade_imbalance_5s",
+    "trade_imbalance_30s",
+    "microprice_deviation_bps",
+    "depth_imbalance_1",
+    "depth_imbalance_5",
+    "spread_bps",
+    "macd_hist_bps",
+    "bollinger_pctb_20s",
+    "ema_deviation_12s",
+)
+"""The online model's default inputs: scale-free, fast-moving features of every group but
+temporal. Its cost is linear in their number (docs/models.md has the measurements)."""
+
+
+@dataclass(frozen=True)
+class ModelsConfig:
+    """Settings of the ``models`` processor."""
+
+    bundle: str = ""
+    """Full sha256 of a model bundle (``tape train`` prints it); empty: no CatBoost models."""
+    online: bool = True
+    """Run the online (river) model."""
+    online_features: tuple[str, ...] = ONLINE_FEATURES
+    online_lr: float = 0.02
+    """SGD learning rate of the online softmax regression."""
+    online_l2: float = 0.0
+    online_clip: float = 5.0
+    """Scaled inputs are clipped to +-this."""
+
+
+def _validated(config: ModelsConfig) -> ModelsConfig:
+    if config.bundle and not FULL_HASH.match(config.bundle):
+        raise ConfigError(
+            f"stage 'models': bundle must be a full sha256 (64 lowercase hex digits) or empty, "
+            f"got {config.bundle!r}; `tape run --bundle PREFIX` expands a prefix"
+        )
+    unknown = [n for n in config.online_features if n not in INDEX]
+    if unknown or not config.online_features:
+        raise ConfigError(
+            f"stage 'models': online_features must name features of docs/features.md; "
+            f"unknown: {unknown or 'none given'}"
+        )
+    for key in ("online_lr", "online_clip"):
+        value = getattr(config, key)
+        if not (math.isfinite(value) and value > 0):
+            raise ConfigError(f"stage 'models': {key} must be a finite number > 0, got {value}")
+    if not (math.isfinite(config.online_l2) and config.online_l2 >= 0):
+        raise ConfigError(f"stage 'models': online_l2 must be >= 0, got {config.online_l2}")
+    return config
+
+
+def _ensemble(context: StageContext, bundle: str) -> Ensemble:
+    try:
+        return Ensemble(decode_card(context.model(bundle), bundle), context.model)
+    except (CardError, BundleError, ModelFormatError) as exc:
+        raise ConfigError(f"stage 'models': bundle {bundle[:16]}: {exc}") from None
+
+
+class _State(msgspec.Struct, array_like=True):
+    version: int
+    config: tuple[str, bool, list[str], float, float, float]
+    online: OnlineState
+    pending_causes: list[int]
+    pending_values: list[list[float]]
+    predicted: int
+
+
+class ModelsStage:
+    """See the module docstring."""
+
+    def __init__(self, context: StageContext) -> None:
+        self.config = _validated(typed_config(ModelsConfig, "models", context.config))
+        c = self.config
+        self.ensemble = _ensemble(context, c.bundle) if c.bundle else None
+        self.columns = [INDEX[n] for n in c.online_features]
+        self.online = OnlineModel(list(c.online_features), c.online_lr, c.online_l2, c.online_clip)
+        self.pending: deque[tuple[int, list[float]]] = deque()
+        """(vector cause, selected features) of vectors whose label has not matured."""
+        self.predicted = 0
+        self._empty = PREDICTIONS_PORT.empty()
+        self.identity = (c.bundle, c.online, list(c.online_features), c.online_lr, c.online_l2,
+                         c.online_clip)  # fmt: skip
+
+    def process(self, piece: Slice) -> tuple[Output, ...]:
+        """One prediction per vector of the slice; the slice's labels are learnt in order."""
+        vectors, labels = piece.inputs["features"], piece.inputs["labels"]
+        assert isinstance(vectors, np.ndarray)
+        assert isinstance(labels, np.ndarray)
+        if len(vectors) == 0 and len(labels) == 0:
+            return (self._empty,)
+        out = new_records(PREDICTION, len(vectors))
+        if len(vectors) == 0:
+            if self.config.online:
+                for _, origin, label, label_flags in self._label_rows(labels):
+                    self._learn(origin, label, label_flags)
+            return (out,)
+        out["ts_event"], out["cause"] = vectors["ts_event"], vectors["cause"]
+        values = vectors["values"]
+        flags: np.ndarray[Any, Any] = np.zeros(len(vectors), np.uint16)
+        if self.ensemble is None:
+            flags |= P_NO_BUNDLE
+            for role in ("context", "micro", "meta"):
+                out[role] = np.nan
+        else:
+            for role, probs in self.ensemble.predict(values).items():
+                out[role] = probs
+        online = self._online(vectors, labels, flags)
+        out["online"] = online
+        probs = out["meta"] if self.ensemble is not None else online
+        self._decide(out, probs, flags)
+        self.predicted += len(vectors)
+        return (out,)
+
+    def _online(
+        self,
+        vectors: np.ndarray[Any, Any],
+        labels: np.ndarray[Any, Any],
+        flags: np.ndarray[Any, Any],
+    ) -> np.ndarray[Any, Any]:
+        """Walk vectors and labels in cause order (labels first on a tie); online probs."""
+        probs = np.full((len(vectors), 3), np.nan)
+        if not self.config.online:
+            flags |= P_ONLINE_COLD
+            return probs
+        causes = vectors["cause"].tolist()
+        label_rows = self._label_rows(labels)
+        j = 0
+        for i, cause in enumerate(causes):
+            while j < len(label_rows) and label_rows[j][0] <= cause:
+                self._learn(*label_rows[j][1:])
+                j += 1
+            features = selected(vectors["values"][i], self.columns)
+            p = self.online.predict(features)
+            if p is None:
+                flags[i] |= P_ONLINE_COLD
+            else:
+                probs[i] = p
+            self.pending.append((cause, features))
+        for row in label_rows[j:]:
+            self._learn(*row[1:])
+        return probs
+
+    @staticmethod
+    def _label_rows(labels: np.ndarray[Any, Any]) -> list[tuple[int, int, int, int]]:
+        """(cause, origin, label, flags) of each label, as Python ints."""
+        columns = (labels[f].tolist() for f in ("cause", "origin", "label", "flags"))
+        return list(zip(*columns, strict=True))
+
+    def _learn(self, origin: int, label: int, flags: int) -> None:
+        """Learn a matured label from its origin's features (undefined labels teach nothing)."""
+        while self.pending and self.pending[0][0] < origin:
+            self.pending.popleft()  # a vector whose label was never emitted
+        if not self.pending or self.pending[0][0] != origin:
+            return
+        _, features = self.pending.popleft()
+        if not flags & L_UNDEFINED:
+            self.online.learn(features, label)
+
+    @staticmethod
+    def _decide(
+        out: np.ndarray[Any, Any], probs: np.ndarray[Any, Any], flags: np.ndarray[Any, Any]
+    ) -> None:
+        missing = np.isnan(probs).any(axis=1)
+        best = np.argmax(np.where(np.isnan(probs), -1.0, probs), axis=1)
+        out["probs"] = probs
+        out["direction"] = np.where(missing, 0, np.array(CLASSES, np.int8)[best])
+        out["confidence"] = np.where(missing, np.nan, probs[np.arange(len(probs)), best])
+        out["flags"] = flags | np.where(missing, P_NO_MODEL, 0).astype(np.uint16)
+
+    def snapshot(self) -> bytes:
+        """The online model's state and the pending origins' features (floats exactly)."""
+        state = _State(
+            STATE_VERSION,
+            self.identity,
+            self.online.state(),
+            [c for c, _ in self.pending],
+            [f for _, f in self.pending],
+            self.predicted,
+        )
+        return msgspec.msgpack.encode(state)
+
+    def restore(self, state: bytes) -> None:
+        """Continue from a state :meth:`snapshot` produced with the same config."""
+        s = msgspec.msgpack.decode(state, type=_State)
+        if s.version != STATE_VERSION:
+            raise ValueError(f"models state version {s.version}; this build reads {STATE_VERSION}")
+        if tuple(s.config) != self.identity:
+            raise ValueError(f"models state was taken with config {s.config}, not {self.identity}")
+        self.online.load(s.online)
+        self.pending = deque(zip(s.pending_causes, s.pending_values, strict=True))
+        self.predicted = s.predicted
+
+    def inspect(self) -> dict[str, Any]:
+        """The bundle, the online model's progress and the pending origins."""
+        return {
+            "bundle": self.config.bundle or None,
+            "predictions": self.predicted,
+            "online_labels_learnt": self.online.learned,
+            "online_features": len(self.columns),
+            "pending_origins": len(self.pending),
+            "oldest_pending_origin": self.pending[0][0] if self.pending else None,
+        }
+
+
+def _defaults(_: InstrumentSpec) -> dict[str, Any]:
+    c = ModelsConfig()
+    return {
+        "bundle": c.bundle,
+        "online": c.online,
+        "online_features": list(c.online_features),
+        "online_lr": c.online_lr,
+        "online_l2": c.online_l2,
+        "online_clip": c.online_clip,
+    }
+
+
+MODELS_STAGE = Stage(
+    "models",
+    ModelsStage,
+    (PREDICTIONS_PORT,),
+    inputs=("features", "labels"),
+    defaults=_defaults,
+    doc="CatBoost context / micro / meta probabilities from a bundle, and an online river model "
+    "that learns as labels mature",
+)

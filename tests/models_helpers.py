@@ -1,0 +1,91 @@
+"""Shared by the models and training tests: a pipeline with the models stage, a trained
+bundle on a copy of the samples, and a run helper."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from engine.events.decisions import LABEL, PREDICTION
+from engine.events.features import FEATURES_VECTOR
+from engine.journal import journal_topic
+from engine.log import EmbeddedLog
+from engine.models import ModelStore
+from engine.runtime import Pipeline, RunConfig, Runner, Topology, register
+from engine.runtime.runs import session_opened
+from engine.runtime.topology import resolve
+from engine.training import Cutoff, TrainOptions, TrainResult, train
+from streams.book.stage import BOOK_STAGE
+from streams.features import FEATURES_STAGE
+from streams.labels import LABELS_STAGE
+from streams.mid import MID_STAGE
+from streams.models import MODELS_STAGE
+from tests.features_reference import fixed_topic
+
+PIPELINE = register(
+    Pipeline(
+        "test-models",
+        (BOOK_STAGE, MID_STAGE, FEATURES_STAGE, LABELS_STAGE, MODELS_STAGE),
+        doc="tests: everything up to the models stage",
+    )
+)
+SESSION = "demo-aapl"
+
+
+@dataclass
+class Trained:
+    """A bundle trained on a private copy of the samples (its store is ``<data>/models``)."""
+
+    data: Path
+    store: ModelStore
+    result: TrainResult
+
+
+def copy_samples(samples_master: Path, into: Path) -> Path:
+    """A private copy of the ingested samples."""
+    shutil.copytree(samples_master, into, ignore=shutil.ignore_patterns("writer.lock"))
+    return into
+
+
+def train_on(data: Path, until: str = "80%", **options: Any) -> Trained:
+    """Train a bundle on the AAPL sample up to a share of the session."""
+    store = ModelStore(data / "models")
+    fraction = float(until.rstrip("%")) / 100
+    result = train(
+        EmbeddedLog(data), SESSION, TrainOptions(Cutoff(until, fraction=fraction), **options), store
+    )
+    return Trained(data, store, result)
+
+
+def config(bundle: str = "", **models: Any) -> RunConfig:
+    """A ``test-models`` run config."""
+    return RunConfig(pipeline="test-models", stages={"models": {"bundle": bundle, **models}})
+
+
+def topology(log: EmbeddedLog, run_config: RunConfig, store: ModelStore | None) -> Topology:
+    opened = session_opened(log, SESSION)
+    resolved = resolve(run_config, opened.instrument)
+    return Topology(PIPELINE, resolved, SESSION, opened.instrument, store)
+
+
+def run_outputs(
+    data: Path, scratch: Path, run_config: RunConfig, store: ModelStore | None, batch: int = 65536
+) -> dict[str, np.ndarray[Any, Any]]:
+    """Run ``test-models`` over the AAPL sample into ``scratch``; features, labels, predictions."""
+    log = EmbeddedLog(data)
+    runner = Runner(
+        log, journal_topic(SESSION), EmbeddedLog(scratch), "t", topology(log, run_config, store)
+    )
+    runner.begin()
+    runner.advance(batch=batch)
+    runner.close()
+    out = EmbeddedLog(scratch)
+    return {
+        "features": fixed_topic(out, "run.t.features", FEATURES_VECTOR.dtype),
+        "labels": fixed_topic(out, "run.t.labels", LABEL.dtype),
+        "predictions": fixed_topic(out, "run.t.predictions", PREDICTION.dtype),
+    }
