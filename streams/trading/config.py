@@ -15,8 +15,8 @@ from streams.trading.portfolio import PortfolioConfig
 VENUE_FEES = {
     "BINANCE-SPOT": (10.0, 10.0),
     "BINANCE-USDM": (2.0, 5.0),
-    "NASDAQ": (0.0, 0.5),
-    "B3": (0.25, 0.25),
+    "NASDAQ": (0.0, 0.1),
+    "B3": (0.1, 0.1),
 }
 """(maker, taker) fee in basis points of notional per venue (docs/trading.md says why)."""
 CONTRACT_MULTIPLIERS = {("B3", "WDO"): 10.0, ("B3", "DOL"): 50.0}

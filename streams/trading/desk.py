@@ -56,7 +56,8 @@ class Outputs(NamedTuple):
     risk: list[msgspec.Struct]
     orders: list[msgspec.Struct]
     executions: list[msgspec.Struct]
-    portfolio: list[Any]
+    portfolio: list[tuple[Any, ...]]
+    """``portfolio.state`` values (:func:`~streams.trading.portfolio.state_record`)."""
 
 
 class Day(msgspec.Struct, array_like=True):
@@ -113,9 +114,9 @@ class Desk:
 
     # -- the walk ------------------------------------------------------------------------------
 
-    def walk(self, base: int, market: Market, decisions: list[risk.Decision]) -> None:
-        """Apply one slice (journal offset ``base`` is index 0); ``decisions`` line up with
-        ``market.decision_at``."""
+    def walk(self, market: Market, decisions: list[risk.Decision]) -> None:
+        """Apply one slice; ``decisions`` line up with ``market.decision_at``."""
+        base = market.base
         self.venue.st[m.S_TP] = self.venue.st[m.S_MP] = self.venue.st[m.S_DP] = 0
         i = 0
         while True:
@@ -124,7 +125,8 @@ class Desk:
             if reason == m.DONE:
                 return
             if reason == m.TIMER:
-                self._timers(base + i, max(self.venue.clock, int(market.records[i, 6])))
+                clock = max(self.venue.clock, int(market.records[i, m.R_TS]))
+                self._timers(base + i, clock)
             elif reason == m.GROW:
                 self.venue.grow()
             else:
@@ -196,10 +198,10 @@ class Desk:
         position = self.account.position
         if position == 0:
             return
-        side = -1 if position > 0 else 1
         if self.state.day.tripped:
-            self._send(side, "market", "exit", 0, abs(position), parent, cause)
+            self._close(parent, cause)
             return
+        side = -1 if position > 0 else 1
         stop, take = risk.protective_prices(
             self.config, -side, self.account.avg_price, self.spec.tick_size
         )
@@ -218,22 +220,20 @@ class Desk:
         self.out.risk.append(event)
         if self.state.entry:
             self._cancel(self.state.entry, "circuit_breaker", clock, cause)
-        position = self.account.position
-        if position and not self._working("exit"):
-            side = -1 if position > 0 else 1
-            self._send(side, "market", "exit", 0, abs(position), 0, cause)
+        if self.account.position and not self._working("exit"):
+            self._close(0, cause)
 
     # -- decisions -----------------------------------------------------------------------------
 
     def _decide(self, decision: risk.Decision, cause: int) -> None:
         if decision.direction == 0:  # staying flat is no order, and nothing to reject
             return
-        mid = self.mid if self.venue.fs[m.F_MID_OK] else math.nan
+        last = self.mid
         view = risk.AccountView(
             self.account.position,
             self._working("entry") or self._working("exit"),
-            self.account.equity(self.mid),
-            mid,
+            self.account.equity(last),
+            last if self.venue.fs[m.F_MID_OK] else math.nan,
             self.account.value_factor,
         )
         s = self.state
@@ -255,9 +255,7 @@ class Desk:
                 )
             )
         elif isinstance(verdict, risk.Exit):
-            position = self.account.position
-            side = -1 if position > 0 else 1
-            self._send(side, "market", "exit", 0, abs(position), 0, cause)
+            self._close(0, cause)
         else:
             self._enter(decision, verdict, cause)
 
@@ -312,6 +310,11 @@ class Desk:
         self.out.orders.append(order)
         self.venue.submit(order)
         return order_id
+
+    def _close(self, parent: int, cause: int) -> None:
+        """A reduce-only market order for the whole position."""
+        position = self.account.position
+        self._send(-1 if position > 0 else 1, "market", "exit", 0, abs(position), parent, cause)
 
     def _cancel(self, order_id: int, reason: str, ts: int, cause: int) -> None:
         request = CancelRequested(ts, cause, order_id, reason, ts + self.venue.latency)

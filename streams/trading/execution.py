@@ -35,6 +35,8 @@ from typing import Any, NamedTuple
 import msgspec
 import numpy as np
 
+from engine.events.book import BOOK_MID, BOOK_TOP_DTYPE
+from engine.events.market import MARKET_RECORD
 from engine.events.trading import (
     CancelRequested,
     OrderAcknowledged,
@@ -65,8 +67,8 @@ REJECT_REASONS = {
         "the order was already filled or cancelled when the cancel reached the venue",
     ),
 }
-CAPACITY = 16
-"""Orders (and cancel requests) the venue holds at once; risk never needs more than five."""
+CAPACITY = 8
+"""Orders (and cancel requests) the venue holds at once; risk never has more than four."""
 ROWS = 512
 
 
@@ -112,9 +114,10 @@ class Venue:
         self.latency = round(config.latency_ms * 1_000_000)
         self.st = np.zeros(m.N_S, np.int64)
         self.st[m.S_FIFO] = 1 if config.queue_model == "fifo" else 0
+        self.st[m.S_DUE] = np.iinfo(np.int64).max
         self.fs = np.zeros(m.N_F, np.float64)
         self.fs[m.F_MID], self.fs[m.F_FLOOR] = math.nan, -math.inf
-        self.top = np.zeros(4 * m.LEVELS, np.int64)
+        self.top = np.zeros(m.TOP_WORDS, np.int64)
         self.orders = np.zeros((CAPACITY, m.N_ORDER), np.int64)
         self.cancels = np.zeros((CAPACITY, 3), np.int64)
         self.behind = np.zeros((CAPACITY, 64), np.int64)
@@ -153,6 +156,7 @@ class Venue:
         )
         self.orders[free[0]] = row
         self.st[m.S_ACTIVE] += 1
+        self.st[m.S_DUE] = min(self.st[m.S_DUE], order.arrives_at)
         reference = order.reference_mid if order.kind == "market" else float(order.price)
         self.live[order.order_id] = Live(order.side, order.purpose, reference)
 
@@ -164,6 +168,7 @@ class Venue:
         self.seq += 1
         self.cancels[free[0]] = (request.order_id, self.seq, request.arrives_at)
         self.st[m.S_CANCELS] += 1
+        self.st[m.S_DUE] = min(self.st[m.S_DUE], request.arrives_at)
 
     def working(self, order_id: int) -> bool:
         """Whether ``order_id`` is on its way to the venue or working there."""
@@ -183,13 +188,11 @@ class Venue:
     def run(self, market: Market, start: int) -> tuple[int, int]:
         """Walk ``market`` from index ``start``: (index, ``matching`` reason) where it stopped."""
         i, reason = m.run(
+            market.base,
             market.records,
-            market.top_at,
             market.tops,
-            market.top_status,
-            market.mid_at,
             market.mids,
-            market.mid_two,
+            market.mid_values,
             market.decision_at,
             self.st,
             self.fs,
@@ -209,6 +212,8 @@ class Venue:
     def reports(self, base_offset: int) -> list[VenueReport]:
         """The venue's reports since the last call, as events (slice index + base = cause)."""
         out: list[VenueReport] = []
+        if not self.st[m.S_ROWS]:
+            return out
         for kind, i, ts, oid, a, b, c, d in self.rows[: self.st[m.S_ROWS]].tolist():
             cause = base_offset + i
             if kind == m.E_ACK:
@@ -271,20 +276,21 @@ class Venue:
 
 
 class Market(NamedTuple):
-    """One slice of the replayed market as the kernel reads it; indexes are slice-local."""
+    """One slice of the replayed market as the kernel reads it: int64 (and float64) views of
+    the records' bytes, so building it copies nothing per event."""
 
+    base: int
+    """Journal offset of the first record."""
     records: np.ndarray[Any, Any]
-    """int64 rows (type, side, flags, price, size, id, ts_event), one per journal event."""
-    top_at: np.ndarray[Any, Any]
-    """Index of the record behind each ``book.top``."""
+    """The market records as int64 words, one row per journal event."""
     tops: np.ndarray[Any, Any]
-    """Each top's levels as int64 rows: bid prices, bid sizes, ask prices, ask sizes."""
-    top_status: np.ndarray[Any, Any]
-    mid_at: np.ndarray[Any, Any]
+    """The ``book.top`` records as int64 words."""
     mids: np.ndarray[Any, Any]
-    mid_two: np.ndarray[Any, Any]
+    """The ``book.mid`` records as int64 words."""
+    mid_values: np.ndarray[Any, Any]
+    """The same records as float64 words (the mid is word 4)."""
     decision_at: np.ndarray[Any, Any]
-    """Index of the record behind each decision the kernel must stop after."""
+    """Slice index of the record behind each decision the kernel must stop after."""
 
 
 def market_slice(
@@ -296,21 +302,28 @@ def market_slice(
 ) -> Market:
     """The kernel's view of journal records ``market`` (from offset ``start``) with the
     ``book.top`` and ``book.mid`` records and decision causes of the same slice."""
-    records = np.empty((len(market), 7), np.int64)
-    for j, name in enumerate(("type_id", "side", "flags", "price", "size")):
-        records[:, j] = market[name]
-    records[:, 5] = market["id"].view(np.int64)
-    records[:, 6] = market["ts_event"]
-    levels = np.empty((len(tops), 4 * m.LEVELS), np.int64)
-    for j, name in enumerate(("bid_price", "bid_size", "ask_price", "ask_size")):
-        levels[:, j * m.LEVELS : (j + 1) * m.LEVELS] = tops[name]
+    mids = _exact(mids, _MID_DTYPE)
     return Market(
-        records,
-        tops["offset"].astype(np.int64) - start,
-        levels,
-        tops["status"].astype(np.int64),
-        mids["cause"].astype(np.int64) - start,
-        np.ascontiguousarray(mids["mid"]),
-        mids["two_sided"].astype(np.int64),
+        start,
+        _words(_exact(market, MARKET_RECORD), np.int64),
+        _words(_exact(tops, BOOK_TOP_DTYPE), np.int64),
+        _words(mids, np.int64),
+        _words(mids, np.float64),
         decision_causes.astype(np.int64) - start,
     )
+
+
+_MID_DTYPE: np.dtype[Any] = BOOK_MID.dtype  # type: ignore[assignment]
+
+
+def _exact(records: np.ndarray[Any, Any], dtype: np.dtype[Any]) -> np.ndarray[Any, Any]:
+    """``records`` contiguous in exactly ``dtype`` (a concatenation may have repacked it)."""
+    if records.dtype != dtype:
+        records = records.astype(dtype)
+    return np.ascontiguousarray(records)
+
+
+def _words(records: np.ndarray[Any, Any], kind: Any) -> np.ndarray[Any, Any]:
+    """Contiguous fixed-width records as a 2-D array of 8-byte words (a view, no copy)."""
+    width = records.dtype.itemsize // 8
+    return np.frombuffer(records.data, kind).reshape(len(records), width)

@@ -6,9 +6,11 @@ All state is numpy (snapshot = copy); the Python side is :mod:`streams.trading.e
   it); ``cancels[k, C_*]``: cancel requests in flight; ``behind[k, :O_NBEHIND]``: with order
   ids (FIFO mode), the venue ids of orders that joined our price level after order ``k``.
 * ``st[S_*]`` (int64) and ``fs[F_*]`` (float64): clock, timer, venue position, book status,
-  counters, slice cursors; last mid and what the circuit-breaker check needs.
-* ``top``: the book in effect (``book.top`` levels: bid prices, bid sizes, ask prices, ask
-  sizes, 10 each).
+  counters, slice cursors, the next arrival due; last mid and what the circuit-breaker check
+  needs.
+* ``top``: the ``book.top`` record in effect, as int64 words (levels: bid prices, bid sizes,
+  ask prices, ask sizes, 10 each, from word 5). Journal records, tops and mids reach the loop
+  as int64 (and float64) views of their bytes: nothing is copied per event.
 * ``rows``: what the venue reports, as ``(kind, slice index, ts, order id, a, b, c, d)``.
 
 :func:`run` walks journal events in order. Per event: the record acts on working orders
@@ -36,8 +38,8 @@ FREE, FLIGHT, WORKING = 0, 1, 2
 MARKET, LIMIT, STOP = 1, 2, 3
 C_ID, C_SEQ, C_ARRIVE = range(3)
 S_CLOCK, S_WAKE, S_POSITION, S_STATUS, S_HAVE_TOP, S_ACTIVE, S_CANCELS = range(7)
-S_FIFO, S_TP, S_MP, S_DP, S_ROWS, S_BREACH = range(7, 13)
-N_S = 13
+S_FIFO, S_TP, S_MP, S_DP, S_ROWS, S_BREACH, S_DUE = range(7, 14)
+N_S = 14
 F_MID, F_MID_OK, F_BASE, F_FEES, F_AVG, F_SLOPE, F_FLOOR = range(7)
 N_F = 7
 E_ACK, E_FILL, E_CANCEL, E_REJECT = 1, 2, 3, 4
@@ -45,7 +47,14 @@ CANCEL_REQUESTED, CANCEL_THIN, CANCEL_POSITION_CLOSED = 1, 2, 3
 REJECT_BOOK_NOT_READY, REJECT_NO_LIQUIDITY, REJECT_TOO_LATE = 1, 2, 3
 DONE, TIMER, AFTER, GROW = 0, 1, 2, 3
 LEVELS = 10
-BID_P, BID_S, ASK_P, ASK_S = 0, 10, 20, 30
+TOP_WORDS = 45
+"""A ``book.top`` record read as int64 words: word 3 is its offset, words 5.. its levels."""
+BID_P, BID_S, ASK_P, ASK_S = 5, 15, 25, 35
+T_OFFSET = 3
+M_CAUSE, M_MID = 2, 4
+"""Words of a ``book.mid`` record (the mid is a float64: read it from a float view)."""
+R_TS, R_PRICE, R_SIZE, R_ID = 1, 3, 4, 5
+"""Words of a 64-byte market record; word 0 packs type (16 bits), side, flags and aux."""
 SYNCED, STALE = 1, 2
 T_TRADE, T_ADDED, T_CANCELLED, T_DELETED, T_EXECUTED = 1, 2, 3, 4, 5
 HIDDEN = 0x04
@@ -176,9 +185,12 @@ def _is_behind(behind: Any, orders: Any, k: int, oid: int) -> bool:
 
 
 @njit(cache=True)
-def _on_trade(orders: Any, behind: Any, st: Any, rows: Any, i: int, r: Any) -> None:
-    """A trade print or an L3 execution (record row ``r``) against working orders."""
-    t, s, f, p, q, oid = r[0], r[1], r[2], r[3], r[4], r[5]
+def _on_trade(
+    orders: Any, behind: Any, st: Any, rows: Any, i: int, t: int, s: int, f: int, r: Any
+) -> None:
+    """A trade print or an L3 execution (type ``t``, side ``s``, flags ``f``, record words
+    ``r``) against working orders."""
+    p, q, oid = r[R_PRICE], r[R_SIZE], r[R_ID]
     aggressor = -s if t == T_EXECUTED else s
     for k in range(len(orders)):
         if orders[k, O_STATE] != WORKING:
@@ -207,9 +219,9 @@ def _on_trade(orders: Any, behind: Any, st: Any, rows: Any, i: int, r: Any) -> N
 
 
 @njit(cache=True)
-def _on_order(orders: Any, behind: Any, r: Any) -> None:
+def _on_order(orders: Any, behind: Any, t: int, s: int, r: Any) -> None:
     """With order ids: an add at our price queues behind us; a cancel of another leaves."""
-    t, s, p, q, oid = r[0], r[1], r[3], r[4], r[5]
+    p, q, oid = r[R_PRICE], r[R_SIZE], r[R_ID]
     for k in range(len(orders)):
         if not (orders[k, O_STATE] == WORKING and orders[k, O_KIND] == LIMIT):
             continue
@@ -287,7 +299,7 @@ def _arrive(orders: Any, st: Any, fs: Any, rows: Any, i: int, k: int, book: Any)
 def settle(orders: Any, cancels: Any, st: Any, fs: Any, rows: Any, i: int, book: Any) -> None:
     """Everything due by the clock reaches the venue (by arrival time, then submission), then
     triggered stops execute as market orders (or wait for a usable book)."""
-    while True:
+    while st[S_DUE] <= st[S_CLOCK]:
         best, best_cancel, arrive, seq = -1, False, 0, 0
         for k in range(len(orders)):
             if orders[k, O_STATE] == FLIGHT and orders[k, O_ARRIVE] <= st[S_CLOCK]:
@@ -300,6 +312,7 @@ def settle(orders: Any, cancels: Any, st: Any, fs: Any, rows: Any, i: int, book:
                 if best < 0 or a < arrive or (a == arrive and q < seq):
                     best, best_cancel, arrive, seq = k, True, a, q
         if best < 0:
+            st[S_DUE] = next_due(orders, cancels)
             break
         if best_cancel:
             _cancel_arrives(orders, cancels, st, rows, i, best)
@@ -312,6 +325,19 @@ def settle(orders: Any, cancels: Any, st: Any, fs: Any, rows: Any, i: int, book:
         if fire and _usable(st) and book[ASK_P if orders[k, O_SIDE] > 0 else BID_P] != 0:
             orders[k, O_KIND] = MARKET
             _market(orders, st, rows, i, k, book)
+
+
+@njit(cache=True)
+def next_due(orders: Any, cancels: Any) -> int:
+    """The earliest arrival of an order or cancel still on its way (int64 max: none)."""
+    due = 9223372036854775807
+    for k in range(len(orders)):
+        if orders[k, O_STATE] == FLIGHT:
+            due = min(due, orders[k, O_ARRIVE])
+    for k in range(len(cancels)):
+        if cancels[k, C_ID] != 0:
+            due = min(due, cancels[k, C_ARRIVE])
+    return due
 
 
 @njit(cache=True)
@@ -344,13 +370,11 @@ def _breached(st: Any, fs: Any) -> bool:
 
 @njit(cache=True)
 def run(
+    base: int,
     records: Any,
-    top_at: Any,
     tops: Any,
-    top_status: Any,
-    mid_at: Any,
     mids: Any,
-    mid_two: Any,
+    mid_values: Any,
     dec_at: Any,
     st: Any,
     fs: Any,
@@ -361,35 +385,39 @@ def run(
     rows: Any,
     start: int,
 ) -> tuple[int, int]:
-    """Walk records ``start..`` (rows of type, side, flags, price, size, id, ts); returns
-    (index, reason) as the module docstring describes."""
+    """Walk records ``start..`` of a slice whose first record is journal offset ``base``;
+    returns (index, reason) as the module docstring describes."""
     book = top if st[S_TP] == 0 else tops[st[S_TP] - 1]
     for i in range(start, len(records)):
-        clock = max(st[S_CLOCK], records[i, 6])
+        r = records[i]
+        clock = max(st[S_CLOCK], r[R_TS])
         if clock >= st[S_WAKE]:
             top[:] = book
             return i, TIMER
         active = st[S_ACTIVE] + st[S_CANCELS] > 0
-        t = records[i, 0]
+        t, s, f = r[0] & 0xFFFF, (r[0] >> 16) & 0xFF, (r[0] >> 24) & 0xFF
+        s = s - 256 if s >= 128 else s  # a signed byte
         if active and st[S_FIFO] and t == T_ADDED and _behind_full(orders, behind):
             top[:] = book
             return i, GROW
         st[S_CLOCK] = clock
-        if active and (t in (T_TRADE, T_EXECUTED)):
-            _on_trade(orders, behind, st, rows, i, records[i])
+        trade = t == T_TRADE
+        if active and (trade or t == T_EXECUTED):
+            _on_trade(orders, behind, st, rows, i, t, s, f, r)
         elif active and st[S_FIFO] and T_ADDED <= t <= T_DELETED:
-            _on_order(orders, behind, records[i])
+            _on_order(orders, behind, t, s, r)
         tp = st[S_TP]
-        if tp < len(top_at) and top_at[tp] == i:
+        if tp < len(tops) and tops[tp, T_OFFSET] == base + i:
             book = tops[tp]
-            st[S_STATUS], st[S_HAVE_TOP], st[S_TP] = top_status[tp], 1, tp + 1
+            st[S_STATUS], st[S_HAVE_TOP], st[S_TP] = (book[0] >> 16) & 0xFF, 1, tp + 1
             if active:
                 _on_top(orders, st, rows, i, book)
         mp = st[S_MP]
-        if mp < len(mid_at) and mid_at[mp] == i:
-            fs[F_MID_OK] = 1.0 if mid_two[mp] else 0.0
-            if mid_two[mp]:
-                fs[F_MID] = mids[mp]
+        if mp < len(mids) and mids[mp, M_CAUSE] == base + i:
+            two_sided = (mids[mp, 0] >> 16) & 0xFF
+            fs[F_MID_OK] = 1.0 if two_sided else 0.0
+            if two_sided:
+                fs[F_MID] = mid_values[mp, M_MID]
             st[S_MP] = mp + 1
             if active:
                 _on_mid(orders, fs)

@@ -13,7 +13,7 @@ point value otherwise (B3 WDO: 10 BRL per point; docs/trading.md).
 Identity kept exactly (same float operations everywhere)::
 
     equity = starting_equity + realised + unrealised - fees
-    unrealised = (mid - avg_price) * (position * value_factor)   # the slope
+    unrealised = (mid - avg_price) * slope,   slope = position * value_factor
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import msgspec
+import numpy as np
 from numba import njit
 
 from engine.events.trading import new_states
@@ -81,7 +82,12 @@ class Account(msgspec.Struct, array_like=True):
 
     def equity(self, mid: float) -> float:
         """Equity marked to ``mid`` (see :func:`equity_at`)."""
-        return float(equity_at(self.base, self.fees, self.avg_price, self.slope, mid))
+        return float(_equity_at(self.base, self.fees, self.avg_price, self.slope, mid))
+
+
+_equity_at = equity_at.py_func
+"""The same formula uncompiled: from Python it costs a call, not a dispatch (same IEEE
+operations, so the same bits as the compiled one)."""
 
 
 def new_account(config: PortfolioConfig, price_scale: int, size_scale: int) -> Account:
@@ -116,20 +122,52 @@ def apply_fill(account: Account, side: int, price: int, size: int, fee: float) -
     return realised
 
 
-def state_record(account: Account, mid: float, reason: int, ts: int, cause: int) -> Any:
-    """One ``portfolio.state`` record of the account marked to ``mid``; updates the peak."""
+STATE_FIELDS = (
+    "reason",
+    "ts_event",
+    "cause",
+    "position",
+    "avg_price",
+    "mid",
+    "realised",
+    "unrealised",
+    "fees",
+    "equity",
+    "peak_equity",
+    "drawdown",
+    "exposure",
+)
+"""The ``portfolio.state`` fields :func:`state_record` gives values for, in its order."""
+
+
+def state_record(account: Account, mid: float, reason: int, ts: int, cause: int) -> tuple:
+    """The values (:data:`STATE_FIELDS`) of one ``portfolio.state`` of the account marked to
+    ``mid``; updates the peak."""
     equity = account.equity(mid)
     account.peak = max(account.peak, equity)
-    record = new_states(1)[0]
-    record["reason"], record["ts_event"], record["cause"] = reason, ts, cause
-    record["position"], record["avg_price"], record["mid"] = (
+    drawdown = (account.peak - equity) / account.peak if account.peak > 0 else 0.0
+    notional = abs(account.slope) * mid if account.position and not math.isnan(mid) else 0.0
+    exposure = notional / equity if equity > 0 else math.inf
+    return (
+        reason,
+        ts,
+        cause,
         account.position,
         account.avg_price,
         mid,
+        account.realised,
+        account.unrealised(mid),
+        account.fees,
+        equity,
+        account.peak,
+        drawdown,
+        exposure,
     )
-    record["realised"], record["unrealised"] = account.realised, account.unrealised(mid)
-    record["fees"], record["equity"], record["peak_equity"] = account.fees, equity, account.peak
-    record["drawdown"] = (account.peak - equity) / account.peak if account.peak > 0 else 0.0
-    notional = abs(account.slope) * mid if account.position and not math.isnan(mid) else 0.0
-    record["exposure"] = notional / equity if equity > 0 else math.inf
-    return record
+
+
+def states_array(values: list[tuple]) -> np.ndarray[Any, Any]:
+    """``portfolio.state`` records from :func:`state_record` values."""
+    out = new_states(len(values))
+    for name, column in zip(STATE_FIELDS, zip(*values, strict=True), strict=False):
+        out[name] = column
+    return out

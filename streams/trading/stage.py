@@ -47,7 +47,6 @@ from engine.events.trading import (
     ORDERS_FAMILY,
     PORTFOLIO_STATE,
     RISK_FAMILY,
-    new_states,
 )
 from engine.runtime.processor import Output, Port, Slice, StageContext
 from engine.runtime.topology import Stage
@@ -55,6 +54,7 @@ from streams.trading import risk
 from streams.trading.config import TradingConfig, trading_config, trading_defaults
 from streams.trading.desk import Desk, DeskState, clock_of
 from streams.trading.execution import market_slice
+from streams.trading.portfolio import states_array
 
 RISK_PORT = Port("risk", RISK_FAMILY)
 ORDERS_PORT = Port("orders", ORDERS_FAMILY)
@@ -86,10 +86,11 @@ class TradingStage:
         tops = _fixed(piece.inputs.get("book"), _NO_TOPS)
         mids = _fixed(piece.inputs.get("mid"), _NO_MIDS)
         decisions = _fixed(piece.inputs.get("decisions"), _NO_DECISIONS)
-        decisions = decisions[decisions["direction"] != 0]
+        if len(decisions):
+            decisions = decisions[decisions["direction"] != 0]
         if piece.market is not None:
             market = market_slice(piece.start, piece.market, tops, mids, decisions["cause"])
-            self.desk.walk(piece.start, market, _decisions(decisions))
+            self.desk.walk(market, _decisions(decisions))
         else:
             for j, event in enumerate(piece.control):
                 self._control(piece.start + j, event, decisions)
@@ -103,7 +104,7 @@ class TradingStage:
         record = np.zeros(1, MARKET_RECORD)  # type 0: it only moves the clock
         record["ts_event"] = clock_of(event)
         market = market_slice(offset, record, _NO_TOPS, _NO_MIDS, mine["cause"])
-        self.desk.walk(offset, market, _decisions(mine))
+        self.desk.walk(market, _decisions(mine))
         if isinstance(event, SessionClosed):
             self.desk.close(offset)
 
@@ -151,6 +152,8 @@ def _fixed(value: Output | None, empty: np.ndarray) -> np.ndarray:
 
 
 def _decisions(records: np.ndarray) -> list[risk.Decision]:
+    if not len(records):
+        return []
     return [
         risk.Decision(cause, ts, direction, confidence)
         for cause, ts, direction, confidence in zip(
@@ -163,11 +166,8 @@ def _decisions(records: np.ndarray) -> list[risk.Decision]:
     ]
 
 
-def _states(records: list[Any]) -> np.ndarray:
-    out = new_states(len(records))
-    for j, record in enumerate(records):
-        out[j] = record
-    return out
+def _states(values: list[Any]) -> Output:
+    return states_array(values) if values else PORTFOLIO_PORT.empty()
 
 
 TRADING_STAGE = Stage(

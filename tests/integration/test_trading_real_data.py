@@ -592,3 +592,18 @@ def test_snapshot_restore_round_trips_every_bit(samples_master: Path, tmp_path: 
     other = RunConfig(pipeline="test-trading", stages={**STAGES, "trading": {"latency_ms": 2.0}})
     with pytest.raises(ValueError, match="config"):
         topology(log, "demo-btcusdt-usdm", other).stages[-1][1].restore(state)
+
+
+def test_the_docs_snippet_runs(samples_master: Path, tmp_path: Path, capsys: Any) -> None:
+    """Every ```python block of docs/trading.md runs against a real run's topics."""
+    import re
+
+    run_trading(samples_master, "demo-btcusdt-spot", tmp_path, CONFIGS["market"])
+    text = (Path(__file__).parents[2] / "docs" / "trading.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", text, flags=re.DOTALL)
+    assert blocks
+    for block in blocks:
+        exec(compile(block, "docs/trading.md", "exec"), {"data": tmp_path, "run_id": "t"})
+    shown = capsys.readouterr().out
+    assert "round trips" in shown
+    assert "not annualised" in shown

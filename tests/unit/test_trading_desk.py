@@ -24,6 +24,7 @@ from engine.events.trading import (
 )
 from streams.trading.config import trading_config, trading_defaults
 from streams.trading.desk import Desk, Outputs
+from streams.trading.portfolio import states_array
 from tests.trading_tape import MS, T0, Tape
 
 SPEC = InstrumentSpec("TEST", "TEST", "UTC", 2, 0, 5, 1, "USD")
@@ -37,8 +38,9 @@ def desk(**config: Any) -> Desk:
 
 def walk(d: Desk, tape: Tape) -> Outputs:
     market, decisions = tape.market()
-    d.walk(tape.base, market, decisions)
-    return d.take()
+    d.walk(market, decisions)
+    out = d.take()
+    return out._replace(portfolio=states_array(out.portfolio))
 
 
 def of(events: list[msgspec.Struct], kind: type) -> list[Any]:

@@ -308,3 +308,42 @@ def test_snapshot_restore_mid_order() -> None:
     assert fresh.snapshot() == state
     assert fresh.queue_ahead(1) == 6
     assert fresh.working(1)
+
+
+def test_the_compiled_loop_reads_the_catalogue_layouts() -> None:
+    """The kernel reads records as 8-byte words at fixed positions: they must be where the
+    catalogue puts the fields."""
+    from engine.events.book import BOOK_MID, BOOK_TOP_DTYPE, S_STALE, S_SYNCED
+    from engine.events.market import (
+        F_HIDDEN,
+        MARKET_RECORD,
+        ORDER_ADDED,
+        ORDER_CANCELLED,
+        ORDER_DELETED,
+        ORDER_EXECUTED,
+        TRADE,
+    )
+    from streams.trading import matching as k
+
+    def byte(dtype: Any, name: str) -> int:
+        return int(dtype.fields[name][1])
+
+    assert BOOK_TOP_DTYPE.itemsize == 8 * k.TOP_WORDS
+    assert byte(BOOK_TOP_DTYPE, "offset") == 8 * k.T_OFFSET
+    assert byte(BOOK_TOP_DTYPE, "status") == 2  # bits 16-23 of word 0
+    for name, word in (("bid_price", k.BID_P), ("bid_size", k.BID_S)):
+        assert byte(BOOK_TOP_DTYPE, name) == 8 * word
+    for name, word in (("ask_price", k.ASK_P), ("ask_size", k.ASK_S)):
+        assert byte(BOOK_TOP_DTYPE, name) == 8 * word
+    assert byte(BOOK_MID.dtype, "cause") == 8 * k.M_CAUSE
+    assert byte(BOOK_MID.dtype, "mid") == 8 * k.M_MID
+    assert byte(BOOK_MID.dtype, "two_sided") == 2
+    for name, word in (("ts_event", k.R_TS), ("price", k.R_PRICE), ("size", k.R_SIZE)):
+        assert byte(MARKET_RECORD, name) == 8 * word
+    assert byte(MARKET_RECORD, "id") == 8 * k.R_ID
+    assert (byte(MARKET_RECORD, "side"), byte(MARKET_RECORD, "flags")) == (2, 3)
+    assert (k.SYNCED, k.STALE, k.HIDDEN) == (S_SYNCED, S_STALE, F_HIDDEN)
+    types = (TRADE, ORDER_ADDED, ORDER_CANCELLED, ORDER_DELETED, ORDER_EXECUTED)
+    assert [t.type_id for t in types] == [
+        k.T_TRADE, k.T_ADDED, k.T_CANCELLED, k.T_DELETED, k.T_EXECUTED,
+    ]  # fmt: skip

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -12,14 +13,21 @@ from engine.events.control import InstrumentSpec
 from engine.events.trading import PORTFOLIO_STATE, R_FILL
 from streams.trading.config import contract_multiplier, trading_defaults
 from streams.trading.portfolio import (
+    Account,
     PortfolioConfig,
     apply_fill,
     equity_at,
     new_account,
     state_record,
+    states_array,
 )
 
 WDO = InstrumentSpec("WDOU25", "B3", "America/Sao_Paulo", 1, 0, 5, 1, "BRL")
+
+
+def record(account: Account, mid: float, reason: int, ts: int, cause: int) -> Any:
+    """One ``portfolio.state`` record of the account."""
+    return states_array([state_record(account, mid, reason, ts, cause)])[0]
 
 
 def test_a_hand_computed_round_trip() -> None:
@@ -66,11 +74,11 @@ def test_equity_is_start_plus_realised_plus_unrealised_minus_fees(fills: list, m
     a = new_account(PortfolioConfig(starting_equity=123_456.0), 2, 3)
     for side, price, size, fee in fills:
         apply_fill(a, side, price, size, fee)
-        record = state_record(a, mid, R_FILL, 1, 2)
-        assert record["equity"] == a.start + a.realised + record["unrealised"] - a.fees
-        assert record["realised"] == a.realised
-        assert record["fees"] == a.fees
-        assert record["position"] == a.position
+        state = record(a, mid, R_FILL, 1, 2)
+        assert state["equity"] == a.start + a.realised + state["unrealised"] - a.fees
+        assert state["realised"] == a.realised
+        assert state["fees"] == a.fees
+        assert state["position"] == a.position
     assert a.position == sum(side * size for side, _, size, _ in fills)
     assert a.fees == pytest.approx(sum(f for *_, f in fills))
 
@@ -84,8 +92,8 @@ def test_equity_at_is_the_one_formula() -> None:
 def test_state_record_tracks_peak_drawdown_and_exposure() -> None:
     a = new_account(PortfolioConfig(starting_equity=1000.0), 0, 0)
     apply_fill(a, +1, 100, 5, 0.0)  # 500 of notional on 1000 of equity
-    up = state_record(a, 120.0, R_FILL, 10, 3)  # +100
-    down = state_record(a, 90.0, R_FILL, 11, 4)  # -50
+    up = record(a, 120.0, R_FILL, 10, 3)  # +100
+    down = record(a, 90.0, R_FILL, 11, 4)  # -50
     assert up.dtype == PORTFOLIO_STATE.dtype
     assert (up["equity"], up["peak_equity"], up["drawdown"]) == (1100.0, 1100.0, 0.0)
     assert down["equity"] == 950.0
@@ -93,7 +101,7 @@ def test_state_record_tracks_peak_drawdown_and_exposure() -> None:
     assert down["drawdown"] == pytest.approx(150.0 / 1100.0)
     assert down["exposure"] == pytest.approx(5 * 90.0 / 950.0)
     assert (int(down["ts_event"]), int(down["cause"]), int(down["reason"])) == (11, 4, R_FILL)
-    flat = state_record(new_account(PortfolioConfig(), 0, 0), math.nan, R_FILL, 0, 0)
+    flat = record(new_account(PortfolioConfig(), 0, 0), math.nan, R_FILL, 0, 0)
     assert flat["exposure"] == 0.0
     assert math.isnan(flat["mid"])
 
@@ -111,3 +119,15 @@ def test_wdo_is_worth_ten_reais_per_point() -> None:
     assert abs(a.slope) * 54_500 == pytest.approx(54_500.0)  # notional: BRL 54,500
     apple = InstrumentSpec("AAPL", "NASDAQ", "America/New_York", 4, 0, 100, 1, "USD")
     assert contract_multiplier(apple) == 1.0
+
+
+@given(
+    values=st.tuples(*(st.floats(-1e12, 1e12, allow_nan=False) for _ in range(4))),
+    mid=st.floats(0, 1e9),
+)
+def test_python_and_compiled_equity_agree_bit_for_bit(values: tuple, mid: float) -> None:
+    """The account computes equity uncompiled, the venue loop compiled: the same bits."""
+    from streams.trading.portfolio import _equity_at
+
+    base, fees, avg, slope = values
+    assert _equity_at(base, fees, avg, slope, mid) == equity_at(base, fees, avg, slope, mid)
