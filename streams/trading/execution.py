@@ -175,9 +175,11 @@ class Venue:
         return order_id in self.live
 
     def queue_ahead(self, order_id: int) -> int | None:
-        """Size ahead of a working order at its price (-1 unknown); None if not working."""
+        """Size ahead of a working limit order at its price (-1 unknown); None if there is no
+        such order."""
         rows = self.orders[:, m.O_ID] == order_id
         rows &= self.orders[:, m.O_STATE] == m.WORKING
+        rows &= self.orders[:, m.O_KIND] == m.LIMIT
         found = np.flatnonzero(rows)
         return int(self.orders[found[0], m.O_AHEAD]) if len(found) else None
 

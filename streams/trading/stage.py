@@ -141,7 +141,11 @@ class TradingStage:
             "entries_today": desk.state.day.trades,
             "circuit_breaker_tripped": desk.state.day.tripped,
             "halted": desk.state.halted,
-            "orders": {oid: msgspec.structs.asdict(live) for oid, live in desk.venue.live.items()},
+            "orders": [
+                f"{oid} {'buy' if live.side > 0 else 'sell'} {live.purpose}"
+                + ("" if (ahead := desk.venue.queue_ahead(oid)) is None else f", {ahead} ahead")
+                for oid, live in sorted(desk.venue.live.items())
+            ],
         }
 
 
