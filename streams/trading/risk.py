@@ -158,7 +158,7 @@ def _gate(config: RiskConfig, decision: Decision, account: AccountView, day: Day
         return Reject("venue_halted", "the venue is not trading the instrument", 1, 0)
     if day.tripped:
         return Reject("circuit_breaker", "the daily loss circuit breaker tripped today", 1, 0)
-    if decision.confidence < config.min_confidence:
+    if not decision.confidence >= config.min_confidence:  # NaN is no confidence
         return Reject(
             "low_confidence",
             f"confidence {decision.confidence:.4f} is below min_confidence "

@@ -49,7 +49,7 @@ from engine.events.trading import (
     RISK_FAMILY,
 )
 from engine.runtime.processor import Output, Port, Slice, StageContext
-from engine.runtime.topology import Stage
+from engine.runtime.topology import ConfigError, Stage
 from streams.trading import risk
 from streams.trading.config import TradingConfig, trading_config, trading_defaults
 from streams.trading.desk import Desk, DeskState, clock_of
@@ -78,6 +78,11 @@ class TradingStage:
 
     def __init__(self, context: StageContext) -> None:
         self.config: TradingConfig = trading_config("trading", context.config)
+        if context.instrument.tick_size <= 0:
+            raise ConfigError(
+                f"stage 'trading': the instrument's tick_size must be > 0 to price stop loss "
+                f"and take profit orders: {context.instrument}"
+            )
         self.identity = msgspec.json.encode(dataclasses.asdict(self.config), order="sorted")
         self.desk = Desk(self.config, context.instrument)
 

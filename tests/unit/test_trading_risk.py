@@ -42,6 +42,9 @@ def test_min_confidence_is_inclusive() -> None:
     assert (rejected.value, rejected.limit) == (0.5, 0.6)
     assert "0.5000 is below min_confidence 0.6000" in rejected.detail
     assert isinstance(risk.check(CONFIG, decision(confidence=0.60), account(), DAY), risk.Enter)
+    assert reason(risk.check(CONFIG, decision(confidence=math.nan), account(), DAY)) == (
+        "low_confidence"
+    )
 
 
 def test_gates_in_their_documented_order() -> None:
