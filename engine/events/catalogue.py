@@ -13,6 +13,7 @@ from engine.events.control import CONTROL_STRUCTS
 from engine.events.decisions import DECISION_TYPES
 from engine.events.features import FEATURE_TYPES
 from engine.events.market import MARKET_RECORD, MARKET_TYPES, RECORD_SIZE
+from engine.events.trading import TRADING_FIXED_TYPES, TRADING_STRUCTS
 from engine.events.types import Codec, EventType, FieldDoc
 
 MSGPACK_FIRST_BYTES = frozenset([*range(0x90, 0xA0), 0xDC])
@@ -61,9 +62,12 @@ def _struct_type(name: str, cls: type[msgspec.Struct]) -> EventType:
     )
 
 
-FIXED_TYPES: tuple[EventType, ...] = MARKET_TYPES + BOOK_TYPES + FEATURE_TYPES + DECISION_TYPES
+FIXED_TYPES: tuple[EventType, ...] = (
+    MARKET_TYPES + BOOK_TYPES + FEATURE_TYPES + DECISION_TYPES + TRADING_FIXED_TYPES
+)
+MSGPACK_STRUCTS = CONTROL_STRUCTS + TRADING_STRUCTS
 CATALOGUE: tuple[EventType, ...] = FIXED_TYPES + tuple(
-    _struct_type(name, cls) for name, cls in CONTROL_STRUCTS
+    _struct_type(name, cls) for name, cls in MSGPACK_STRUCTS
 )
 
 _BY_ID = {t.type_id: t for t in CATALOGUE}
@@ -73,7 +77,7 @@ assert len(_BY_NAME) == len(CATALOGUE), "duplicate name@version in the catalogue
 assert all(t.type_id < 0x80 for t in FIXED_TYPES), "fixed ids must stay below 128"
 
 _ENCODER = msgspec.msgpack.Encoder(order="deterministic")
-_STRUCTS = tuple(cls for _, cls in CONTROL_STRUCTS)
+_STRUCTS = tuple(cls for _, cls in MSGPACK_STRUCTS)
 _DECODER: msgspec.msgpack.Decoder[Any] = msgspec.msgpack.Decoder(Union[_STRUCTS])  # noqa: UP007
 
 
