@@ -92,6 +92,8 @@ class RunManifest(msgspec.Struct, frozen=True, kw_only=True):
     events_per_second: float = 0.0
     resumed_from: list[int] = []
     """Journal offsets of the snapshots this run resumed from, if it was interrupted."""
+    report: dict[str, dict[str, object]] = {}
+    """End-of-run summaries by stage id (e.g. the ``trading`` stage's account report)."""
 
 
 def outputs_hash(outputs: list[OutputSummary]) -> str:

@@ -6,28 +6,32 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import msgspec
+import numpy as np
 
 from engine.events import decode
 from engine.events.control import SessionOpened
 from engine.journal import journal_topic
-from engine.log import EmbeddedLog, RecordBatch
+from engine.log import EmbeddedLog, FixedBatch, RecordBatch
 from engine.models import ModelSource, ModelStore, run_models
 from engine.runtime.manifest import (
     RunError,
     RunManifest,
     code_version,
     new_run_id,
+    output_topic,
     outputs_hash,
     read_manifest,
     run_dir,
     write_manifest,
 )
+from engine.runtime.processor import Output, Port
 from engine.runtime.runner import Progress, Runner, Topology, latest_snapshot
-from engine.runtime.topology import RunConfig, config_hash, pipeline, resolve
+from engine.runtime.topology import Pipeline, RunConfig, config_hash, pipeline, resolve
 
 OPEN_WAIT_SECONDS = 60.0
 """How long a live (``follow``) run waits for its feed to open the session."""
@@ -156,9 +160,46 @@ def execute(
         outputs_hash=outputs_hash(outputs),
         wall_seconds=round(seconds, 6),
         events_per_second=round((stop - first) / seconds, 1) if seconds > 0 else 0.0,
+        report=stage_reports(log, run_id, chosen, resolved),
     )
     write_manifest(data, done)
     return RunOutcome(done, snapshot.journal_offset if snapshot is not None else None)
+
+
+def read_port(log: EmbeddedLog, run_id: str, port: Port) -> Output:
+    """Every event of a run's port: one record array (fixed width) or decoded structs."""
+    reader = log.reader(output_topic(run_id, port.name))
+    arrays: list[np.ndarray[Any, Any]] = []
+    events: list[msgspec.Struct] = []
+    offset = reader.start_offset
+    while (batch := reader.read(offset, 65536)) is not None:
+        if isinstance(batch, FixedBatch):
+            assert port.event_type.dtype is not None
+            arrays.append(batch.view(port.event_type.dtype))
+        else:
+            events.extend(decode(v) for v in batch.values())
+        offset = batch.next_offset
+    if port.fixed:
+        return np.concatenate(arrays) if arrays else port.empty()
+    return events
+
+
+def _read_named(log: EmbeddedLog, run_id: str, ports: dict[str, Port], name: str) -> Output:
+    return read_port(log, run_id, ports[name])
+
+
+def stage_reports(
+    log: EmbeddedLog, run_id: str, chosen: Pipeline, resolved: dict[str, Any]
+) -> dict[str, dict[str, object]]:
+    """Each reporting stage's end-of-run summary (:attr:`Stage.report`), by stage id."""
+    reports: dict[str, dict[str, object]] = {}
+    for stage in chosen.stages:
+        if stage.report is None:
+            continue
+        ports = {p.name: p for p in stage.outputs}
+        config: dict[str, Any] = resolved["stages"][stage.id]
+        reports[stage.id] = stage.report(config, partial(_read_named, log, run_id, ports))
+    return reports
 
 
 def _existing(data: Path, run_id: str | None) -> RunManifest | None:

@@ -19,7 +19,7 @@ from typing import Any
 import msgspec
 
 from engine.events.control import InstrumentSpec
-from engine.runtime.processor import Port, Processor, StageContext
+from engine.runtime.processor import Output, Port, Processor, StageContext
 
 JOURNAL = "journal"
 
@@ -40,6 +40,10 @@ class Stage:
     defaults: Callable[[InstrumentSpec], dict[str, Any]] = lambda _: {}
     """The stage's config for an instrument before the run config overrides it."""
     doc: str = ""
+    report: Callable[[dict[str, Any], Callable[[str], Output]], dict[str, Any]] | None = None
+    """Summarises a complete run from the stage's config and its outputs (read by port name);
+    the result goes into the manifest's ``report``. A pure function of the log, so anyone can
+    recompute it."""
 
 
 @dataclass(frozen=True)

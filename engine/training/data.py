@@ -19,10 +19,11 @@ from engine.events.features import FEATURES_VECTOR
 from engine.events.market import MARKET_RECORD
 from engine.journal import journal_topic
 from engine.log import EmbeddedLog, FixedBatch
-from engine.runtime import RunConfig, RunManifest, execute, list_runs, output_topic
+from engine.runtime import RunConfig, RunManifest, execute, list_runs
 from engine.runtime.manifest import code_version
+from engine.runtime.processor import Port
 from engine.runtime.runner import Progress
-from engine.runtime.runs import session_opened
+from engine.runtime.runs import read_port, session_opened
 from engine.runtime.topology import config_hash, resolve
 from streams.features import NAMES
 
@@ -71,23 +72,18 @@ def labels_run(
     return execute(log, session, config, on_progress=on_progress).manifest, False
 
 
-def _fixed(log: EmbeddedLog, topic: str, dtype: np.dtype[Any] | None) -> np.ndarray[Any, Any]:
-    assert dtype is not None
-    reader = log.reader(topic)
-    parts, offset = [], reader.start_offset
-    while (batch := reader.read(offset, 1 << 16)) is not None:
-        assert isinstance(batch, FixedBatch)
-        parts.append(batch.view(dtype))
-        offset = batch.next_offset
-    return np.concatenate(parts) if parts else np.zeros(0, dtype)
+def _fixed(log: EmbeddedLog, run_id: str, port: Port) -> np.ndarray[Any, Any]:
+    records = read_port(log, run_id, port)
+    assert isinstance(records, np.ndarray)
+    return records
 
 
 def load_rows(log: EmbeddedLog, manifest: RunManifest) -> pl.DataFrame:
     """Every labelled vector of the run, in origin order: ``origin``, ``origin_ts``,
     ``maturity`` (journal offset), ``maturity_ts``, ``label``, ``undefined``, then the 65
     features by name."""
-    vectors = _fixed(log, output_topic(manifest.run_id, "features"), FEATURES_VECTOR.dtype)
-    labels = _fixed(log, output_topic(manifest.run_id, "labels"), LABEL.dtype)
+    vectors = _fixed(log, manifest.run_id, Port("features", FEATURES_VECTOR))
+    labels = _fixed(log, manifest.run_id, Port("labels", LABEL))
     features = pl.DataFrame(np.ascontiguousarray(vectors["values"]), schema=list(NAMES))
     features = features.with_columns(origin=pl.Series(vectors["cause"].astype(np.int64)))
     outcomes = pl.DataFrame(

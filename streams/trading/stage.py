@@ -33,6 +33,7 @@ once per slice, so outputs would depend on slice boundaries. Here the pure modul
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -55,6 +56,7 @@ from streams.trading.config import TradingConfig, trading_config, trading_defaul
 from streams.trading.desk import Desk, DeskState, clock_of
 from streams.trading.execution import market_slice
 from streams.trading.portfolio import states_array
+from streams.trading.report import build_report
 
 RISK_PORT = Port("risk", RISK_FAMILY)
 ORDERS_PORT = Port("orders", ORDERS_FAMILY)
@@ -179,11 +181,24 @@ def _states(values: list[Any]) -> Output:
     return states_array(values) if values else PORTFOLIO_PORT.empty()
 
 
+def trading_report(config: dict[str, Any], read: Callable[[str], Output]) -> dict[str, Any]:
+    """The account report of a complete run (:func:`build_report`), as plain data."""
+    portfolio, executions, verdicts = read("portfolio"), read("executions"), read("risk")
+    assert isinstance(portfolio, np.ndarray)
+    assert isinstance(executions, list)
+    assert isinstance(verdicts, list)
+    interval = int(config.get("mark_interval_ms", 1000))
+    report = build_report(portfolio, executions, verdicts, mark_interval_ms=interval)
+    out: dict[str, Any] = msgspec.to_builtins(report)
+    return out
+
+
 TRADING_STAGE = Stage(
     "trading",
     TradingStage,
     (RISK_PORT, ORDERS_PORT, EXECUTIONS_PORT, PORTFOLIO_PORT),
     inputs=("decisions", "book", "mid"),
     defaults=trading_defaults,
+    report=trading_report,
     doc="risk, a simulated venue (latency, queue position, fees) and the portfolio, per event",
 )
