@@ -1,0 +1,214 @@
+"""The ``consensus`` processor: one weighted decision per feature vector, weights that learn.
+
+Inputs
+    Port ``features`` (``features.vector``): one decision per vector, and its warming-up flag.
+    Port ``predictions`` (``model.prediction``): the meta-learner's and the online model's
+    probabilities (``meta``, ``online``; NaN when absent). Port ``votes`` (``agents.votes``).
+    Port ``labels`` (``labels.label``): realised directions, each for the vector at ``origin``,
+    maturing in origin order. Predictions and votes are matched to vectors by cause; a missing
+    one (or a missing port) leaves those contributors out of the decision.
+Outputs
+    Port ``decisions``: one ``consensus.decision`` per vector, with its cause and ``ts_event``:
+    direction, confidence, score (total, models' part, agents' part) and every contributor's
+    vote, confidence and weight (docs/agents.md, "Consensus").
+State
+    Each contributor's accuracy (an EWMA with a prior), the calls of decided vectors waiting for
+    their label, and counters; snapshot and restore are exact.
+Guarantees
+    Deterministic and batch-independent: one compiled loop merges labels and vectors by offset
+    (labels first at one offset) and carries its state between calls, so any slicing gives
+    identical bytes. A label is only ever used after it matured (its cause), never before.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+import numpy as np
+
+from engine.events.decisions import CONTRIBUTORS, DECISION, LABEL, new_records
+from engine.runtime.processor import Output, Port, Slice, StageContext
+from engine.runtime.topology import Stage
+from streams.agents.evaluate import NO_DATA
+from streams.consensus import config as cf
+from streams.consensus import kernel as k
+
+DECISIONS_PORT = Port("decisions", DECISION)
+STATE_VERSION = 1
+
+
+class _State(msgspec.Struct, array_like=True):
+    version: int
+    config: str
+    si: list[int]
+    acc: list[float]
+    origins: list[int]
+    calls: bytes
+    last: bytes
+
+
+def _matched(name: str, records: Any, causes: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    """For each vector cause, the index of ``records`` with that cause, or -1."""
+    index = np.full(len(causes), -1, np.int64)
+    if not isinstance(records, np.ndarray) or len(records) == 0:
+        return index
+    theirs = records["cause"].astype(np.int64)
+    at = np.searchsorted(causes, theirs)
+    found = at < len(causes)
+    found[found] = causes[at[found]] == theirs[found]
+    if not found.all() or (len(theirs) > 1 and bool((np.diff(theirs) <= 0).any())):
+        bad = int(theirs[~found][0]) if not found.all() else int(theirs[0])
+        raise ValueError(
+            f"consensus: port {name!r} has a record (cause {bad}) that matches no feature "
+            "vector, or two for one vector; it must emit at most one record per vector, with "
+            "the vector's cause"
+        )
+    index[at] = np.arange(len(theirs))
+    return index
+
+
+class ConsensusStage:
+    """See the module docstring."""
+
+    def __init__(self, context: StageContext) -> None:
+        self.config = cf.load(context.config)
+        self.p = cf.params(self.config)
+        self.identity = msgspec.json.encode(msgspec.to_builtins(self.config), order="sorted")
+        self.si = np.zeros(k.N_I, np.int64)
+        self.acc = np.full(k.N, self.config.accuracy_prior, np.float64)
+        self.origin = np.zeros(self.config.max_pending, np.int64)
+        self.calls = np.zeros((self.config.max_pending, k.N), np.int8)
+        self.last = new_records(DECISION, 1)
+
+    def process(self, piece: Slice) -> tuple[Output, ...]:
+        """One ``consensus.decision`` per ``features.vector`` of the slice."""
+        vectors = piece.inputs["features"]
+        assert isinstance(vectors, np.ndarray)
+        n = len(vectors)
+        causes = vectors["cause"].astype(np.int64)
+        probs, votes, conf, ok = self._contributions(piece, causes)
+        lab = piece.inputs.get("labels")
+        if not isinstance(lab, np.ndarray):
+            lab = np.zeros(0, dtype=LABEL.dtype)
+        out = new_records(DECISION, n)
+        cols = {name: np.zeros(n, dtype) for name, dtype in _SCALARS} | {
+            name: np.zeros((n, k.N), dtype) for name, dtype in _ARRAYS
+        }
+        k.run(
+            causes,
+            vectors["flags"].astype(np.int64),
+            probs,
+            votes,
+            conf,
+            ok,
+            lab["cause"].astype(np.int64),
+            lab["origin"].astype(np.int64),
+            lab["label"].astype(np.int64),
+            lab["flags"].astype(np.int64),
+            self.si,
+            self.acc,
+            self.origin,
+            self.calls,
+            self.p,
+            *cols.values(),
+        )
+        out["ts_event"], out["cause"] = vectors["ts_event"], vectors["cause"]
+        for name, values in cols.items():
+            out[name] = values
+        if n:
+            self.last[0] = out[-1]
+        return (out,)
+
+    def _contributions(self, piece: Slice, causes: np.ndarray[Any, Any]) -> tuple[Any, ...]:
+        n = len(causes)
+        probs = np.full((n, 2, 3), np.nan)
+        preds = piece.inputs.get("predictions")
+        at = _matched("predictions", preds, causes)
+        if isinstance(preds, np.ndarray) and (at >= 0).any():
+            probs[at >= 0, 0] = preds["meta"][at[at >= 0]]
+            probs[at >= 0, 1] = preds["online"][at[at >= 0]]
+        votes = np.zeros((n, 4), np.int64)
+        conf = np.zeros((n, 4), np.float64)
+        ok = np.zeros((n, 4), np.int64)
+        records = piece.inputs.get("votes")
+        at = _matched("votes", records, causes)
+        if isinstance(records, np.ndarray) and (at >= 0).any():
+            hit = at >= 0
+            votes[hit] = records["votes"][at[hit]]
+            conf[hit] = records["confidence"][at[hit]]
+            ok[hit] = (records["reasons"][at[hit]] & NO_DATA) == 0
+        return probs, votes, conf, ok
+
+    def snapshot(self) -> bytes:
+        """Accuracies, counters, the pending calls (oldest first) and the last decision."""
+        cap = len(self.origin)
+        live = (int(self.si[k.I_HEAD]) + np.arange(int(self.si[k.I_COUNT]))) % cap
+        state = _State(
+            STATE_VERSION,
+            self.identity.decode(),
+            self.si.tolist(),
+            self.acc.tolist(),
+            self.origin[live].tolist(),
+            self.calls[live].tobytes(),
+            self.last.tobytes(),
+        )
+        return msgspec.msgpack.encode(state)
+
+    def restore(self, state: bytes) -> None:
+        """Continue from a state :meth:`snapshot` produced with the same config."""
+        s = msgspec.msgpack.decode(state, type=_State)
+        if s.version != STATE_VERSION:
+            raise ValueError(
+                f"consensus state version {s.version}; this build reads {STATE_VERSION}"
+            )
+        if s.config != self.identity.decode():
+            raise ValueError(f"consensus state was taken with config {s.config}, not this one")
+        self.si[:], self.acc[:] = s.si, s.acc
+        count = len(s.origins)
+        self.origin[:count] = s.origins
+        self.calls[:count] = np.frombuffer(s.calls, np.int8).reshape(count, k.N)
+        self.si[k.I_HEAD], self.si[k.I_COUNT] = 0, count
+        self.last[:] = np.frombuffer(s.last, DECISION.dtype)
+
+    def inspect(self) -> dict[str, Any]:
+        """Accuracies and current weights by contributor, label counters, the last decision."""
+        si, last = self.si, self.last[0]
+        return {
+            "accuracy": dict(zip(CONTRIBUTORS, self.acc.tolist(), strict=True)),
+            "scored_calls": dict(
+                zip(CONTRIBUTORS, si[k.I_CALLS : k.I_CALLS + k.N].tolist(), strict=True)
+            ),
+            "labels": int(si[k.I_LABELS]),
+            "labels_scored": int(si[k.I_SCORED]),
+            "labels_undefined": int(si[k.I_UNDEFINED]),
+            "labels_unmatched": int(si[k.I_UNMATCHED]),
+            "vectors_never_labelled": int(si[k.I_UNLABELLED]),
+            "calls_dropped_unscored": int(si[k.I_OVERFLOW]),
+            "pending": int(si[k.I_COUNT]),
+            "last_cause": int(last["cause"]),
+            "last_direction": int(last["direction"]),
+            "last_confidence": float(last["confidence"]),
+            "last_weights": dict(zip(CONTRIBUTORS, last["weights"].tolist(), strict=True)),
+        }
+
+
+_SCALARS = (
+    ("direction", np.int8),
+    ("flags", np.uint16),
+    ("confidence", np.float64),
+    ("score", np.float64),
+    ("model_score", np.float64),
+    ("agent_score", np.float64),
+)
+_ARRAYS = (("votes", np.int8), ("confidences", np.float64), ("weights", np.float64))
+
+CONSENSUS_STAGE = Stage(
+    "consensus",
+    ConsensusStage,
+    (DECISIONS_PORT,),
+    inputs=("features", "predictions", "votes", "labels"),
+    defaults=lambda _: cf.defaults(),
+    doc="weighted decision of the models (60 %) and agents (40 %) per feature vector, weights "
+    "adapting to each contributor's accuracy as labels mature (docs/agents.md)",
+)
