@@ -25,19 +25,28 @@ class Rule:
     effect: str
     """``vote +1`` / ``vote -1`` (a directional rule), a confidence factor, or a note."""
     meaning: str
-    unseen: str = ""
-    """Where it cannot fire in the bundled samples and why (empty: it fires in them)."""
+    samples: str = ""
+    """Why it never fires in the bundled samples (empty: it fires in them; a test checks)."""
 
 
 @dataclass(frozen=True)
 class AgentRules:
-    """One agent: what it reads and its rules."""
+    """One agent: what it reads, its rules, and what it does when data is missing."""
 
     name: str
     reads: str
     rules: tuple[Rule, ...]
+    warm_up: str
+    no_trades: str
+    no_order_ids: str
 
 
+_SIGNS = (
+    "same: no rule needs order ids. Trades carry their aggressor where the venue flags it "
+    "(Binance `m`); a LOBSTER execution's aggressor is opposite the resting order; an unsigned "
+    "print (LOBSTER cross trade) is signed by the quote rule against the agents' L1, then the "
+    "tick rule (Lee-Ready)"
+)
 _NO_DATA = Rule(
     ev.NO_DATA,
     "no_data",
@@ -108,6 +117,11 @@ ORDER_FLOW = AgentRules(
             "imbalance rests on few trades",
         ),
     ),
+    "rules are skipped while their feature is NaN: the 5 s rules for the first 5 bars, the "
+    "persistent rule and the intensity modifiers for 30; `no_data` until a 5 s rule is defined",
+    "only the OFI rule (from the L1 quotes) can fire, so confidence is at most a third of a "
+    "trading venue's; `no_trades` is set on every vector (B3 top of book: demo-wdo)",
+    "same: it reads aggregated features only",
 )
 
 LIQUIDITY = AgentRules(
@@ -147,14 +161,12 @@ LIQUIDITY = AgentRules(
             UP,
             "`book_slope_bid / book_slope_ask >= slope_ratio`: the ask side holds less size "
             "per bps of price, so a buy moves price further (needs two levels a side)",
-            "demo-wdo: one level a side, slopes are NaN",
         ),
         Rule(
             ev.LQ_THIN_BID,
             "thin_bid",
             DOWN,
             "`book_slope_ask / book_slope_bid >= slope_ratio`",
-            "demo-wdo: one level a side, slopes are NaN",
         ),
         Rule(
             ev.LQ_BID_BUILDING,
@@ -173,6 +185,13 @@ LIQUIDITY = AgentRules(
             "EMA, liquidity has stepped back and depth says less",
         ),
     ),
+    "the depth rules from the first usable `book.top`; the building rules once the EMA has run "
+    "`trend_tau_s` of usable book; `no_book` (and `no_data`) while there is none (Binance "
+    "before its REST snapshot, and after a feed gap until the next)",
+    "same: it reads the book only",
+    "same: it reads aggregated levels. With one level a side (B3 top of book) "
+    "`depth_imbalance_5` equals `depth_imbalance_1`, so both rules fire together, and the "
+    "slopes are NaN, so the thin-side rules are skipped",
 )
 
 TAPE_READING = AgentRules(
@@ -230,8 +249,16 @@ TAPE_READING = AgentRules(
             "stale",
             DAMP,
             "the last trade is more than `stale_s` old: the tape says little about now",
+            "no sample with trades pauses that long; tested on demo-aapl with a quiet period "
+            "of clock ticks appended",
         ),
     ),
+    "`no_trades` and `no_data` before the first trade; large prints after 20 trades; "
+    "acceleration after `fast_tau_s` of event time; price vs VWAP once `vwap_deviation_30s` and "
+    "`realized_vol_15s` are defined",
+    "`no_trades` and `no_data` on every vector: it votes 0 with confidence 0 and the consensus "
+    "gives its weight to the other agents",
+    _SIGNS,
 )
 
 FOOTPRINT = AgentRules(
@@ -306,6 +333,11 @@ FOOTPRINT = AgentRules(
             ev.FP_THIN_WINDOW, "thin_window", DAMP, "fewer than `min_trades` trades in the window"
         ),
     ),
+    "`no_trades` and `no_data` before the first trade, `no_data` while the window is empty; "
+    "`thin_window` damps while it holds fewer than `min_trades`; the L1 rules (absorption, "
+    "exhaustion, divergence) need a two-sided L1",
+    "`no_trades` and `no_data` on every vector, as for tape reading",
+    _SIGNS,
 )
 
 AGENT_RULES: tuple[AgentRules, ...] = (ORDER_FLOW, LIQUIDITY, TAPE_READING, FOOTPRINT)

@@ -201,7 +201,9 @@ def _trade(si: Any, sf: Any, ring: Any, fp: Any, tp: Any, cfg: Any, kind: int, s
         si[I_RUN_LEN] += 1
     else:
         si[I_RUN_SIGN], si[I_RUN_LEN] = s, 1 if s != 0 else 0
-    si[I_LAST_PX], si[I_LAST_SIGN], si[I_LAST_T] = p, s, t
+    si[I_LAST_PX], si[I_LAST_T] = p, t
+    if s != 0:  # a zero tick takes the last known sign
+        si[I_LAST_SIGN] = s
     si[I_TRADES] += 1
     _footprint(si, ring, fp, tp, cfg, t, p, q, s)
 
