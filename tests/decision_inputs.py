@@ -1,4 +1,4 @@
-"""Test-only inputs for the consensus: predictions and labels computed from real data.
+"""Test-only inputs for the consensus (predictions, labels from real data) and run helpers.
 
 The ``labels`` and ``models`` stages are built elsewhere; to run the consensus in a pipeline
 the tests use this stage instead. It is deterministic and slice-independent like a real one
@@ -19,11 +19,14 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import msgspec
 import numpy as np
 
+from engine.events.control import InstrumentSpec
 from engine.events.decisions import (
     L_UNDEFINED,
     LABEL,
@@ -33,8 +36,24 @@ from engine.events.decisions import (
     PREDICTION,
     new_records,
 )
-from engine.runtime import Pipeline, Port, Slice, Stage, StageContext, register
+from engine.journal import journal_topic
+from engine.log import EmbeddedLog, FixedBatch
+from engine.runtime import (
+    Pipeline,
+    Port,
+    RunConfig,
+    Runner,
+    Slice,
+    Stage,
+    StageContext,
+    Topology,
+    pipeline,
+    register,
+)
 from engine.runtime.processor import Output
+from engine.runtime.runner import latest_snapshot
+from engine.runtime.runs import session_opened
+from engine.runtime.topology import resolve
 from streams.agents import AGENTS_STAGE
 from streams.book.stage import BOOK_STAGE
 from streams.consensus import CONSENSUS_STAGE
@@ -165,3 +184,83 @@ CONSENSUS_PIPELINE = register(
         (BOOK_STAGE, MID_STAGE, FEATURES_STAGE, AGENTS_STAGE, INPUTS_STAGE, CONSENSUS_STAGE),
     )
 )
+
+
+# -- running the test pipelines ------------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    """One run of a test pipeline over a session, with its topics readable by port."""
+
+    spec: InstrumentSpec
+    resolved: dict[str, Any]
+    topology: Topology
+    out: EmbeddedLog
+
+    def topic(self, port: str, dtype: np.dtype[Any]) -> np.ndarray[Any, Any]:
+        """Every record of the run's port ``port``, as ``dtype``."""
+        batch = self.out.reader(f"run.t.{port}").read(0, 10**8)
+        return batch.view(dtype) if isinstance(batch, FixedBatch) else np.zeros(0, dtype)
+
+
+def topology(log: EmbeddedLog, session: str, config: RunConfig) -> Topology:
+    """The config's pipeline instantiated for ``session``."""
+    opened = session_opened(log, session)
+    resolved = resolve(config, opened.instrument)
+    return Topology(pipeline(resolved["pipeline"]), resolved, session, opened.instrument)
+
+
+def run_pipeline(
+    data: Path, session: str, scratch: Path, config: RunConfig, batch: int = 65536
+) -> Run:
+    """Run ``config`` over ``session`` into ``scratch`` (run id ``t``) in one go."""
+    log = EmbeddedLog(data)
+    top = topology(log, session, config)
+    runner = Runner(log, journal_topic(session), EmbeddedLog(scratch), "t", top)
+    runner.begin()
+    runner.advance(batch=batch)
+    runner.close()
+    spec = session_opened(log, session).instrument
+    return Run(spec, resolve(config, spec), top, EmbeddedLog(scratch))
+
+
+Chains = list[tuple[str, int, str]]
+
+
+def chains(
+    data: Path, session: str, scratch: Path, config: RunConfig, cuts: list[int], batch: int
+) -> Chains:
+    """Every output's (port, count, hash chain) after a run cut at ``cuts`` in ``batch``es."""
+    log = EmbeddedLog(data)
+    runner = Runner(
+        log, journal_topic(session), EmbeddedLog(scratch), "t", topology(log, session, config)
+    )
+    runner.begin()
+    for cut in sorted(cuts):
+        runner.advance(stop=max(cut, runner.offset), batch=batch)
+    runner.advance(batch=batch)
+    runner.close()
+    return [(s.port, s.count, s.chain) for s in runner.summaries()]
+
+
+def resumed_chains(
+    data: Path, session: str, scratch: Path, config: RunConfig, kill_at: int
+) -> Chains:
+    """A run stopped at ``kill_at``, resumed from its last snapshot in a fresh topology."""
+    snaps = scratch / "snapshots"
+    log, sink, topic = EmbeddedLog(data), EmbeddedLog(scratch), journal_topic(session)
+    every = config.snapshot_every
+    first = Runner(log, topic, sink, "t", topology(log, session, config), snaps, every)
+    first.begin()
+    first.advance(stop=min(kill_at, first.reader.end_offset), batch=333)
+    first.close()
+    second = Runner(log, topic, sink, "t", topology(log, session, config), snaps, every)
+    snapshot = latest_snapshot(snaps)
+    if snapshot is None:
+        second.begin()
+    else:
+        second.resume_from(snapshot)
+    second.advance(batch=4096)
+    second.close()
+    return [(s.port, s.count, s.chain) for s in second.summaries()]
