@@ -199,6 +199,12 @@ def _validated(c: AgentsConfig) -> AgentsConfig:
             f"stage {STAGE!r}: order_flow.quiet_ratio ({c.order_flow.quiet_ratio}) must be "
             f"below intense_ratio ({c.order_flow.intense_ratio})"
         )
+    tr = c.tape_reading
+    if tr.fast_tau_s >= tr.slow_tau_s:
+        raise ConfigError(
+            f"stage {STAGE!r}: tape_reading.fast_tau_s ({tr.fast_tau_s}) must be below "
+            f"slow_tau_s ({tr.slow_tau_s})"
+        )
     return c
 
 

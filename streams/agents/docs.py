@@ -211,8 +211,9 @@ So the confidence is the net weighted conviction behind the direction: 1 only wh
 available contributor backs it with certainty; a model that predicts flat, or an agent that
 sees nothing, pulls it down; opposing contributors subtract. With the default weights,
 confidence reaches risk's default minimum of 0.60 only when the models and agents mostly agree
-with strong confidences. While the vector is warming up (its features flag 0x01) the decision carries flag
-0x{warming:02x} `warming_up` and is flat (direction and confidence 0, score still computed).
+with strong confidences. While the vector is warming up (its features flag 0x01) the
+decision carries flag 0x{warming:02x} `warming_up` and is flat (direction and confidence 0,
+score still computed).
 Unavailable contributors have vote 0, confidence NaN and weight 0 in the record.
 
 ### Adapting the weights to realised accuracy

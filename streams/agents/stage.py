@@ -161,10 +161,12 @@ class AgentsStage:
         cap = len(self.ring)
         head, count = int(self.si[tape.I_HEAD]), int(self.si[tape.I_COUNT])
         live = self.ring[(head + np.arange(count)) % cap]
+        si = self.si.copy()
+        si[tape.I_HEAD] = 0  # the ring is written oldest first
         state = _State(
             STATE_VERSION,
             self.identity,
-            self.si.tolist(),
+            si.tolist(),
             self.sf.tolist(),
             live.tolist(),
             self.last.tobytes(),
@@ -185,9 +187,10 @@ class AgentsStage:
         self.si[:], self.sf[:] = s.si, s.sf
         self.ring[:] = 0
         count = len(s.ring)
+        if count != self.si[tape.I_COUNT] or count > len(self.ring):
+            raise ValueError(f"agents state holds {count} footprint trades but counts {s.si}")
         if count:
             self.ring[:count] = np.array(s.ring, np.int64)
-        self.si[tape.I_HEAD], self.si[tape.I_COUNT] = 0, count
         tape.rebuild(self.si, self.ring, self.fp)
         self.last[:] = np.frombuffer(s.last, VOTES.dtype)
         self.emitted = s.votes

@@ -144,10 +144,12 @@ class ConsensusStage:
         """Accuracies, counters, the pending calls (oldest first) and the last decision."""
         cap = len(self.origin)
         live = (int(self.si[k.I_HEAD]) + np.arange(int(self.si[k.I_COUNT]))) % cap
+        si = self.si.copy()
+        si[k.I_HEAD] = 0  # the queue is written oldest first
         state = _State(
             STATE_VERSION,
             self.identity.decode(),
-            self.si.tolist(),
+            si.tolist(),
             self.acc.tolist(),
             self.origin[live].tolist(),
             self.calls[live].tobytes(),
@@ -166,9 +168,10 @@ class ConsensusStage:
             raise ValueError(f"consensus state was taken with config {s.config}, not this one")
         self.si[:], self.acc[:] = s.si, s.acc
         count = len(s.origins)
+        if count != self.si[k.I_COUNT] or count > len(self.origin):
+            raise ValueError(f"consensus state holds {count} pending vectors but counts {s.si}")
         self.origin[:count] = s.origins
         self.calls[:count] = np.frombuffer(s.calls, np.int8).reshape(count, k.N)
-        self.si[k.I_HEAD], self.si[k.I_COUNT] = 0, count
         self.last[:] = np.frombuffer(s.last, DECISION.dtype)
 
     def inspect(self) -> dict[str, Any]:
