@@ -11,6 +11,7 @@ import ast
 import dataclasses
 import inspect
 import textwrap
+from collections.abc import Sequence
 from typing import Any
 
 from engine.events.decisions import AGENTS, CONTRIBUTORS, D_WARMING_UP, DECISION, VOTES
@@ -21,7 +22,7 @@ from streams.agents.rules import AGENT_RULES, AgentRules
 from streams.consensus import config as ccf
 
 
-def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
+def _table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in rows]
     return "\n".join(lines)

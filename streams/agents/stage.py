@@ -79,6 +79,7 @@ class AgentsStage:
         ).decode()
         self.si, self.sf, self.ring, self.fp = tape.new_state(self.config.footprint.max_trades)
         self.last = new_records(VOTES, 1)  # the last record emitted, for inspect()
+        self._none = new_records(VOTES, 0)
         self.emitted = 0
 
     def process(self, piece: Slice) -> tuple[Output, ...]:
@@ -105,11 +106,11 @@ class AgentsStage:
             r.size,
             r.price2,
             r.ts_event,
-            np.ascontiguousarray(tops["offset"]).view(np.int64),
-            np.ascontiguousarray(tops["status"]).astype(np.int64),
-            np.stack([tops[f] for f in ("bid_price", "bid_size", "ask_price", "ask_size")]),
-            np.ascontiguousarray(vectors["cause"]).view(np.int64),
-            np.ascontiguousarray(vectors["ts_event"]),
+            tops["offset"].astype(np.int64),
+            tops["status"].astype(np.int64),
+            (tops["bid_price"], tops["bid_size"], tops["ask_price"], tops["ask_size"]),
+            vectors["cause"].astype(np.int64),
+            vectors["ts_event"],
             self.si,
             self.sf,
             self.ring,
@@ -141,17 +142,16 @@ class AgentsStage:
 
     def _votes(self, vectors: np.ndarray[Any, Any], meas: np.ndarray[Any, Any]) -> Output:
         n = len(vectors)
-        out = new_records(VOTES, n)
         if n == 0:
-            return out
-        votes = np.zeros((n, 4), np.int8)
-        conf = np.zeros((n, 4), np.float64)
-        reasons = np.zeros((n, 4), np.uint32)
-        values = np.ascontiguousarray(vectors["values"])
-        flags = np.ascontiguousarray(vectors["flags"]).astype(np.int64)
-        ev.evaluate(values, flags, meas, _FI, self.q, votes, conf, reasons)
+            return self._none
+        out = new_records(VOTES, n)
+        flags = vectors["flags"].astype(np.int64)
+        # the kernel writes straight into the records' columns
+        ev.evaluate(
+            vectors["values"], flags, meas, _FI, self.q, out["votes"], out["confidence"],
+            out["reasons"],
+        )  # fmt: skip
         out["ts_event"], out["cause"] = vectors["ts_event"], vectors["cause"]
-        out["votes"], out["confidence"], out["reasons"] = votes, conf, reasons
         self.last[0] = out[-1]
         self.emitted += n
         return out

@@ -209,15 +209,16 @@ def _trade(si: Any, sf: Any, ring: Any, fp: Any, tp: Any, cfg: Any, kind: int, s
 
 
 @njit(cache=True)
-def _top(si: Any, sf: Any, tp: Any, levels: Any, k: int, status: int, from_book: bool) -> None:
-    """A ``book.top`` (levels: 4 x n x 10): the L1 if it is the source, the depth imbalance."""
+def _top(si: Any, sf: Any, tp: Any, tops: Any, k: int, status: int, from_book: bool) -> None:
+    """``book.top`` ``k`` (``tops``: its bid prices, bid sizes, ask prices, ask sizes, each
+    n x 10): the L1 if it is the source, and the depth imbalance."""
     usable = status == BOOK_SYNCED
     if from_book:
         if usable:
-            _l1(si, levels[0, k, 0], levels[2, k, 0])
+            _l1(si, tops[0][k, 0], tops[2][k, 0])
         else:
             _l1(si, 0, 0)
-    bid, ask = levels[1, k, :].sum(), levels[3, k, :].sum()
+    bid, ask = tops[1][k, :].sum(), tops[3][k, :].sum()
     if not usable or bid + ask == 0:
         si[I_IMB_ON] = 0
         sf[F_IMB] = NAN
@@ -355,7 +356,7 @@ def run(
     ts: Any,
     top_offset: Any,
     top_status: Any,
-    levels: Any,
+    tops: Any,
     vec_cause: Any,
     vec_ts: Any,
     si: Any,
@@ -369,6 +370,7 @@ def run(
     """Apply records, tops and vectors merged by offset; measure the state at each vector.
 
     At one offset the record comes first, then the tops it caused, then the vector it caused.
+    ``tops`` is the tuple (bid prices, bid sizes, ask prices, ask sizes) of the tops.
     """
     i = k = v = 0
     while i < len(offsets) or k < len(top_offset) or v < len(vec_cause):
@@ -380,7 +382,7 @@ def run(
                     ts[i])  # fmt: skip
             i += 1
         elif o_top <= o_vec:
-            _top(si, sf, tp, levels, k, top_status[k], cfg[C_L1_QUOTE] == 0)
+            _top(si, sf, tp, tops, k, top_status[k], cfg[C_L1_QUOTE] == 0)
             k += 1
         else:
             _advance(si, vec_ts[v])

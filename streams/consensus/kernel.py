@@ -38,6 +38,8 @@ N_P = 6
 followed by the six within-group shares at ``N_P``."""
 ADAPT_NONE, ADAPT_WITHIN, ADAPT_ALL = 0, 1, 2
 L_UNDEFINED = 0x01
+NO_DATA = 0x01
+"""Bit 0 of every agent's reasons: the agent had no data (``streams.agents.evaluate``)."""
 WARMING_UP, D_WARMING_UP = 0x01, 0x01
 """The features vector's warming-up flag, and the decision's."""
 
@@ -111,10 +113,13 @@ def weights(acc: Any, ok: Any, p: Any, out: Any) -> None:
 
 @njit(cache=True)
 def decide(
-    probs: Any, votes: Any, conf: Any, ok: Any, vflags: int, acc: Any, p: Any,
+    probs: Any, votes: Any, conf: Any, reasons: Any, vflags: int, acc: Any, p: Any,
     out_votes: Any, out_conf: Any, out_w: Any,
 ) -> tuple[int, int, float, float, float, float]:  # fmt: skip
-    """(direction, flags, confidence, score, model score, agent score) for one vector."""
+    """(direction, flags, confidence, score, model score, agent score) for one vector.
+
+    ``probs``: the meta and online triples (NaN: absent); ``votes``, ``conf``, ``reasons``: the
+    agents' (an agent with ``NO_DATA`` in its reasons is absent)."""
     avail = np.zeros(N, np.bool_)
     for k in range(MODELS):
         triple = probs[k]
@@ -125,7 +130,7 @@ def decide(
             out_votes[k], out_conf[k] = 0, NAN
     for a in range(N - MODELS):
         i = MODELS + a
-        avail[i] = ok[a] != 0
+        avail[i] = (reasons[a] & NO_DATA) == 0
         out_votes[i] = votes[a] if avail[i] else 0
         out_conf[i] = conf[a] if avail[i] else NAN
     weights(acc, avail, p, out_w)
@@ -163,24 +168,53 @@ def _remember(si: Any, origin: Any, calls: Any, cause: int, votes: Any) -> None:
 
 
 @njit(cache=True)
+def unmatched(vec_cause: Any, rec_cause: Any) -> int:
+    """The first record cause that is no vector's (or repeats one), else -1."""
+    v = 0
+    for r in range(len(rec_cause)):
+        while v < len(vec_cause) and vec_cause[v] < rec_cause[r]:
+            v += 1
+        if v == len(vec_cause) or vec_cause[v] != rec_cause[r]:
+            return int(rec_cause[r])
+        v += 1
+    return -1
+
+
+@njit(cache=True)
 def run(
-    vec_cause: Any, vec_flags: Any, probs: Any, votes: Any, conf: Any, ok: Any,
+    vec_cause: Any, vec_flags: Any,
+    p_cause: Any, p_meta: Any, p_online: Any,
+    a_cause: Any, a_votes: Any, a_conf: Any, a_reasons: Any,
     lab_cause: Any, lab_origin: Any, lab_label: Any, lab_flags: Any,
     si: Any, acc: Any, origin: Any, calls: Any, p: Any,
     o_dir: Any, o_flags: Any, o_conf: Any, o_score: Any, o_model: Any, o_agent: Any,
     o_votes: Any, o_confs: Any, o_w: Any,
 ) -> None:  # fmt: skip
     """Labels and vectors merged by offset (labels first at one offset): learn from each
-    label, decide each vector and queue its calls until its label matures."""
-    j = 0
+    label, decide each vector with its prediction and votes (matched by cause; absent when
+    missing) and queue its calls until its label matures."""
+    probs = np.empty((MODELS, 3), np.float64)
+    votes = np.zeros(N - MODELS, np.int64)
+    conf = np.zeros(N - MODELS, np.float64)
+    reasons = np.zeros(N - MODELS, np.int64)
+    j = ip = ia = 0
     for v in range(len(vec_cause)):
-        while j < len(lab_cause) and lab_cause[j] <= vec_cause[v]:
+        c = vec_cause[v]
+        while j < len(lab_cause) and lab_cause[j] <= c:
             learn(si, acc, origin, calls, lab_origin[j], lab_label[j], lab_flags[j], p[P_ALPHA])
             j += 1
-        r = decide(probs[v], votes[v], conf[v], ok[v], vec_flags[v], acc, p, o_votes[v],
-                   o_confs[v], o_w[v])  # fmt: skip
+        probs[:, :] = NAN
+        if ip < len(p_cause) and p_cause[ip] == c:
+            probs[0, :], probs[1, :] = p_meta[ip], p_online[ip]
+            ip += 1
+        reasons[:] = NO_DATA
+        if ia < len(a_cause) and a_cause[ia] == c:
+            votes[:], conf[:], reasons[:] = a_votes[ia], a_conf[ia], a_reasons[ia]
+            ia += 1
+        r = decide(probs, votes, conf, reasons, vec_flags[v], acc, p, o_votes[v], o_confs[v],
+                   o_w[v])  # fmt: skip
         o_dir[v], o_flags[v], o_conf[v], o_score[v], o_model[v], o_agent[v] = r
-        _remember(si, origin, calls, vec_cause[v], o_votes[v])
+        _remember(si, origin, calls, c, o_votes[v])
     while j < len(lab_cause):
         learn(si, acc, origin, calls, lab_origin[j], lab_label[j], lab_flags[j], p[P_ALPHA])
         j += 1

@@ -27,10 +27,17 @@ from typing import Any
 import msgspec
 import numpy as np
 
-from engine.events.decisions import CONTRIBUTORS, DECISION, LABEL, new_records
+from engine.events.decisions import (
+    CONTRIBUTORS,
+    DECISION,
+    LABEL,
+    PREDICTION,
+    VOTES,
+    new_records,
+)
+from engine.events.types import EventType
 from engine.runtime.processor import Output, Port, Slice, StageContext
 from engine.runtime.topology import Stage
-from streams.agents.evaluate import NO_DATA
 from streams.consensus import config as cf
 from streams.consensus import kernel as k
 
@@ -48,24 +55,21 @@ class _State(msgspec.Struct, array_like=True):
     last: bytes
 
 
-def _matched(name: str, records: Any, causes: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
-    """For each vector cause, the index of ``records`` with that cause, or -1."""
-    index = np.full(len(causes), -1, np.int64)
-    if not isinstance(records, np.ndarray) or len(records) == 0:
-        return index
-    theirs = records["cause"].astype(np.int64)
-    at = np.searchsorted(causes, theirs)
-    found = at < len(causes)
-    found[found] = causes[at[found]] == theirs[found]
-    if not found.all() or (len(theirs) > 1 and bool((np.diff(theirs) <= 0).any())):
-        bad = int(theirs[~found][0]) if not found.all() else int(theirs[0])
+def _records(piece: Slice, port: str, event_type: EventType, causes: Any) -> Any:
+    """The slice's records on ``port`` (none when the port is not read), checked to carry
+    at most one record per vector, with the vector's cause."""
+    records = piece.inputs.get(port)
+    if not isinstance(records, np.ndarray):
+        assert event_type.dtype is not None
+        return np.zeros(0, event_type.dtype)
+    bad = k.unmatched(causes, records["cause"].astype(np.int64))
+    if bad >= 0:
         raise ValueError(
-            f"consensus: port {name!r} has a record (cause {bad}) that matches no feature "
+            f"consensus: port {port!r} has a record (cause {bad}) that matches no feature "
             "vector, or two for one vector; it must emit at most one record per vector, with "
             "the vector's cause"
         )
-    index[at] = np.arange(len(theirs))
-    return index
+    return records
 
 
 class ConsensusStage:
@@ -80,28 +84,33 @@ class ConsensusStage:
         self.origin = np.zeros(self.config.max_pending, np.int64)
         self.calls = np.zeros((self.config.max_pending, k.N), np.int8)
         self.last = new_records(DECISION, 1)
+        self._none = new_records(DECISION, 0)
+        self._no_labels = np.zeros(0, LABEL.dtype)
 
     def process(self, piece: Slice) -> tuple[Output, ...]:
         """One ``consensus.decision`` per ``features.vector`` of the slice."""
         vectors = piece.inputs["features"]
         assert isinstance(vectors, np.ndarray)
-        n = len(vectors)
-        causes = vectors["cause"].astype(np.int64)
-        probs, votes, conf, ok = self._contributions(piece, causes)
         lab = piece.inputs.get("labels")
-        if not isinstance(lab, np.ndarray):
-            lab = np.zeros(0, dtype=LABEL.dtype)
-        out = new_records(DECISION, n)
-        cols = {name: np.zeros(n, dtype) for name, dtype in _SCALARS} | {
-            name: np.zeros((n, k.N), dtype) for name, dtype in _ARRAYS
-        }
-        k.run(
+        if not isinstance(lab, np.ndarray) or len(lab) == 0:
+            if len(vectors) == 0:
+                return (self._none,)
+            lab = self._no_labels
+        causes = vectors["cause"].astype(np.int64)
+        preds = _records(piece, "predictions", PREDICTION, causes)
+        votes = _records(piece, "votes", VOTES, causes)
+        out = new_records(DECISION, len(vectors))
+        out["ts_event"], out["cause"] = vectors["ts_event"], vectors["cause"]
+        k.run(  # matches records to vectors by cause, writes straight into the columns
             causes,
             vectors["flags"].astype(np.int64),
-            probs,
-            votes,
-            conf,
-            ok,
+            preds["cause"].astype(np.int64),
+            preds["meta"],
+            preds["online"],
+            votes["cause"].astype(np.int64),
+            votes["votes"],
+            votes["confidence"],
+            votes["reasons"],
             lab["cause"].astype(np.int64),
             lab["origin"].astype(np.int64),
             lab["label"].astype(np.int64),
@@ -111,34 +120,19 @@ class ConsensusStage:
             self.origin,
             self.calls,
             self.p,
-            *cols.values(),
+            out["direction"],
+            out["flags"],
+            out["confidence"],
+            out["score"],
+            out["model_score"],
+            out["agent_score"],
+            out["votes"],
+            out["confidences"],
+            out["weights"],
         )
-        out["ts_event"], out["cause"] = vectors["ts_event"], vectors["cause"]
-        for name, values in cols.items():
-            out[name] = values
-        if n:
+        if len(out):
             self.last[0] = out[-1]
         return (out,)
-
-    def _contributions(self, piece: Slice, causes: np.ndarray[Any, Any]) -> tuple[Any, ...]:
-        n = len(causes)
-        probs = np.full((n, 2, 3), np.nan)
-        preds = piece.inputs.get("predictions")
-        at = _matched("predictions", preds, causes)
-        if isinstance(preds, np.ndarray) and (at >= 0).any():
-            probs[at >= 0, 0] = preds["meta"][at[at >= 0]]
-            probs[at >= 0, 1] = preds["online"][at[at >= 0]]
-        votes = np.zeros((n, 4), np.int64)
-        conf = np.zeros((n, 4), np.float64)
-        ok = np.zeros((n, 4), np.int64)
-        records = piece.inputs.get("votes")
-        at = _matched("votes", records, causes)
-        if isinstance(records, np.ndarray) and (at >= 0).any():
-            hit = at >= 0
-            votes[hit] = records["votes"][at[hit]]
-            conf[hit] = records["confidence"][at[hit]]
-            ok[hit] = (records["reasons"][at[hit]] & NO_DATA) == 0
-        return probs, votes, conf, ok
 
     def snapshot(self) -> bytes:
         """Accuracies, counters, the pending calls (oldest first) and the last decision."""
@@ -195,16 +189,6 @@ class ConsensusStage:
             "last_weights": dict(zip(CONTRIBUTORS, last["weights"].tolist(), strict=True)),
         }
 
-
-_SCALARS = (
-    ("direction", np.int8),
-    ("flags", np.uint16),
-    ("confidence", np.float64),
-    ("score", np.float64),
-    ("model_score", np.float64),
-    ("agent_score", np.float64),
-)
-_ARRAYS = (("votes", np.int8), ("confidences", np.float64), ("weights", np.float64))
 
 CONSENSUS_STAGE = Stage(
     "consensus",
