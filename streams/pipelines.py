@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 from engine.runtime.topology import Pipeline, register
+from streams.agents import AGENTS_STAGE
 from streams.book.stage import BOOK_STAGE
+from streams.consensus import CONSENSUS_STAGE
 from streams.features import FEATURES_STAGE
 from streams.labels import LABELS_STAGE
 from streams.mid import MID_STAGE
+from streams.models import MODELS_STAGE
+from streams.trading import TRADING_STAGE
 
 BOOK = register(
     Pipeline("book", (BOOK_STAGE,), doc="the order book alone: top 10 levels after each change")
 )
-DEFAULT = register(
+MID = register(
     Pipeline(
-        "default",
+        "mid",
         (BOOK_STAGE, MID_STAGE),
         doc="order book, then mid / microprice / return variance",
     )
@@ -31,5 +35,22 @@ LABELS = register(
         (BOOK_STAGE, MID_STAGE, FEATURES_STAGE, LABELS_STAGE),
         doc="order book, mid, the 65 features, then a label per vector when it matures "
         "(docs/models.md): the training data of `tape train`",
+    )
+)
+DEFAULT = register(
+    Pipeline(
+        "default",
+        (
+            BOOK_STAGE,
+            MID_STAGE,
+            FEATURES_STAGE,
+            LABELS_STAGE,
+            MODELS_STAGE,
+            AGENTS_STAGE,
+            CONSENSUS_STAGE,
+            TRADING_STAGE,
+        ),
+        doc="the whole decision pipeline: book, mid, features, labels, models, agents, "
+        "consensus, then risk / simulated execution / portfolio (docs/pipeline.md)",
     )
 )

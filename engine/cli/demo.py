@@ -1,11 +1,13 @@
 """``tape demo``: the bundled real-data samples, end to end, with nothing to set up.
 
-What exists so far runs on real data: each sample in ``replays/samples/`` is ingested into a
-session journal (a no-op when it already is), its order book is rebuilt and checked against
-the venue's own record of the book, the default pipeline runs over each session and is
-replayed and verified bit for bit, one derived event is traced back to its journal records,
-every batch of every topic is CRC-checked, and the log is shown. Later stages of the pipeline
-join the demo as they land.
+Each sample in ``replays/samples/`` is ingested into a session journal (a no-op when it already
+is) and its order book rebuilt and checked against the venue's own record of the book. On the
+longest sample, six minutes of Binance BTCUSDT spot, the baseline models are trained on the
+first 60 % of the session; the whole decision pipeline (book, features, labels, models,
+agents, consensus, risk, simulated execution, portfolio) runs over the session with them,
+is replayed and verified bit for bit, and its trading report is printed. The short samples run
+the same pipeline with the online model alone. One order is traced back to the journal
+records behind it, every batch of every topic is CRC-checked, and the log is shown.
 """
 
 from __future__ import annotations
@@ -20,10 +22,14 @@ from engine.cli.book_commands import book_check
 from engine.cli.ingest_commands import ingest_b3, ingest_binance, ingest_lobster
 from engine.cli.log_commands import dump, stats, topics, verify
 from engine.cli.run_commands import replay_command, run_command, runs_command, trace_command
+from engine.cli.train_commands import train_command
+from engine.runtime import read_manifest
 
 SAMPLES = Path(__file__).resolve().parents[2] / "replays" / "samples"
 
 AAPL = "demo-aapl"
+DAY = "demo-btcusdt-spot-day"
+"""The whole shared spot recording (346 s): long enough for the features to warm up (90 s)."""
 SPOT = "demo-btcusdt-spot"
 USDM = "demo-btcusdt-usdm"
 WDO = "demo-wdo"
@@ -58,41 +64,56 @@ def demo(ctx: typer.Context) -> None:
         session=USDM,
     )
     ctx.invoke(ingest_b3, ctx, file=SAMPLES / "b3_wdou25_20250811_head2000.csv.gz", session=WDO)
+    ctx.invoke(ingest_binance, ctx, file=SAMPLES / "binance_spot_btcusdt_20240808.gz", session=DAY)
 
     _step("2. rebuild each order book and check it against the venue's own")
-    for session in (AAPL, SPOT, USDM, WDO):
+    for session in (AAPL, SPOT, USDM, WDO, DAY):
         ctx.invoke(book_check, ctx, session=session)
 
-    _step("3. run the default pipeline over each session, then replay it and compare")
-    runs = []
+    _step(f"3. train the baseline models on the first 60 % of {DAY}")
+    bundle = ctx.invoke(train_command, ctx, session=DAY, until="60%", quiet=True)
+
+    _step(f"4. run the whole decision pipeline over {DAY} with them, then replay and compare")
+    traded = _run_and_verify(ctx, DAY, bundle)
+
+    _step("5. the same pipeline over the short samples (online model only), replayed and compared")
     for session in (AAPL, SPOT, USDM, WDO):
-        run_id = f"{session}-demo"
-        if not (context(ctx).data / "runs" / run_id / "manifest.json").is_file():
-            ctx.invoke(run_command, ctx, session=session, run_id=run_id, quiet=True)
-        ctx.invoke(replay_command, ctx, run_id=run_id, verify_run=True, quiet=True)
-        runs.append(run_id)
+        _run_and_verify(ctx, session, None)
     ctx.invoke(runs_command, ctx)
 
-    _step("4. trace one derived event back to the journal records that caused it")
-    ctx.invoke(trace_command, ctx, run_id=f"{AAPL}-demo", topic="mid", offset=500)
+    orders = next(
+        o.count for o in read_manifest(context(ctx).data, traded).outputs if o.port == "orders"
+    )
+    port = "orders" if orders else "decisions"
+    _step(f"6. trace the first of {port} back to the journal records that caused it")
+    ctx.invoke(trace_command, ctx, run_id=traded, topic=port, offset=0)
 
-    _step("5. verify the CRC32C of every batch in the log")
+    _step("7. verify the CRC32C of every batch in the log")
     log = context(ctx).log
     for topic in log.topics():
         ctx.invoke(verify, ctx, topic=topic)
 
-    _step("6. what is in the log")
+    _step("8. what is in the log")
     ctx.invoke(topics, ctx)
     ctx.invoke(stats, ctx, topic=f"{AAPL}.journal")
     ctx.invoke(dump, ctx, topic=f"{AAPL}.journal", from_offset=19, limit=12)
 
     _step("done")
     console.print(
-        f"Try: [bold]tape replay {runs[1]} --until 5000[/], "
-        f"[bold]tape trace {runs[0]} book 100[/], "
+        f"Try: [bold]tape replay {traded} --until 100000[/], "
+        f"[bold]tape trace {traded} decisions 3000[/], "
         "[bold]tape dump demo-btcusdt-spot.journal --from 500 --format json[/], "
         "[bold]tape book-check demo-aapl[/]. See README.md and docs/replay.md."
     )
+
+
+def _run_and_verify(ctx: typer.Context, session: str, bundle: str | None) -> str:
+    """Run the default pipeline over ``session`` (once per data directory), verify its replay."""
+    run_id = f"{session}-demo"
+    if not (context(ctx).data / "runs" / run_id / "manifest.json").is_file():
+        ctx.invoke(run_command, ctx, session=session, run_id=run_id, quiet=True, bundle=bundle)
+    ctx.invoke(replay_command, ctx, run_id=run_id, verify_run=True, quiet=True)
+    return run_id
 
 
 def _step(title: str) -> None:

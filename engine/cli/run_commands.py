@@ -19,6 +19,7 @@ from rich.tree import Tree
 from engine.cli.app import app, console, context, fail
 from engine.cli.model_options import Models, model_store, with_bundle
 from engine.cli.render import format_ns
+from engine.events.control import InstrumentSpec
 from engine.models import ModelStoreError
 from engine.runtime import (
     ConfigError,
@@ -143,11 +144,11 @@ def run_command(
     )
     if m.models:
         console.print("models: " + ", ".join(f"{k} {v[:16]}" for k, v in m.models.items()))
-    print_trading_report(m, session_opened(log, m.session).instrument.currency)
+    print_trading_report(m, session_opened(log, m.session).instrument)
     console.print(f"verify it any time: tape replay {m.run_id} --verify")
 
 
-def print_trading_report(manifest: RunManifest, currency: str) -> None:
+def print_trading_report(manifest: RunManifest, instrument: InstrumentSpec) -> None:
     """The simulated account's end-of-run report, when the run's pipeline trades."""
     if "trading" not in manifest.report:
         return
@@ -155,7 +156,7 @@ def print_trading_report(manifest: RunManifest, currency: str) -> None:
     table = Table(title=f"trading report of {manifest.run_id}", title_justify="left")
     table.add_column("")
     table.add_column("", justify="right")
-    for label, value in report_rows(report, currency):
+    for label, value in report_rows(report, instrument.currency, instrument.size_scale):
         table.add_row(label, value)
     console.print(table)
 

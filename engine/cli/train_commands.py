@@ -88,7 +88,7 @@ def train_command(
         int, typer.Option(help="Time-ordered blocks for the meta-learner's inputs.", min=2)
     ] = 4,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress display.")] = False,
-) -> None:
+) -> str:
     """Train context, micro and meta CatBoost models on a session; store them as a bundle."""
     from engine.training import TrainError, TrainOptions, train
 
@@ -112,6 +112,7 @@ def train_command(
         fail(str(exc), code=1)
     _report(result, session, time.perf_counter() - began)
     _next_command(result.bundle, store, session, store.directory != default)
+    return result.bundle  # for `tape demo`, which invokes this command
 
 
 @contextmanager

@@ -181,9 +181,11 @@ def _exposure(portfolio: np.ndarray[Any, Any]) -> float:
     return float(held) / span
 
 
-def report_rows(report: Report, currency: str = "") -> list[tuple[str, str]]:
-    """The report as (label, value) strings for a two-column table."""
+def report_rows(report: Report, currency: str = "", size_scale: int = 0) -> list[tuple[str, str]]:
+    """The report as (label, value) strings for a two-column table; the open position is
+    shown in the instrument's units (``size_scale`` decimal places)."""
     unit = f" {currency}" if currency else ""
+    position = f"{report.open_position / 10**size_scale:,.{size_scale}f}"
     rate = "n/a" if report.win_rate is None else f"{report.win_rate:.1%}"
     sharpe = "n/a" if report.sharpe is None else f"{report.sharpe:.4f}"
     slip = "n/a" if report.mean_slippage_bp is None else f"{report.mean_slippage_bp:+.2f} bp"
@@ -196,7 +198,7 @@ def report_rows(report: Report, currency: str = "") -> list[tuple[str, str]]:
         ("gross PnL", f"{report.gross_pnl:+,.2f}{unit}"),
         ("fees", f"{report.fees:,.2f}{unit}"),
         ("net PnL", f"{report.net_pnl:+,.2f}{unit}"),
-        ("open position", f"{report.open_position} (unrealised {report.unrealised_pnl:+,.2f})"),
+        ("open position", f"{position} (unrealised {report.unrealised_pnl:+,.2f})"),
         (
             "Sharpe",
             f"{sharpe} per {report.mark_interval_ms} ms, not annualised "
