@@ -321,7 +321,7 @@ def run_sliced(agents: AgentsStage, stream: Any, cuts: list[int]) -> bytes:
     return b"".join(out)
 
 
-@settings(max_examples=40)
+@settings(max_examples=25)
 @given(stream=streams(), cuts=st.lists(st.integers(0, 120), max_size=6))
 def test_synthetic_streams_give_the_same_bytes_in_any_slicing(stream: Any, cuts: list[int]) -> None:
     config = {"footprint": {"window_s": 3.0, "max_trades": 8}}  # expire and overflow often
@@ -330,7 +330,7 @@ def test_synthetic_streams_give_the_same_bytes_in_any_slicing(stream: Any, cuts:
     assert run_sliced(stage(**config), stream, list(range(120))) == whole
 
 
-@settings(max_examples=30)
+@settings(max_examples=20)
 @given(stream=streams(), at=st.integers(0, 120))
 def test_restore_mid_stream_continues_exactly(stream: Any, at: int) -> None:
     market, tops, vectors = stream
