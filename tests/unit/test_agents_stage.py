@@ -352,3 +352,15 @@ def test_restore_mid_stream_continues_exactly(stream: Any, at: int) -> None:
     tail = second.process(tail_piece)[0].tobytes()
     assert head + tail == whole
     assert math.isfinite(second.inspect()["trade_size_ewma"])
+
+
+def test_compiled_modules_repeat_each_others_constants_faithfully() -> None:
+    """numba caches per source file, so each compiled module has its own copy of the
+    constants it shares with another; the copies must agree."""
+    from engine.events import features
+    from streams.agents import tape
+
+    names = [n for n in dir(tape) if n.startswith("M_")]
+    assert len(names) == tape.N_M
+    assert {n: getattr(ev, n) for n in names} == {n: getattr(tape, n) for n in names}
+    assert (ev.F_NO_BOOK, ev.F_NO_TRADES) == (features.F_NO_BOOK, features.F_NO_TRADES)

@@ -400,7 +400,10 @@ def test_restore_mid_stream_continues_exactly(x: Inputs, at: int) -> None:
         stage(dead_band=0.2).restore(first.snapshot())
 
 
-def test_the_consensus_reads_the_agents_no_data_bit() -> None:
+def test_the_kernel_repeats_the_event_flags_faithfully() -> None:
+    """numba caches per source file, so the kernel keeps its own copies of these bits."""
     from streams.consensus import kernel
 
     assert kernel.NO_DATA == ev.NO_DATA == 1
+    assert (kernel.L_UNDEFINED, kernel.D_WARMING_UP) == (L_UNDEFINED, D_WARMING_UP)
+    assert kernel.WARMING_UP == F_WARMING_UP
