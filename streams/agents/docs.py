@@ -237,6 +237,14 @@ group split; `"all"` also scales each group's split by its share-weighted mean a
 `"none"` keeps the base weights. Accuracies, the queue and the counters are the stage's state:
 snapshots carry them, so a resumed run adapts exactly as an uninterrupted one.
 
+## Cost
+
+Both stages are compiled loops (numba) over their slice; per vector, the agents evaluate about
+forty rules and scan the footprint's rows, the consensus does a few dozen float operations.
+`bench/decisions_bench.py` measures each stage alone on the largest shared file, in replay
+(64 Ki events per slice) and live (one event per slice, every call timed), and the pipeline
+through the agents in both modes.
+
 ### Settings (`[stages.consensus]`)
 
 {settings}

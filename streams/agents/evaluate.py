@@ -27,9 +27,6 @@ from typing import Any
 import numpy as np
 from numba import njit
 
-from engine.events.features import F_NO_BOOK, F_NO_TRADES
-from streams.agents import tape as m
-
 FEATURE_INPUTS = (
     "trade_imbalance_5s",
     "trade_imbalance_30s",
@@ -45,6 +42,16 @@ FEATURE_INPUTS = (
     "realized_vol_15s",
 )
 """The features the agents read, in the order of the ``fi`` index array."""
+
+# Constants of other modules, repeated: numba's cache follows this file only, so a compiled
+# function must not bake in another module's globals. A test checks that the copies agree.
+(M_TRADES, M_SINCE_TRADE, M_RUN, M_LARGE, M_FAST, M_SLOW, M_FAST_SIGNED, M_ACCEL_READY,
+ M_FP_COUNT, M_FP_BUY, M_FP_SELL, M_FP_AVG, M_FP_BID_SELL, M_FP_ASK_BUY, M_FP_AT_HIGH,
+ M_FP_AT_LOW, M_FP_HIGH_VOL, M_FP_LOW_VOL, M_FP_STACK_BUY, M_FP_STACK_SELL, M_FP_L1,
+ M_IMB_TREND) = range(22)  # fmt: skip
+"""Columns of the measurements ``streams.agents.tape.measure`` writes."""
+F_NO_BOOK, F_NO_TRADES = 0x04, 0x08
+"""``features.vector`` flags (``engine.events.features``)."""
 (X_TI5, X_TI30, X_TCI30, X_OFI, X_VRATIO, X_DI1, X_DI5, X_SLOPE_BID, X_SLOPE_ASK, X_SPREAD_EMA,
  X_VWAP, X_VOL15) = range(12)  # fmt: skip
 
@@ -159,9 +166,9 @@ def liquidity(x: Any, meas: Any, flags: int, q: Any) -> tuple[int, float, int]:
         seen += 1
         z = math.log(bid / ask) / math.log(q[Q_SLOPE])
         e, bits = _rule(z, e, bits, LQ_THIN_ASK, LQ_THIN_BID)
-    if not math.isnan(meas[m.M_IMB_TREND]):
+    if not math.isnan(meas[M_IMB_TREND]):
         seen += 1
-        z = meas[m.M_IMB_TREND] / q[Q_TREND]
+        z = meas[M_IMB_TREND] / q[Q_TREND]
         e, bits = _rule(z, e, bits, LQ_BID_BUILDING, LQ_ASK_BUILDING)
     if x[X_SPREAD_EMA] >= q[Q_WIDE]:
         bits, factor = bits | LQ_WIDE_SPREAD, DAMP_FACTOR
@@ -173,21 +180,21 @@ def tape_reading(x: Any, meas: Any, q: Any) -> tuple[int, float, int]:
     """Runs of same-side trades, large prints, an accelerating tape and price against VWAP;
     a stale tape damps."""
     e, seen, bits, factor = 0.0, 0, 0, 1.0
-    if meas[m.M_TRADES] == 0:
+    if meas[M_TRADES] == 0:
         bits |= TR_NO_TRADES
     else:
         seen += 1
-        e, bits = _rule(meas[m.M_RUN] / q[Q_RUN], e, bits, TR_RUN_BUYING, TR_RUN_SELLING)
-        if meas[m.M_SINCE_TRADE] > q[Q_STALE]:
+        e, bits = _rule(meas[M_RUN] / q[Q_RUN], e, bits, TR_RUN_BUYING, TR_RUN_SELLING)
+        if meas[M_SINCE_TRADE] > q[Q_STALE]:
             bits, factor = bits | TR_STALE, DAMP_FACTOR
-    if not math.isnan(meas[m.M_LARGE]):
+    if not math.isnan(meas[M_LARGE]):
         seen += 1
-        z = meas[m.M_LARGE] / q[Q_LARGE_NET]
+        z = meas[M_LARGE] / q[Q_LARGE_NET]
         e, bits = _rule(z, e, bits, TR_LARGE_BUYING, TR_LARGE_SELLING)
-    if meas[m.M_ACCEL_READY] == 1.0 and meas[m.M_SLOW] > 0.0:
+    if meas[M_ACCEL_READY] == 1.0 and meas[M_SLOW] > 0.0:
         seen += 1
-        ratio = meas[m.M_FAST] / meas[m.M_SLOW] / q[Q_ACCEL]
-        flow = meas[m.M_FAST_SIGNED]
+        ratio = meas[M_FAST] / meas[M_SLOW] / q[Q_ACCEL]
+        flow = meas[M_FAST_SIGNED]
         z = ratio if flow > 0.0 else -ratio if flow < 0.0 else 0.0
         e, bits = _rule(z, e, bits, TR_ACCEL_BUYING, TR_ACCEL_SELLING)
     if x[X_VOL15] > 0.0 and not math.isnan(x[X_VWAP]):
@@ -202,33 +209,33 @@ def footprint(meas: Any, q: Any) -> tuple[int, float, int]:
     """Delta, absorption, exhaustion, stacked imbalances and delta divergence over the
     footprint window; a window with few trades damps."""
     e, seen, bits, factor = 0.0, 0, 0, 1.0
-    if meas[m.M_TRADES] == 0:
+    if meas[M_TRADES] == 0:
         bits |= FP_NO_TRADES
-    buy, sell = meas[m.M_FP_BUY], meas[m.M_FP_SELL]
-    if meas[m.M_FP_COUNT] == 0 or buy + sell == 0:
+    buy, sell = meas[M_FP_BUY], meas[M_FP_SELL]
+    if meas[M_FP_COUNT] == 0 or buy + sell == 0:
         return _finish(e, seen, bits, factor, q[Q_FULL])
     seen += 2
     delta = (buy - sell) / (buy + sell)
     e, bits = _rule(delta / q[Q_DELTA], e, bits, FP_DELTA_BUYING, FP_DELTA_SELLING)
-    avg = meas[m.M_FP_AVG]
-    up, down = meas[m.M_FP_STACK_BUY] / q[Q_STACK], -meas[m.M_FP_STACK_SELL] / q[Q_STACK]
+    avg = meas[M_FP_AVG]
+    up, down = meas[M_FP_STACK_BUY] / q[Q_STACK], -meas[M_FP_STACK_SELL] / q[Q_STACK]
     e, bits = _rule(up, e, bits, FP_STACKED_BUYING, 0)
     e, bits = _rule(down, e, bits, 0, FP_STACKED_SELLING)
-    if meas[m.M_FP_L1] == 1.0:
+    if meas[M_FP_L1] == 1.0:
         seen += 3
         unit = q[Q_ABSORB] * avg
-        e, bits = _rule(meas[m.M_FP_BID_SELL] / unit, e, bits, FP_ABSORPTION_BID, 0)
-        e, bits = _rule(-meas[m.M_FP_ASK_BUY] / unit, e, bits, 0, FP_ABSORPTION_ASK)
+        e, bits = _rule(meas[M_FP_BID_SELL] / unit, e, bits, FP_ABSORPTION_BID, 0)
+        e, bits = _rule(-meas[M_FP_ASK_BUY] / unit, e, bits, 0, FP_ABSORPTION_ASK)
         thin = q[Q_EXHAUST] * avg
-        if meas[m.M_FP_AT_LOW] == 1.0:
-            e, bits = _rule(thin / meas[m.M_FP_LOW_VOL], e, bits, FP_EXHAUSTION_LOW, 0)
+        if meas[M_FP_AT_LOW] == 1.0:
+            e, bits = _rule(thin / meas[M_FP_LOW_VOL], e, bits, FP_EXHAUSTION_LOW, 0)
             z = max(delta / q[Q_DIVERGENCE], 0.0)  # buyers in control at the low
             e, bits = _rule(z, e, bits, FP_DIVERGENCE_LOW, 0)
-        if meas[m.M_FP_AT_HIGH] == 1.0:
-            e, bits = _rule(-thin / meas[m.M_FP_HIGH_VOL], e, bits, 0, FP_EXHAUSTION_HIGH)
+        if meas[M_FP_AT_HIGH] == 1.0:
+            e, bits = _rule(-thin / meas[M_FP_HIGH_VOL], e, bits, 0, FP_EXHAUSTION_HIGH)
             z = min(delta / q[Q_DIVERGENCE], 0.0)  # sellers in control at the high
             e, bits = _rule(z, e, bits, 0, FP_DIVERGENCE_HIGH)
-    if meas[m.M_FP_COUNT] < q[Q_MIN_TRADES]:
+    if meas[M_FP_COUNT] < q[Q_MIN_TRADES]:
         bits, factor = bits | FP_THIN_WINDOW, DAMP_FACTOR
     return _finish(e, seen, bits, factor, q[Q_FULL])
 

@@ -37,6 +37,8 @@ N_P = 6
 """Parameters (float64 ``p``): group weights, dead band, EWMA step, accuracy floor, adapt mode;
 followed by the six within-group shares at ``N_P``."""
 ADAPT_NONE, ADAPT_WITHIN, ADAPT_ALL = 0, 1, 2
+# Bits of other modules' events, repeated (numba's cache follows this file only; a test
+# checks the copies): labels.label undefined, agents' no_data, features and decision warm-up.
 L_UNDEFINED = 0x01
 NO_DATA = 0x01
 """Bit 0 of every agent's reasons: the agent had no data (``streams.agents.evaluate``)."""
