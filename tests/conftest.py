@@ -21,12 +21,18 @@ settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
 
 SAMPLES = Path(__file__).resolve().parents[1] / "replays" / "samples"
-SAMPLE_SESSIONS = ("demo-aapl", "demo-btcusdt-spot", "demo-btcusdt-usdm", "demo-wdo")
+SAMPLE_SESSIONS = (
+    "demo-aapl",
+    "demo-btcusdt-spot",
+    "demo-btcusdt-usdm",
+    "demo-wdo",
+    "demo-btcusdt-spot-day",
+)
 """The sessions ``tape demo`` ingests from the bundled samples (same names, same inputs)."""
 
 
 def ingest_samples(data: Path) -> None:
-    """Ingest the four bundled real samples into ``data`` as ``tape demo`` does."""
+    """Ingest the bundled real samples into ``data`` as ``tape demo`` does."""
     from engine.cli import app
 
     s = SAMPLES
@@ -39,6 +45,8 @@ def ingest_samples(data: Path) -> None:
         ["ingest", "binance", str(s / "binance_usdm_btcusdt_20240808_head3000.gz"),
          "--session", "demo-btcusdt-usdm"],
         ["ingest", "b3", str(s / "b3_wdou25_20250811_head2000.csv.gz"), "--session", "demo-wdo"],
+        ["ingest", "binance", str(s / "binance_spot_btcusdt_20240808.gz"),
+         "--session", "demo-btcusdt-spot-day"],
     ]  # fmt: skip
     runner = CliRunner()
     for command in commands:
@@ -48,7 +56,7 @@ def ingest_samples(data: Path) -> None:
 
 @pytest.fixture(scope="session")
 def samples_master(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A data directory with the four samples ingested, shared read-only by the session."""
+    """A data directory with the bundled samples ingested, shared read-only by the session."""
     data = tmp_path_factory.mktemp("samples")
     ingest_samples(data)
     return data

@@ -18,7 +18,13 @@ from engine.runtime.runs import execute
 from engine.runtime.topology import RunConfig
 
 GOLDEN_FILE = Path(__file__).resolve().parents[2] / "replays" / "golden.json"
-GOLDEN_SESSIONS = ("demo-aapl", "demo-btcusdt-spot", "demo-btcusdt-usdm", "demo-wdo")
+GOLDEN_SESSIONS = (
+    "demo-aapl",
+    "demo-btcusdt-spot",
+    "demo-btcusdt-usdm",
+    "demo-wdo",
+    "demo-btcusdt-spot-day",
+)
 GOLDEN_PIPELINE = "default"
 
 
