@@ -347,6 +347,14 @@ def bootstrap(dev: bool, force: bool) -> None:
     if stamp.exists():
         stamp.unlink()
     install_project(VENV, extras, fresh)
+    step("compiling the engine's numba loops into their cache (once per install)")
+    compiled = run([str(venv_python(VENV)), "-m", "engine.precompile"], capture=True, cwd=ROOT)
+    if compiled.returncode != 0:
+        raise BootstrapError(
+            "precompiling failed:\n" + tail(compiled.stdout or "(no output)"),
+            "re-run this script; if it fails again, report the output above",
+        )
+    note(compiled.stdout.strip().splitlines()[-1])
     record = {**fingerprint, "extras": extras, "python": sys.version.split()[0]}
     stamp.write_text(json.dumps(record, indent=2) + "\n")
 

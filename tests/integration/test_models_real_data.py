@@ -275,13 +275,14 @@ def test_a_run_with_a_bundle_records_its_models_and_replays_bit_for_bit(
 def test_bundle_needs_a_pipeline_with_the_models_stage(trained: Trained) -> None:
     result = CliRunner().invoke(
         app,
-        ["--data", str(trained.data), "run", SESSION, "--bundle", trained.result.bundle[:8]],
+        ["--data", str(trained.data), "run", SESSION, "--pipeline", "features"]
+        + ["--bundle", trained.result.bundle[:8]],
     )
     assert result.exit_code == 1
-    assert "--bundle needs a pipeline with the models stage; default has none" in flat(
+    assert "--bundle needs a pipeline with the models stage; features has none" in flat(
         result.output
     )
-    assert "test-models" in result.output
+    assert "default" in result.output
 
 
 def test_execute_fills_the_manifest_models_field(trained: Trained, tmp_path: Path) -> None:

@@ -110,8 +110,10 @@ def test_run_runs_and_verify_through_the_cli(samples: Path) -> None:
     assert manifest.journal_start == 0
     assert manifest.journal_stop > 1000
     assert manifest.config["stages"]["book"]["window"] == 10  # NASDAQ: the LOBSTER window
-    assert [o.port for o in manifest.outputs] == ["book", "mid"]
+    assert [o.port for o in manifest.outputs] == [p.name for _, p in pipeline("default").ports()]
     assert manifest.outputs[0].count == manifest.outputs[1].count > 0
+    assert manifest.report["trading"]["starting_equity"] == 100_000.0
+    assert "trading report of a1" in out
     assert len(manifest.config_hash) == 64
     assert manifest.code.python
     code, out = tape(samples, "runs")
@@ -194,7 +196,7 @@ def test_config_errors_speak_to_the_user(samples: Path, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="unknown setting"):
         execute(log, "demo-wdo", RunConfig(stages={"book": {"depth": 3}}))
     with pytest.raises(ConfigError, match="does not have"):
-        execute(log, "demo-wdo", RunConfig(stages={"features": {}}))
+        execute(log, "demo-wdo", RunConfig(pipeline="mid", stages={"features": {}}))
     with pytest.raises(RunError, match="no session 'ghost'"):
         execute(log, "ghost")
     bad = tmp_path / "bad.toml"
@@ -289,7 +291,8 @@ def test_until_gives_the_same_state_with_and_without_snapshots(samples: Path) ->
         slow = state_at(log, "u1", offset, use_snapshots=False)
         assert fast.from_snapshot is not None
         assert slow.from_snapshot is None
-        assert fast.states == slow.states
+        # compared as JSON: states hold NaN (no mid yet), and NaN != NaN in a dict comparison
+        assert msgspec.json.encode(fast.states) == msgspec.json.encode(slow.states)
         assert fast.offset == offset
     manifest = read_manifest(samples, "u1")
     ts = state_at(log, "u1", 5000).journal_event

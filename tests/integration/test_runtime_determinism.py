@@ -20,6 +20,7 @@ from engine.runtime.runs import session_opened
 from engine.runtime.topology import resolve
 
 SESSIONS = ("demo-aapl", "demo-btcusdt-spot", "demo-btcusdt-usdm", "demo-wdo")
+UNFED = ("orders", "executions")
 
 
 def _topology(log: EmbeddedLog, session: str, config: RunConfig | None = None) -> Topology:
@@ -50,7 +51,9 @@ def reference(samples_master: Path, tmp_path_factory: pytest.TempPathFactory) ->
     for session in SESSIONS:
         scratch = tmp_path_factory.mktemp("ref")
         out[session] = _key(_sliced(samples_master, session, scratch, [], 65536))
-        assert all(count > 0 for _, count, _ in out[session]), (session, out[session])
+        # the short samples never leave the features' warm-up, so they place no orders
+        fed = {port: count for port, count, _ in out[session] if port not in UNFED}
+        assert all(fed.values()), (session, fed)
     return out
 
 
@@ -151,13 +154,13 @@ def test_transient_ports_feed_later_stages_but_are_never_written(
     samples: Path, reference: dict
 ) -> None:
     """A transient ``book`` still drives ``mid``, which hashes exactly as in the default run."""
-    base = pipeline("default")
+    base = pipeline("mid")
     register(Pipeline("test-transient-book", base.stages, transient=("book",)))
     log = EmbeddedLog(samples)
     outcome = execute(log, "demo-aapl", RunConfig(pipeline="test-transient-book"), run_id="tb")
     assert [o.port for o in outcome.manifest.outputs] == ["mid"]
     assert "run.tb.book" not in log.topics()
-    mid = next(k for k in reference["demo-aapl"] if k[0] == "mid")
+    mid = next(k for k in reference["demo-aapl"] if k[0] == "mid")  # the same in every pipeline
     assert _key(outcome.manifest.outputs) == [mid]
     with pytest.raises(ValueError, match="transient ports \\['nope'\\]"):
         Pipeline("test-bad", base.stages, transient=("nope",))

@@ -116,8 +116,8 @@ def test_unknown_cadence_through_a_run_config_fails_when_the_pipeline_is_built()
         Topology(pipeline("features"), resolved, "s", BTC)
 
 
-def test_the_default_pipeline_is_unchanged() -> None:
-    assert [s.id for s in pipeline("default").stages] == ["book", "mid"]
+def test_the_mid_pipeline_is_unchanged() -> None:
+    assert [s.id for s in pipeline("mid").stages] == ["book", "mid"]
     assert [s.id for s in pipeline("features").stages] == ["book", "mid", "features"]
 
 
