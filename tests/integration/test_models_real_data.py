@@ -273,11 +273,9 @@ def test_a_run_with_a_bundle_records_its_models_and_replays_bit_for_bit(
 
 
 def test_bundle_needs_a_pipeline_with_the_models_stage(trained: Trained) -> None:
-    result = CliRunner().invoke(
-        app,
-        ["--data", str(trained.data), "run", SESSION, "--pipeline", "features"]
-        + ["--bundle", trained.result.bundle[:8]],
-    )
+    bundle = trained.result.bundle[:8]
+    command = ["run", SESSION, "--pipeline", "features", "--bundle", bundle]
+    result = CliRunner().invoke(app, ["--data", str(trained.data), *command])
     assert result.exit_code == 1
     assert "--bundle needs a pipeline with the models stage; features has none" in flat(
         result.output
