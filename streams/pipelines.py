@@ -33,3 +33,18 @@ LABELS = register(
         "(docs/models.md): the training data of `tape train`",
     )
 )
+
+# -- the comparable benchmark (bench/toy_lobster.py, docs/toy-benchmark.md) -------------------
+
+from streams.toy import TOY_STAGE  # noqa: E402
+from streams.trading.venue_stage import EXECUTION_STAGE  # noqa: E402
+
+TOY = register(
+    Pipeline(
+        "toy",
+        (BOOK_STAGE, MID_STAGE, TOY_STAGE, EXECUTION_STAGE),
+        doc="order book, mid, the toy strategy (EMA of mid and L1 imbalance -> market orders) "
+        "and the simulated venue; book and mid are not written (the benchmark pipeline)",
+        transient=("book", "mid"),
+    )
+)
