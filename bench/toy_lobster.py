@@ -1,19 +1,22 @@
 """A benchmark other engines can run too: LOBSTER tiled 400 times through a toy strategy.
 
-Run: ``.venv/bin/python bench/toy_lobster.py [--tiles 400]``.
+Run: ``.venv/bin/python bench/toy_lobster.py [--tiles 400] [--repeat 3] [--fsync batch|never]
+[--levels 10]`` (docs/toy-benchmark.md says what each number covers).
 
 The shared LOBSTER AAPL sample (999 messages, 49.08 s) is repeated 400 times back to back, each
 copy shifted in time by the sample's span plus 1 ms (399,600 rows), then:
 
 1. ingested with ``tape ingest lobster`` (parse, convert, write the journal);
-2. run through the ``toy`` pipeline on the same runtime as every other pipeline: journal ->
-   ``book`` -> ``toy`` strategy (``streams/toy``: on every top-of-book change, a 30 s
-   time-decayed EMA of mid and the L1 imbalance; a 100-share market order when mid is more than
-   1 bp away from the EMA with the imbalance agreeing, at most one per 60 s of event time,
-   position capped at +/-500) -> ``orders`` -> simulated ``execution`` -> ``fills``.
+2. run (``--repeat`` times; the best is reported) through the ``toy`` pipeline on the same
+   runtime as every other pipeline: journal -> ``book`` (-> ``mid``) -> ``toy`` strategy
+   (``streams/toy``: on every top-of-book change, a 30 s time-decayed EMA of mid and the L1
+   imbalance; a 100-share market order when mid is more than 1 bp away from the EMA with the
+   imbalance agreeing, at most one per 60 s of event time, position capped at +/-500) ->
+   ``orders`` -> simulated venue ``execution`` -> ``executions``.
 
 Prints input rows/s for the ingest, for the pipeline over the journal and for both together,
-journal events/s, orders sent and fills, and the peak RSS of this process.
+journal events/s, orders sent and fills, and the peak RSS of this process. Numba loads its
+compiles in a small warm-up run before anything is timed.
 """
 
 from __future__ import annotations
