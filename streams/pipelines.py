@@ -10,7 +10,9 @@ from streams.features import FEATURES_STAGE
 from streams.labels import LABELS_STAGE
 from streams.mid import MID_STAGE
 from streams.models import MODELS_STAGE
+from streams.toy import TOY_STAGE
 from streams.trading import TRADING_STAGE
+from streams.trading.venue_stage import EXECUTION_STAGE
 
 BOOK = register(
     Pipeline("book", (BOOK_STAGE,), doc="the order book alone: top 10 levels after each change")
@@ -52,5 +54,15 @@ DEFAULT = register(
         ),
         doc="the whole decision pipeline: book, mid, features, labels, models, agents, "
         "consensus, then risk / simulated execution / portfolio (docs/pipeline.md)",
+    )
+)
+TOY = register(
+    Pipeline(
+        "toy",
+        (BOOK_STAGE, MID_STAGE, TOY_STAGE, EXECUTION_STAGE),
+        doc="the comparable benchmark (bench/toy_lobster.py, docs/toy-benchmark.md): order "
+        "book, mid, the toy strategy (EMA of mid and L1 imbalance -> market orders) and the "
+        "simulated venue; book and mid are not written",
+        transient=("book", "mid"),
     )
 )

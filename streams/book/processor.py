@@ -32,12 +32,14 @@ from typing import Any
 import msgspec
 import numpy as np
 
-from engine.events.book import TOP_LEVELS, new_tops
+from engine.events.book import BOOK_TOP, BOOK_TOP_DTYPE, TOP_LEVELS
 from engine.events.control import InstrumentSpec
 from engine.events.market import F_LAST, MARKET_RECORD
 from streams.book import kernel as k
 
 PROCESSOR_ID = "book"
+_TOP_WORDS = BOOK_TOP_DTYPE.itemsize // 8
+_TOP_WORD0 = BOOK_TOP.type_id | TOP_LEVELS << 24
 STATE_VERSION = 1
 
 
@@ -159,13 +161,28 @@ class BookProcessor:
         return self._tops(out[:n_out])
 
     def _tops(self, out: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+        """The kernel's rows as ``book.top`` records, built as 8-byte words (45 a record):
+        whole-column copies instead of field-by-field strided writes (a third of the stage's
+        time on LOBSTER otherwise), the same bytes as :func:`new_tops` filled by field."""
         n = self.config.levels
-        tops = new_tops(len(out))
-        tops["offset"], tops["ts_event"], tops["ts_recv"] = out[:, 0], out[:, 1], out[:, 2]
-        tops["update_id"], tops["status"] = out[:, 3], out[:, 4]
-        for j, name in enumerate(("bid_price", "bid_size", "ask_price", "ask_size")):
-            tops[name][:, :n] = out[:, k.OUT_HEAD + j * n : k.OUT_HEAD + (j + 1) * n]
-        return tops
+        full = n == TOP_LEVELS  # every word is written below: no need to zero them first
+        words = (np.empty if full else np.zeros)((len(out), _TOP_WORDS), np.int64)
+        # word 0: type_id (u16), status (u8), levels (u8), 4 bytes of padding (zero)
+        words[:, 0] = _TOP_WORD0 | (out[:, 4] << 16)
+        words[:, 1], words[:, 2], words[:, 3], words[:, 4] = (
+            out[:, 1],
+            out[:, 2],
+            out[:, 0],
+            out[:, 3],
+        )
+        if full:
+            words[:, 5:] = out[:, k.OUT_HEAD : k.OUT_HEAD + 4 * n]
+        else:
+            for j in range(4):
+                words[:, 5 + j * TOP_LEVELS : 5 + j * TOP_LEVELS + n] = out[
+                    :, k.OUT_HEAD + j * n : k.OUT_HEAD + (j + 1) * n
+                ]
+        return words.view(BOOK_TOP_DTYPE).reshape(len(out))
 
     def _grow_levels(self) -> None:
         keys = np.zeros((2, 2 * self.keys.shape[1]), dtype=np.int64)

@@ -1,0 +1,212 @@
+"""The ``toy`` processor: a minimal rule-based strategy, the comparable benchmark's workload.
+
+Inputs
+    Port ``book`` (``book.top`` records) of the same slice. Only the best level of each side
+    and the book status are read; control events are ignored.
+Outputs
+    Port ``orders`` (``orders.order_submitted``): market orders of ``order_size`` with purpose
+    ``entry``, caused by the top that triggered them; ``reference_mid`` is that top's mid and
+    ``arrives_at`` its ``ts_event`` plus ``latency_ms``. Order ids count up from 1.
+State
+    The last L1 seen (bid, ask and their sizes), the EMA of mid and its time, the position of
+    the orders sent, the time of the last order, the next order id. :meth:`snapshot` writes
+    all of it exactly (msgpack, versioned).
+Guarantees
+    Deterministic and batch-independent: one compiled loop (:mod:`streams.toy.kernel`) visits
+    the tops in order and carries its state between calls, so any slicing and any
+    snapshot/restore give the same bytes. Time comes only from ``ts_event``. Pure.
+
+The rules (docs/toy-benchmark.md), evaluated at each top whose L1 (best bid, best ask or
+either size) differs from the previous top's and whose book is synced, fresh, two-sided and
+uncrossed:
+
+* ``mid = (bid + ask) / 2``; the first such top starts the EMA at its mid; every later one
+  updates it with ``ema += (1 - exp(-dt / tau_s)) * (mid - ema)``, ``dt`` the event time since
+  the previous update, in seconds. Orders compare the mid with the EMA *after* this update.
+* ``imbalance = (bid_size - ask_size) / (bid_size + ask_size)``.
+* If at least ``spacing_s`` of event time passed since the last order: buy when
+  ``mid > ema * (1 + threshold_bp / 1e4)`` and ``imbalance > min_imbalance``; sell on the
+  mirror (``mid < ema * (1 - threshold_bp / 1e4)`` and ``imbalance < -min_imbalance``).
+* Not if the order would take the position of the orders sent beyond ``max_position``
+  (fills are not consulted: the venue's answers do not come back to this stage).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+import numpy as np
+
+from engine.events.book import BOOK_TOP_DTYPE
+from engine.events.control import InstrumentSpec
+from engine.events.trading import ORDERS_FAMILY, OrderSubmitted
+from engine.runtime.processor import Output, Port, Slice, StageContext
+from engine.runtime.topology import ConfigError, Stage, typed_config
+from streams.toy import kernel as k
+
+ORDERS_PORT = Port("orders", ORDERS_FAMILY)
+STATE_VERSION = 1
+NS = 1_000_000_000
+
+
+@dataclass(frozen=True)
+class ToyConfig:
+    """Settings of the ``toy`` strategy (defaults: the benchmark's, issue 5 item 11)."""
+
+    order_size: int = 100
+    """Size of each market order, size units (default 100 whole units of the instrument)."""
+    max_position: int = 500
+    """Largest |position| the orders sent may add up to, size units."""
+    threshold_bp: float = 1.0
+    """How far mid must be above (below) the EMA to buy (sell), basis points of the EMA."""
+    min_imbalance: float = 0.2
+    """L1 imbalance a buy must exceed (a sell must be below its negative)."""
+    tau_s: float = 30.0
+    """Time constant of the EMA of mid, seconds of event time."""
+    spacing_s: float = 60.0
+    """Least event time between two orders, seconds."""
+    latency_ms: float = 1.0
+    """Event time from sending an order to its reaching the venue (``arrives_at``)."""
+
+
+def toy_defaults(spec: InstrumentSpec) -> dict[str, Any]:
+    """The strategy's config for an instrument: 100 and 500 whole units in its size units."""
+    unit = 10**spec.size_scale
+    return dataclasses.asdict(ToyConfig(order_size=100 * unit, max_position=500 * unit))
+
+
+def toy_config(stage_id: str, config: dict[str, Any]) -> ToyConfig:
+    """``config`` as a :class:`ToyConfig`; a bad value raises :class:`ConfigError`."""
+    parsed: ToyConfig = typed_config(ToyConfig, stage_id, config)
+    problems = []
+    if parsed.order_size <= 0:
+        problems.append(f"order_size must be > 0 size units, got {parsed.order_size}")
+    if parsed.max_position < parsed.order_size:
+        problems.append(
+            f"max_position must be >= order_size ({parsed.order_size}), got {parsed.max_position}"
+        )
+    problems += [
+        f"{key} must be >= 0, got {getattr(parsed, key)}"
+        for key in ("threshold_bp", "min_imbalance", "spacing_s", "latency_ms")
+        if not getattr(parsed, key) >= 0
+    ]
+    if parsed.min_imbalance >= 1:
+        problems.append(
+            f"min_imbalance must be < 1 (imbalance is in -1..1), got {parsed.min_imbalance}"
+        )
+    if not parsed.tau_s > 0:
+        problems.append(f"tau_s must be > 0 seconds, got {parsed.tau_s}")
+    if problems:
+        raise ConfigError(f"stage {stage_id!r}: " + "; ".join(problems))
+    return parsed
+
+
+class _State(msgspec.Struct, array_like=True):
+    version: int
+    config: bytes
+    floats: list[float]
+    ints: list[int]
+    next_id: int
+
+
+class ToyStage:
+    """See the module docstring."""
+
+    def __init__(self, context: StageContext) -> None:
+        self.config = toy_config("toy", context.config)
+        self.identity = msgspec.json.encode(dataclasses.asdict(self.config), order="sorted")
+        self.spacing = round(self.config.spacing_s * NS)
+        self.latency = round(self.config.latency_ms * 1_000_000)
+        self.floats = np.zeros(5, np.float64)
+        self.ints = np.zeros(4, np.int64)
+        self.ints[k.I_LAST_ORDER_TS] = k.NEVER
+        self.next_id = 1
+
+    def process(self, piece: Slice) -> tuple[Output, ...]:
+        """The orders the slice's tops trigger."""
+        tops = piece.inputs.get("book")
+        if not isinstance(tops, np.ndarray) or not len(tops):
+            return ([],)
+        index = np.zeros(len(tops), np.int64)
+        side = np.zeros(len(tops), np.int64)
+        c = self.config
+        n = k.decide(
+            _words(tops),
+            self.floats,
+            self.ints,
+            index,
+            side,
+            c.tau_s,
+            self.spacing,
+            c.threshold_bp / 10_000.0,
+            c.min_imbalance,
+            c.order_size,
+            c.max_position,
+        )
+        return (
+            [
+                self._order(tops[i], s)
+                for i, s in zip(index[:n].tolist(), side[:n].tolist(), strict=True)
+            ],
+        )
+
+    def _order(self, top: Any, side: int) -> OrderSubmitted:
+        ts = int(top["ts_event"])
+        order_id, self.next_id = self.next_id, self.next_id + 1
+        mid = (int(top["bid_price"][0]) + int(top["ask_price"][0])) / 2.0
+        size = self.config.order_size
+        cause = int(top["offset"])
+        return OrderSubmitted(
+            ts, cause, order_id, 0, side, "market", "entry", 0, size, False, mid, ts + self.latency
+        )
+
+    def snapshot(self) -> bytes:
+        """Every state variable, exactly (floats as msgpack float64)."""
+        state = _State(
+            STATE_VERSION, self.identity, self.floats.tolist(), self.ints.tolist(), self.next_id
+        )
+        return msgspec.msgpack.encode(state)
+
+    def restore(self, state: bytes) -> None:
+        """Continue from a state :meth:`snapshot` produced with the same config."""
+        s = msgspec.msgpack.decode(state, type=_State)
+        if s.version != STATE_VERSION:
+            raise ValueError(f"toy state version {s.version}; this build reads {STATE_VERSION}")
+        if s.config != self.identity:
+            raise ValueError(
+                f"toy state was taken with config {s.config.decode()}, not {self.identity.decode()}"
+            )
+        self.floats[:], self.ints[:], self.next_id = s.floats, s.ints, s.next_id
+
+    def inspect(self) -> dict[str, Any]:
+        """The state in readable form."""
+        f, i = self.floats.tolist(), self.ints.tolist()
+        return {
+            "l1": {"bid": f[k.S_BID], "ask": f[k.S_ASK], "bid_size": f[k.S_BID_SIZE],
+                   "ask_size": f[k.S_ASK_SIZE]},
+            "ema": f[k.S_EMA] if i[k.I_STARTED] else None,
+            "ema_ts": i[k.I_EMA_TS],
+            "position_sent": i[k.I_POSITION],
+            "last_order_ts": None if i[k.I_LAST_ORDER_TS] == k.NEVER else i[k.I_LAST_ORDER_TS],
+            "next_order_id": self.next_id,
+        }  # fmt: skip
+
+
+def _words(tops: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    """``book.top`` records as rows of int64 words: a view, unless they need repacking."""
+    if tops.dtype != BOOK_TOP_DTYPE or not tops.flags.c_contiguous:
+        tops = np.ascontiguousarray(tops.astype(BOOK_TOP_DTYPE))
+    return tops.view(np.int64).reshape(len(tops), BOOK_TOP_DTYPE.itemsize // 8)
+
+
+TOY_STAGE = Stage(
+    "toy",
+    ToyStage,
+    (ORDERS_PORT,),
+    inputs=("book",),
+    defaults=toy_defaults,
+    doc="toy strategy: EMA of mid and L1 imbalance -> market orders (the comparable benchmark)",
+)
