@@ -105,17 +105,22 @@ def live(data: Path, bundle: str) -> dict[str, Any]:
         runner.advance(stop=5_000, batch=1)  # warm-up
         runner.close()
     with tempfile.TemporaryDirectory() as scratch:
-        runner, _ = _runner(data, bundle, scratch)
+        runner, topology = _runner(data, bundle, scratch)
+        timed: list[tuple[str, Timed]] = [(s.id, p) for s, p in topology.stages]  # type: ignore[misc]
         decisions = runner.by_port["decisions"].hasher
         stop = min(LIVE_EVENTS, runner.reader.end_offset)
         every = np.zeros(stop, np.float64)
         caused = np.zeros(stop, bool)
+        per_stage = np.zeros(len(timed), np.float64)
         for i in range(stop):
             before = decisions.total
+            spent = [p.seconds for _, p in timed]
             began = time.perf_counter()
             runner.advance(stop=i + 1, batch=1)
             every[i] = time.perf_counter() - began
             caused[i] = decisions.total > before
+            if caused[i]:
+                per_stage += [p.seconds - s for (_, p), s in zip(timed, spent, strict=True)]
         runner.close()
     to_decision = every[caused] * 1e6
     all_us = every * 1e6
@@ -125,6 +130,10 @@ def live(data: Path, bundle: str) -> dict[str, Any]:
         "decision_us": [float(np.percentile(to_decision, q)) for q in (50, 99)]
         + [float(to_decision.max())],
         "every_us": [float(np.percentile(all_us, q)) for q in (50, 99)] + [float(all_us.max())],
+        "decision_stage_us": {
+            name: float(t / max(1, caused.sum()) * 1e6)
+            for (name, _), t in zip(timed, per_stage, strict=True)
+        },
         "rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
 
@@ -188,6 +197,10 @@ def main() -> None:
             f"decision ({v['decisions']:,}) p50 {d[0]:.0f} us, p99 {d[1]:.0f} us, max "
             f"{d[2]:.0f} us; every event p50 {e[0]:.0f} us, p99 {e[1]:.0f} us, max {e[2]:.0f} us;"
             f" peak RSS {v['rss']:,.0f} MB"
+        )
+        print(
+            "  mean per stage on events that caused a decision: "
+            + ", ".join(f"{k} {us:.0f} us" for k, us in v["decision_stage_us"].items())
         )
 
 

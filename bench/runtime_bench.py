@@ -5,10 +5,10 @@ Run: ``.venv/bin/python bench/runtime_bench.py [FILE]`` (default: the USD-M Bina
 
 1. a 3-stage pipeline of trivial processors in replay (64 Ki-event slices): the runtime's own
    cost per journal event;
-2. the ``default`` pipeline (book, mid) in replay, and the share of its run time spent hashing
+2. the ``mid`` pipeline (book, mid) in replay, and the share of its run time spent hashing
    outputs and writing the manifest;
 3. the same one event at a time (live mode), per-event cost;
-4. resuming from the last snapshot of the ``default`` run: time to load the snapshot, restore
+4. resuming from the last snapshot of the ``mid`` run: time to load the snapshot, restore
    every processor, cut the outputs back and re-hash their short block.
 """
 
@@ -112,8 +112,10 @@ def main() -> None:
             f"({seconds / events * 1e6:.3f} us per journal event)"
         )
 
-        _timed_run(log, "s", RunConfig(), 65536)  # warm-up: numba loads its cached compiles
-        outcome = execute(log, "s", RunConfig(snapshot_every=250_000), run_id="d1")
+        _timed_run(
+            log, "s", RunConfig(pipeline="mid"), 65536
+        )  # warm-up: numba loads its cached compiles
+        outcome = execute(log, "s", RunConfig(pipeline="mid", snapshot_every=250_000), run_id="d1")
         m = outcome.manifest
         began = time.perf_counter()
         for o in m.outputs:
@@ -123,7 +125,7 @@ def main() -> None:
         write_manifest(data, read_manifest(data, "d1"))
         manifest_s = time.perf_counter() - began
         print(
-            f"default pipeline (book, mid), replay: {m.events_per_second:,.0f} events/s in "
+            f"mid pipeline (book, mid), replay: {m.events_per_second:,.0f} events/s in "
             f"{m.wall_seconds:.2f} s; outputs {sum(o.count for o in m.outputs):,} events"
         )
         print(
@@ -134,7 +136,7 @@ def main() -> None:
         live_events = min(events, 200_000)
         seconds, _ = _timed_live(log, live_events)
         print(
-            f"default pipeline, live (one event per slice, first {live_events:,} events): "
+            f"mid pipeline, live (one event per slice, first {live_events:,} events): "
             f"{live_events / seconds:,.0f} events/s ({seconds / live_events * 1e6:.1f} us/event)"
         )
 
@@ -143,7 +145,7 @@ def main() -> None:
         began = time.perf_counter()
         snapshot = latest_snapshot(directory / "snapshots")
         assert snapshot is not None
-        topology = Topology(pipeline("default"), dict(m.config), "s", opened.instrument)
+        topology = Topology(pipeline("mid"), dict(m.config), "s", opened.instrument)
         runner = Runner(log, journal_topic("s"), log, "d1", topology, directory / "snapshots")
         runner.resume_from(snapshot)
         resume_s = time.perf_counter() - began
@@ -157,8 +159,8 @@ def main() -> None:
 
 def _timed_live(log: EmbeddedLog, n: int) -> tuple[float, int]:
     opened = session_opened(log, "s")
-    resolved = resolve(RunConfig(), opened.instrument)
-    topology = Topology(pipeline("default"), resolved, "s", opened.instrument)
+    resolved = resolve(RunConfig(pipeline="mid"), opened.instrument)
+    topology = Topology(pipeline("mid"), resolved, "s", opened.instrument)
     with tempfile.TemporaryDirectory() as scratch:
         runner = Runner(log, journal_topic("s"), EmbeddedLog(scratch), "live", topology)
         runner.begin()
