@@ -23,13 +23,12 @@ Guarantees
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any
 
 import msgspec
 import numpy as np
 
 from engine.events.book import BOOK_TOP_DTYPE
-from engine.events.control import ClockTicked
 from engine.events.decisions import AGENTS, VOTES, new_records
 from engine.runtime.processor import Output, Port, Slice, StageContext
 from engine.runtime.topology import Stage
@@ -37,23 +36,12 @@ from streams.agents import config as cf
 from streams.agents import evaluate as ev
 from streams.agents import tape
 from streams.agents.rules import reason_names
+from streams.columns import journal_columns
 from streams.features.schema import INDEX
 
 VOTES_PORT = Port("votes", VOTES)
 STATE_VERSION = 1
 _FI = np.array([INDEX[name] for name in ev.FEATURE_INPUTS], np.int64)
-
-
-class _Records(NamedTuple):
-    """The columns of the slice's journal records that the tape reads."""
-
-    offsets: np.ndarray[Any, Any]
-    type_id: np.ndarray[Any, Any]
-    side: np.ndarray[Any, Any]
-    price: np.ndarray[Any, Any]
-    size: np.ndarray[Any, Any]
-    price2: np.ndarray[Any, Any]
-    ts_event: np.ndarray[Any, Any]
 
 
 class _State(msgspec.Struct, array_like=True):
@@ -89,14 +77,7 @@ class AgentsStage:
         assert isinstance(vectors, np.ndarray)
         if not isinstance(tops, np.ndarray):
             tops = np.zeros(0, BOOK_TOP_DTYPE)
-        if piece.market is not None:
-            m = piece.market
-            r = _Records(
-                np.arange(piece.start, piece.stop, dtype=np.int64),
-                *(np.ascontiguousarray(m[f]) for f in _Records._fields[1:]),
-            )
-        else:
-            r = self._clock_ticks(piece)
+        r = journal_columns(piece)
         meas = np.empty((len(vectors), tape.N_M), np.float64)
         tape.run(
             r.offsets,
@@ -120,25 +101,6 @@ class AgentsStage:
             meas,
         )
         return (self._votes(vectors, meas),)
-
-    @staticmethod
-    def _clock_ticks(piece: Slice) -> _Records:
-        at = [
-            (piece.start + i, e.ts_event)
-            for i, e in enumerate(piece.control)
-            if isinstance(e, ClockTicked)
-        ]
-        n = len(at)
-        zeros = np.zeros(n, np.int64)
-        return _Records(
-            np.array([o for o, _ in at], np.int64).reshape(n),
-            np.zeros(n, np.uint16),
-            np.zeros(n, np.int8),
-            zeros,
-            zeros,
-            zeros,
-            np.array([t for _, t in at], np.int64).reshape(n),
-        )
 
     def _votes(self, vectors: np.ndarray[Any, Any], meas: np.ndarray[Any, Any]) -> Output:
         n = len(vectors)

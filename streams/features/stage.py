@@ -26,16 +26,17 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any
 
 import msgspec
 import numpy as np
 
 from engine.events.book import BOOK_TOP_DTYPE
-from engine.events.control import ClockTicked, InstrumentSpec
+from engine.events.control import InstrumentSpec
 from engine.events.features import FEATURE_FLAGS, FEATURES_VECTOR, new_vectors
 from engine.runtime.processor import Output, Port, Slice, StageContext
 from engine.runtime.topology import ConfigError, Stage, typed_config
+from streams.columns import JournalColumns, journal_columns
 from streams.features import kernel as k
 from streams.features.calendar import TradingDays, default_calendar
 from streams.features.schema import FEATURE_SCHEMA_VERSION, NAMES
@@ -89,19 +90,6 @@ def _validated(config: FeaturesConfig, venue: str) -> FeaturesConfig:
             "calendar to an exchange_calendars code (e.g. XNYS) or '24/7'"
         )
     return config
-
-
-class _Records(NamedTuple):
-    """The columns of the journal records of one slice that the kernel reads."""
-
-    offsets: np.ndarray[Any, Any]
-    kind: np.ndarray[Any, Any]
-    side: np.ndarray[Any, Any]
-    price: np.ndarray[Any, Any]
-    size: np.ndarray[Any, Any]
-    price2: np.ndarray[Any, Any]
-    size2: np.ndarray[Any, Any]
-    ts: np.ndarray[Any, Any]
 
 
 class _State(msgspec.Struct, array_like=True):
@@ -158,43 +146,12 @@ class FeaturesStage:
     def process(self, piece: Slice) -> tuple[Output, ...]:
         """The vectors the slice's events trigger at the configured cadence."""
         tops = piece.inputs.get("book")
-        if piece.market is not None:
-            m = piece.market
-            if len(m) != len(piece):  # the kernel trusts these lengths (no bounds checks)
-                raise ValueError(f"slice {piece.start}..{piece.stop} holds {len(m)} records")
-            # Contiguous copies: one compiled signature for market and clock-tick slices.
-            fields = ("type_id", "side", "price", "size", "price2", "size2", "ts_event")
-            records = _Records(
-                np.arange(piece.start, piece.stop, dtype=np.int64),
-                *(np.ascontiguousarray(m[f]) for f in fields),
-            )
-        else:
-            records = self._clock_ticks(piece)
+        records = journal_columns(piece)
         if not isinstance(tops, np.ndarray) or len(tops) == 0:
             tops = np.zeros(0, BOOK_TOP_DTYPE)
         return (self._run(records, tops),)
 
-    @staticmethod
-    def _clock_ticks(piece: Slice) -> _Records:
-        at = [
-            (piece.start + i, e.ts_event)
-            for i, e in enumerate(piece.control)
-            if isinstance(e, ClockTicked)
-        ]
-        n = len(at)
-        zeros = np.zeros(n, np.int64)
-        return _Records(
-            np.array([o for o, _ in at], np.int64).reshape(n),
-            np.zeros(n, np.uint16),
-            np.zeros(n, np.int8),
-            zeros,
-            zeros,
-            zeros,
-            zeros,
-            np.array([t for _, t in at], np.int64).reshape(n),
-        )
-
-    def _run(self, r: _Records, tops: np.ndarray[Any, Any]) -> Output:
+    def _run(self, r: JournalColumns, tops: np.ndarray[Any, Any]) -> Output:
         top_offset = np.ascontiguousarray(tops["offset"]).view(np.int64)
         top_status = np.ascontiguousarray(tops["status"]).astype(np.int64)
         levels = np.stack([tops[f] for f in ("bid_price", "bid_size", "ask_price", "ask_size")])
@@ -204,13 +161,13 @@ class FeaturesStage:
         while True:
             n, i, j, status = k.run(
                 r.offsets,
-                r.kind,
+                r.type_id,
                 r.side,
                 r.price,
                 r.size,
                 r.price2,
                 r.size2,
-                r.ts,
+                r.ts_event,
                 top_offset,
                 top_status,
                 levels,
