@@ -47,7 +47,6 @@ from engine.runtime import (
     Stage,
     StageContext,
     Topology,
-    pipeline,
     register,
 )
 from engine.runtime.processor import Output
@@ -59,6 +58,8 @@ from streams.book.stage import BOOK_STAGE
 from streams.consensus import CONSENSUS_STAGE
 from streams.features import FEATURES_STAGE, INDEX
 from streams.mid import MID_STAGE
+from tests.sliced import Chains, sliced_chains
+from tests.sliced import topology as sliced_topology
 
 HORIZON_NS = 2_000_000_000
 THRESHOLD = 0.5e-4
@@ -206,9 +207,7 @@ class Run:
 
 def topology(log: EmbeddedLog, session: str, config: RunConfig) -> Topology:
     """The config's pipeline instantiated for ``session``."""
-    opened = session_opened(log, session)
-    resolved = resolve(config, opened.instrument)
-    return Topology(pipeline(resolved["pipeline"]), resolved, session, opened.instrument)
+    return sliced_topology(log, session, config)
 
 
 def run_pipeline(
@@ -225,23 +224,11 @@ def run_pipeline(
     return Run(spec, resolve(config, spec), top, EmbeddedLog(scratch))
 
 
-Chains = list[tuple[str, int, str]]
-
-
 def chains(
     data: Path, session: str, scratch: Path, config: RunConfig, cuts: list[int], batch: int
 ) -> Chains:
     """Every output's (port, count, hash chain) after a run cut at ``cuts`` in ``batch``es."""
-    log = EmbeddedLog(data)
-    runner = Runner(
-        log, journal_topic(session), EmbeddedLog(scratch), "t", topology(log, session, config)
-    )
-    runner.begin()
-    for cut in sorted(cuts):
-        runner.advance(stop=max(cut, runner.offset), batch=batch)
-    runner.advance(batch=batch)
-    runner.close()
-    return [(s.port, s.count, s.chain) for s in runner.summaries()]
+    return sliced_chains(data, session, scratch, config, cuts, batch)
 
 
 def resumed_chains(

@@ -18,12 +18,11 @@ from engine.events.features import F_NO_TRADES, FEATURES_VECTOR
 from engine.events.market import MARKET_RECORD
 from engine.journal import journal_topic
 from engine.log import EmbeddedLog, FixedBatch, FsyncMode, FsyncPolicy
-from engine.runtime import RunConfig, Runner, Topology, pipeline
+from engine.runtime import RunConfig, Runner
 from engine.runtime.runner import latest_snapshot
-from engine.runtime.runs import session_opened
-from engine.runtime.topology import resolve
 from streams.features import INDEX, NAMES
 from tests.features_reference import FeaturesRun, reference_vectors, run_features
+from tests.sliced import Chains, sliced_chains, topology
 
 SESSIONS = ("demo-aapl", "demo-btcusdt-spot", "demo-btcusdt-usdm", "demo-wdo")
 CADENCES = {
@@ -141,25 +140,10 @@ def test_book_cadence_emits_after_each_top(runs: dict) -> None:
 # -- determinism -----------------------------------------------------------------------------
 
 
-def _topology(log: EmbeddedLog, session: str, config: RunConfig) -> Topology:
-    opened = session_opened(log, session)
-    resolved = resolve(config, opened.instrument)
-    return Topology(pipeline(resolved["pipeline"]), resolved, session, opened.instrument)
-
-
 def _chains(
     data: Path, session: str, scratch: Path, cuts: list[int], batch: int, config: RunConfig
-) -> list[tuple[str, int, str]]:
-    log = EmbeddedLog(data)
-    runner = Runner(
-        log, journal_topic(session), EmbeddedLog(scratch), "t", _topology(log, session, config)
-    )
-    runner.begin()
-    for cut in sorted(cuts):
-        runner.advance(stop=max(cut, runner.offset), batch=batch)
-    runner.advance(batch=batch)
-    runner.close()
-    return [(s.port, s.count, s.chain) for s in runner.summaries()]
+) -> Chains:
+    return sliced_chains(data, session, scratch, config, cuts, batch)
 
 
 CONFIGS = {
@@ -232,11 +216,11 @@ def test_resume_from_a_snapshot_matches_an_uninterrupted_run(
     )
     log, sink = EmbeddedLog(samples_master), EmbeddedLog(scratch)
     topic = journal_topic(session)
-    first = Runner(log, topic, sink, "t", _topology(log, session, config), snaps, every)
+    first = Runner(log, topic, sink, "t", topology(log, session, config), snaps, every)
     first.begin()
     first.advance(stop=min(kill_at, first.reader.end_offset), batch=333)
     first.close()
-    second = Runner(log, topic, sink, "t", _topology(log, session, config), snaps, every)
+    second = Runner(log, topic, sink, "t", topology(log, session, config), snaps, every)
     snapshot = latest_snapshot(snaps)
     if snapshot is None:
         second.begin()
@@ -252,14 +236,14 @@ def test_snapshot_restore_round_trips_every_bit(samples_master: Path, tmp_path: 
     inspect() shows the last vector by name."""
     log = EmbeddedLog(samples_master)
     config = RunConfig(pipeline="features")
-    topology = _topology(log, "demo-aapl", config)
-    runner = Runner(log, journal_topic("demo-aapl"), EmbeddedLog(tmp_path), "t", topology)
+    built = topology(log, "demo-aapl", config)
+    runner = Runner(log, journal_topic("demo-aapl"), EmbeddedLog(tmp_path), "t", built)
     runner.begin()
     runner.advance(stop=700, batch=100)
     runner.close()
-    stage = topology.stages[-1][1]
+    stage = built.stages[-1][1]
     state = stage.snapshot()
-    fresh = _topology(log, "demo-aapl", config).stages[-1][1]
+    fresh = topology(log, "demo-aapl", config).stages[-1][1]
     fresh.restore(state)
     assert fresh.snapshot() == state
     view = fresh.inspect()
@@ -271,7 +255,7 @@ def test_snapshot_restore_round_trips_every_bit(samples_master: Path, tmp_path: 
     shown = np.array([view[name] for name in NAMES])
     assert np.array_equal(shown, vector["values"], equal_nan=True)
     trade_config = RunConfig(pipeline="features", stages={"features": {"cadence": "trade"}})
-    other = _topology(log, "demo-aapl", trade_config)
+    other = topology(log, "demo-aapl", trade_config)
     with pytest.raises(ValueError, match="config"):
         other.stages[-1][1].restore(state)
 

@@ -15,11 +15,10 @@ from engine.events.control import ClockTicked, SessionClosed
 from engine.events.market import MARKET_RECORD
 from engine.journal import journal_topic
 from engine.log import EmbeddedLog, FixedBatch, FsyncMode, FsyncPolicy
-from engine.runtime import RunConfig, Runner, Topology, pipeline
+from engine.runtime import RunConfig, Runner
 from engine.runtime.runner import latest_snapshot
-from engine.runtime.runs import session_opened
-from engine.runtime.topology import resolve
 from tests.labels_reference import assert_matches_reference, journal_times, run_labels
+from tests.sliced import Chains, sliced_chains, topology
 
 SESSIONS = ("demo-aapl", "demo-btcusdt-spot", "demo-btcusdt-usdm", "demo-wdo")
 SETTINGS = {
@@ -64,28 +63,11 @@ def test_defaults_give_every_class_on_every_sample(samples_master: Path, tmp_pat
 # -- determinism -----------------------------------------------------------------------------
 
 
-def _topology(log: EmbeddedLog, session: str, config: RunConfig) -> Topology:
-    opened = session_opened(log, session)
-    resolved = resolve(config, opened.instrument)
-    return Topology(pipeline(resolved["pipeline"]), resolved, session, opened.instrument)
-
-
 CONFIG = RunConfig(pipeline="labels")
 
 
-def _chains(
-    data: Path, session: str, scratch: Path, cuts: list[int], batch: int
-) -> list[tuple[str, int, str]]:
-    log = EmbeddedLog(data)
-    runner = Runner(
-        log, journal_topic(session), EmbeddedLog(scratch), "t", _topology(log, session, CONFIG)
-    )
-    runner.begin()
-    for cut in sorted(cuts):
-        runner.advance(stop=max(cut, runner.offset), batch=batch)
-    runner.advance(batch=batch)
-    runner.close()
-    return [(s.port, s.count, s.chain) for s in runner.summaries()]
+def _chains(data: Path, session: str, scratch: Path, cuts: list[int], batch: int) -> Chains:
+    return sliced_chains(data, session, scratch, CONFIG, cuts, batch)
 
 
 @pytest.fixture(scope="module")
@@ -140,11 +122,11 @@ def test_resume_from_a_snapshot_matches_an_uninterrupted_run(
     config = RunConfig(pipeline="labels", snapshot_every=every)
     log, sink = EmbeddedLog(samples_master), EmbeddedLog(scratch)
     topic = journal_topic(session)
-    first = Runner(log, topic, sink, "t", _topology(log, session, config), snaps, every)
+    first = Runner(log, topic, sink, "t", topology(log, session, config), snaps, every)
     first.begin()
     first.advance(stop=min(kill_at, first.reader.end_offset), batch=333)
     first.close()
-    second = Runner(log, topic, sink, "t", _topology(log, session, config), snaps, every)
+    second = Runner(log, topic, sink, "t", topology(log, session, config), snaps, every)
     snapshot = latest_snapshot(snaps)
     if snapshot is None:
         second.begin()

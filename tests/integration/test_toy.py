@@ -27,6 +27,7 @@ from engine.runtime import RunConfig, Runner
 from engine.runtime.runner import latest_snapshot
 from engine.runtime.topology import ConfigError, Pipeline, pipeline, register
 from tests.conftest import SAMPLES
+from tests.sliced import Chains, sliced_chains
 from tests.trading_support import topology
 
 MESSAGES = SAMPLES / "lobster_AAPL_2012-06-21_message_10.csv.gz"
@@ -276,18 +277,9 @@ def test_tiling_shifts_each_copy_by_the_span_plus_one_millisecond(tmp_path: Path
 # -- determinism -----------------------------------------------------------------------------
 
 
-def _chains(tiled: Path, scratch: Path, cuts: list[int], batch: int) -> list[tuple]:
-    log = EmbeddedLog(tiled)
+def _chains(tiled: Path, scratch: Path, cuts: list[int], batch: int) -> Chains:
     config = RunConfig(pipeline="toy", stages=CAP_BINDS)
-    runner = Runner(
-        log, journal_topic("tiled"), EmbeddedLog(scratch), "t", topology(log, "tiled", config)
-    )
-    runner.begin()
-    for cut in sorted(cuts):
-        runner.advance(stop=max(cut, runner.offset), batch=batch)
-    runner.advance(batch=batch)
-    runner.close()
-    return [(s.port, s.count, s.chain) for s in runner.summaries()]
+    return sliced_chains(tiled, "tiled", scratch, config, cuts, batch)
 
 
 @pytest.fixture(scope="module")

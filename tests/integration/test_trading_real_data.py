@@ -33,6 +33,7 @@ from streams.trading import build_report
 from streams.trading.config import contract_multiplier
 from streams.trading.execution import ExecutionConfig, Venue, market_slice
 from tests.conftest import SAMPLES
+from tests.sliced import Chains, sliced_chains
 from tests.trading_support import Outputs, RealMarket, real_market, run_trading, topology
 from tests.trading_tape import drive, order
 
@@ -475,20 +476,9 @@ def test_the_report_agrees_with_the_outputs(runs: dict, session: str) -> None:
 STAGES = CONFIGS["limit"]
 
 
-def _chains(
-    data: Path, session: str, scratch: Path, cuts: list[int], batch: int
-) -> list[tuple[str, int, str]]:
-    log = EmbeddedLog(data)
+def _chains(data: Path, session: str, scratch: Path, cuts: list[int], batch: int) -> Chains:
     config = RunConfig(pipeline="test-trading", stages=STAGES)
-    runner = Runner(
-        log, journal_topic(session), EmbeddedLog(scratch), "t", topology(log, session, config)
-    )
-    runner.begin()
-    for cut in sorted(cuts):
-        runner.advance(stop=max(cut, runner.offset), batch=batch)
-    runner.advance(batch=batch)
-    runner.close()
-    return [(s.port, s.count, s.chain) for s in runner.summaries()]
+    return sliced_chains(data, session, scratch, config, cuts, batch)
 
 
 @pytest.fixture(scope="module")
