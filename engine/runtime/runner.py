@@ -9,8 +9,10 @@ The slicing never changes a result: processors are batch-independent by contract
 runner checks on every slice that each output event's cause lies inside the slice and that a
 port's causes never go backwards, so a processor that breaks the contract fails loudly.
 
-Durability: output topics are written without fsync and flushed at each snapshot; a snapshot
-file is written only after that flush, so a snapshot never refers to output that could be lost.
+Durability: each port buffers its output (up to ``APPEND_EVERY`` events) and appends it as
+one batch, without fsync; buffers are drained and the topics flushed at each snapshot, and a
+snapshot file is written only after that, so a snapshot never refers to output that could be
+lost.
 Resuming cuts every output topic back to the snapshot and continues from its journal offset.
 """
 
@@ -30,6 +32,7 @@ from engine.events.control import InstrumentSpec, SessionClosed
 from engine.events.market import MARKET_RECORD
 from engine.log import EmbeddedLog, FixedBatch, FsyncMode, FsyncPolicy, PartitionWriter
 from engine.log.files import atomic_write
+from engine.log.format import RecordTuple
 from engine.log.topic import TopicCodec, TopicConfig
 from engine.runtime.hashing import BLOCK, ChainHasher, chain_seed
 from engine.runtime.manifest import OutputSummary, RunError, output_topic
@@ -124,8 +127,15 @@ def topic_config(port: Port) -> TopicConfig:
     return TopicConfig(et.name, et.version, TopicCodec.MSGPACK)
 
 
+APPEND_EVERY = 4096
+"""Output events a port buffers before appending them to its topic as one batch. Appending
+costs the same for one record as for thousands, so live runs (one event per slice) would
+otherwise pay it on every port for every event; buffers are drained at this size, before a
+snapshot, at the end, and whenever a live run waits for the feed."""
+
+
 class _PortWriter:
-    """One output topic: its writer, hash chain, time range and last cause."""
+    """One output topic: its writer, hash chain, time range, last cause and unwritten tail."""
 
     def __init__(self, log: EmbeddedLog, topic: str, port: Port) -> None:
         self.port, self.topic = port, topic
@@ -136,8 +146,12 @@ class _PortWriter:
         self.hasher = ChainHasher(port.event_type.name)
         self.first_ts = self.last_ts = 0
         self.last_cause = -1
+        self.arrays: list[np.ndarray[Any, Any]] = []
+        self.values: list[RecordTuple] = []
+        self.buffered = 0
 
     def write(self, out: Output, start: int, stop: int) -> None:
+        """Check, hash and buffer one slice's output; it reaches the topic at :meth:`drain`."""
         if len(out) == 0:
             return
         causes = self.port.causes(out)
@@ -155,21 +169,39 @@ class _PortWriter:
         if isinstance(out, np.ndarray):
             if out.dtype != self.port.event_type.dtype:
                 raise ContractError(f"port {self.port.name!r}: records of the wrong dtype")
-            self.writer.append_array(out)
             self.hasher.update_fixed(out)
+            self.arrays.append(out)
             stamps = out["ts_event"]
             first, last = int(stamps[0]), int(stamps[-1])
         else:
             values = [encode(e) for e in out]
             stamps_list = [int(getattr(e, "ts_event", 0)) for e in out]
-            self.writer.append_records(
-                [(ts, None, None, v) for ts, v in zip(stamps_list, values, strict=True)]
-            )
             self.hasher.update_values(values)
+            self.values.extend(
+                (ts, None, None, v) for ts, v in zip(stamps_list, values, strict=True)
+            )
             first, last = stamps_list[0], stamps_list[-1]
+        self.buffered += len(out)
         if self.hasher.total == len(out):
             self.first_ts = first
         self.last_ts = last
+        if self.buffered >= APPEND_EVERY:
+            self.drain()
+
+    def drain(self) -> None:
+        """Append what is buffered to the topic, as one batch."""
+        if self.arrays:
+            batch = self.arrays[0]
+            if len(self.arrays) > 1:  # not np.concatenate: it would pack away padding bytes
+                batch = np.zeros(self.buffered, self.arrays[0].dtype)
+                at = 0
+                for part in self.arrays:
+                    batch[at : at + len(part)] = part
+                    at += len(part)
+            self.writer.append_array(batch)
+        if self.values:
+            self.writer.append_records(self.values)
+        self.arrays, self.values, self.buffered = [], [], 0
 
     def resume(self, log: EmbeddedLog, count: int, chain: bytes, first: int, last: int) -> None:
         """Cut the topic back to ``count`` events and continue its chain from there."""
@@ -311,6 +343,7 @@ class Runner:
             chunk = self.reader.read(self.offset, limit - self.offset)
             if chunk is None:
                 if follow and not self.closed:
+                    self.drain()  # nothing to do until the feed moves: let readers catch up
                     time.sleep(poll_seconds)  # the feed's pace, not the processors' input
                     continue
                 break
@@ -334,6 +367,7 @@ class Runner:
         """Flush outputs, then write every processor's state and output chain at this offset."""
         if self.snapshots is None:
             return
+        self.drain()
         for _, w in self.writers:
             w.writer.flush()
         snap = Snapshot(
@@ -348,8 +382,14 @@ class Runner:
         """Count, chain and time range of every output so far."""
         return [w.summary(stage.id) for stage, w in self.writers]
 
+    def drain(self) -> None:
+        """Append every port's buffered output to its topic (readers see it from then on)."""
+        for _, w in self.writers:
+            w.drain()
+
     def close(self) -> None:
         """Flush outputs to stable storage and release their writers."""
+        self.drain()
         for _, w in self.writers:
             w.writer.flush()
             w.writer.close()
