@@ -99,9 +99,9 @@ def current(url: str) -> str | None:
 
 
 def _unreachable(url: str, error: exc.OperationalError) -> StoreError:
-    reason = str(error.orig).strip().splitlines()[0] if error.orig else str(error)
+    reason = " ".join(str(error.orig or error).split())
     if make_url(url).get_backend_name() == "sqlite":
-        hint = "check that the directory exists and is writable"
+        hint = "Check that the directory exists and is writable"
     else:
-        hint = "check that the server is running and the host, port, user and database are right"
-    return StoreError(f"cannot open the store at {display(url)}: {reason}. {hint}.")
+        hint = "Check that the server is running and the host, port, user and database are right"
+    return StoreError(f"cannot open the store at {display(url)} ({reason}). {hint}.")
