@@ -5,10 +5,16 @@ Neither has a deadline, since numba compiles on first call and would trip any pe
 
 Fixtures ``samples_master`` / ``samples``: the bundled real samples ingested once per test
 session, and a private copy of them per test.
+
+Fixture ``postgres_url``: a PostgreSQL URL whose ``search_path`` is a fresh schema of its own,
+dropped after the test. The server is ``TAPE_TEST_PG`` (default ``PG_URL``); when it is
+unreachable the test is skipped, or FAILS when the ``CI`` environment variable is set.
 """
 
 import os
 import shutil
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -68,3 +74,45 @@ def samples(samples_master: Path, tmp_path: Path) -> Path:
     data = tmp_path / "data"
     shutil.copytree(samples_master, data, ignore=shutil.ignore_patterns("writer.lock"))
     return data
+
+
+PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+"""The test PostgreSQL server (trust auth); ``TAPE_TEST_PG`` overrides it."""
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> str:
+    """URL of a reachable PostgreSQL server: skip if there is none, fail if ``CI`` is set."""
+    import sqlalchemy as sa
+
+    url = os.environ.get("TAPE_TEST_PG") or PG_URL
+    engine = sa.create_engine(url, connect_args={"connect_timeout": 3}, poolclass=sa.NullPool)
+    try:
+        with engine.connect() as connection:
+            connection.execute(sa.text("select 1"))
+    except sa.exc.OperationalError as error:
+        message = f"PostgreSQL at {url} is unreachable ({' '.join(str(error.orig).split())})"
+        if os.environ.get("CI"):
+            pytest.fail(f"{message}; CI requires it (start it or set TAPE_TEST_PG)")
+        pytest.skip(message)
+    finally:
+        engine.dispose()
+    return url
+
+
+@pytest.fixture
+def postgres_url(postgres_server: str) -> Iterator[str]:
+    """A URL on the test server whose objects live in a schema of their own, dropped after."""
+    import sqlalchemy as sa
+
+    schema = f"tape_test_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(postgres_server, poolclass=sa.NullPool)
+    with admin.begin() as connection:
+        connection.execute(sa.text(f"CREATE SCHEMA {schema}"))
+    url = sa.make_url(postgres_server).update_query_dict({"options": f"-csearch_path={schema}"})
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with admin.begin() as connection:
+            connection.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()

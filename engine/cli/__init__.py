@@ -1,6 +1,7 @@
 """The ``tape`` command line. Each module registers its commands on the one Typer app."""
 
 from engine.cli import book_commands as book_commands
+from engine.cli import db_commands as db_commands
 from engine.cli import demo as demo
 from engine.cli import ingest_commands as ingest_commands
 from engine.cli import log_commands as log_commands
