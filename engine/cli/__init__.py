@@ -1,5 +1,6 @@
 """The ``tape`` command line. Each module registers its commands on the one Typer app."""
 
+from engine.cli import analyst_commands as analyst_commands
 from engine.cli import book_commands as book_commands
 from engine.cli import db_commands as db_commands
 from engine.cli import demo as demo
