@@ -165,3 +165,16 @@ def test_export_of_an_unknown_run_is_explained(log: EmbeddedLog, tmp_path: Path)
     result = CliRunner().invoke(app, ["--data", str(log.root), "export", "nope", str(tmp_path)])
     assert result.exit_code == 2
     assert "no run 'nope'" in " ".join(result.output.split())
+
+
+def test_the_python_example_in_the_docs_runs(log: EmbeddedLog, aapl: RunManifest) -> None:
+    text = (Path(__file__).resolve().parents[2] / "docs" / "analysts.md").read_text()
+    section = text[text.index("## DataFrames and Parquet") :]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    assert aapl.run_id in code
+    namespace: dict[str, Any] = {"pl": pl}
+    exec(code.replace('"tapedata"', repr(str(log.root))), namespace)
+    assert namespace["decisions"].height == namespace["frames"]["decisions"].height > 0
+    assert namespace["per_minute"]["n"].sum() == namespace["decisions"].height
+    assert namespace["book"]["offset"].to_list() == list(range(100, 200))
+    assert namespace["with_features"].height == namespace["decisions"].height
