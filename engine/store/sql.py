@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from sqlalchemy import Connection
 
@@ -10,6 +12,27 @@ from engine.store.rows import COLUMNS, Row
 from engine.store.schema import Base
 
 _OFFSETS = Base.metadata.tables["consumer_offsets"]
+
+
+def _pg_type(column: sa.Column[Any]) -> str:
+    kind = column.type
+    if isinstance(kind, sa.Boolean):
+        return "bool"
+    if isinstance(kind, sa.BigInteger):
+        return "int8"
+    if isinstance(kind, sa.Integer):
+        return "int4"
+    if isinstance(kind, sa.Double):
+        return "float8"
+    # String(n) is varchar(n): text on the wire, the server checks the length.
+    assert isinstance(kind, sa.String), f"{column}: no COPY type for {kind!r}"
+    return "text"
+
+
+_PG_TYPES = {
+    name: [_pg_type(c) for c in table.columns] for name, table in Base.metadata.tables.items()
+}
+"""PostgreSQL wire type of every column, for binary COPY."""
 
 
 class ProjectError(StoreError):
@@ -75,10 +98,16 @@ def write(connection: Connection, table: str, rows: list[Row]) -> None:
     if connection.dialect.name == "postgresql":
         driver = connection.connection.driver_connection
         assert driver is not None
-        sql = f"COPY {quote(table)} ({columns}) FROM STDIN"
+        sql = f"COPY {quote(table)} ({columns}) FROM STDIN (FORMAT BINARY)"
         with driver.cursor() as cursor, cursor.copy(sql) as copy:
+            # Binary COPY with declared types: psycopg dumps each value in C, no text parsing.
+            copy.set_types(_PG_TYPES[table])
             for row in rows:
                 copy.write_row(row)
         return
     marks = ", ".join("?" for _ in COLUMNS[table])
-    connection.exec_driver_sql(f"INSERT INTO {quote(table)} ({columns}) VALUES ({marks})", rows)
+    driver = connection.connection.driver_connection
+    assert driver is not None
+    # The DB-API cursor of the same connection, inside the same transaction; SQLAlchemy's
+    # executemany would inspect every row first.
+    driver.executemany(f"INSERT INTO {quote(table)} ({columns}) VALUES ({marks})", rows)
