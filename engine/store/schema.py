@@ -416,3 +416,19 @@ class PortfolioState(LogRow, Base):
     peak_equity: Mapped[float | None] = _f64()
     drawdown: Mapped[float | None] = _f64()
     exposure: Mapped[float | None] = _f64()
+
+
+# --- the projector's own bookkeeping ------------------------------------------------------------
+
+
+class ConsumerOffset(Base):
+    """The projector's committed position in each topic partition, per consumer group: the next
+    offset it will project. Written in the same transaction as the rows of each batch, so the
+    rows and the position never disagree (``engine.store.projector``)."""
+
+    __tablename__ = "consumer_offsets"
+
+    consumer_group: Mapped[str] = mapped_column(String(100), primary_key=True)
+    topic: Mapped[str] = mapped_column(String(200), primary_key=True)
+    partition: Mapped[int] = mapped_column(Integer, primary_key=True)
+    next_offset: Mapped[int] = _i64()
