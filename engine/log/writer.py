@@ -28,6 +28,7 @@ from engine.log.segment import Segment, list_segments, segment_name
 from engine.log.topic import TopicCodec, TopicConfig
 
 DATA_CHUNK = 16 * 1024 * 1024
+FIRST_CHUNK = 64 * 1024
 INDEX_CHUNK = 64 * 1024
 
 
@@ -241,7 +242,9 @@ class PartitionWriter:
             min_ts=min_ts,
             max_ts=max_ts,
         )
-        data_chunk = min(DATA_CHUNK, self.config.segment_bytes)
+        # Reserve as much again as the file holds (64 KiB at first, 16 MiB at most): a small
+        # topic (most run outputs) stays small on disk, a large one soon reserves full chunks.
+        data_chunk = min(DATA_CHUNK, self.config.segment_bytes, max(FIRST_CHUNK, self._data_alloc))
         needed = self.data_end + len(payload)
         self._data_alloc = _preallocate(self._data_fd, self._data_alloc, needed, data_chunk)
         needed = self.index_end + ENTRY_SIZE
