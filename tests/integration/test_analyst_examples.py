@@ -130,8 +130,8 @@ def test_first_orders_causal_chain(store: str, demo: tuple[EmbeddedLog, RunManif
     assert row["side"] == first["side"] == row["decision"]  # an entry goes the decision's way
     votes = frames["votes"].filter(pl.col("cause") == first["cause"])["votes"].to_list()[0]
     assert [row[f"{agent}_vote"] for agent in AGENTS] == list(votes)
-    trades = analysis.journal_frame(log, run.run_id).filter(
-        (pl.col("type") == "market.trade") & (pl.col("offset") <= first["cause"])
+    trades = analysis.topic_frame(
+        log, f"{SESSION}.journal", event="market.trade", stop=first["cause"] + 1
     )
     last = trades.row(-1, named=True)
     assert (row["trade_offset"], row["trade_price"]) == (last["offset"], last["price"])
