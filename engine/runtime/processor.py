@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import msgspec
 import numpy as np
@@ -138,3 +138,36 @@ class Processor(Protocol):
     def inspect(self) -> dict[str, Any]:
         """The state in readable form, for ``tape replay --until``."""
         ...
+
+
+StateT = TypeVar("StateT", bound=msgspec.Struct)
+
+
+def load_state(
+    stage: str, raw: bytes, kind: type[StateT], version: int, config: object = None
+) -> StateT:
+    """Decode a stage's snapshot into ``kind``, refusing one this build cannot continue from.
+
+    ``kind`` has a ``version`` field, compared with ``version``; when ``config`` is given it
+    also has a ``config`` field, which must hold the same value (compared as msgpack, so a
+    tuple and the list it was saved as agree): a state taken under another config would
+    continue a different computation.
+    """
+    state: Any = msgspec.msgpack.decode(raw, type=kind)
+    if state.version != version:
+        raise ValueError(f"{stage} state version {state.version}; this build reads {version}")
+    if config is not None and _packed(state.config) != _packed(config):
+        raise ValueError(
+            f"{stage} state was taken with another config: {_shown(state.config)}, not this "
+            f"one: {_shown(config)}"
+        )
+    loaded: StateT = state
+    return loaded
+
+
+def _packed(value: object) -> bytes:
+    return msgspec.msgpack.encode(value)
+
+
+def _shown(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

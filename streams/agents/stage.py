@@ -30,7 +30,7 @@ import numpy as np
 
 from engine.events.book import BOOK_TOP_DTYPE
 from engine.events.decisions import AGENTS, VOTES, new_records
-from engine.runtime.processor import Output, Port, Slice, StageContext
+from engine.runtime.processor import Output, Port, Slice, StageContext, load_state
 from engine.runtime.topology import Stage
 from streams.agents import config as cf
 from streams.agents import evaluate as ev
@@ -138,14 +138,7 @@ class AgentsStage:
 
     def restore(self, state: bytes) -> None:
         """Continue from a state :meth:`snapshot` produced with the same config."""
-        s = msgspec.msgpack.decode(state, type=_State)
-        if s.version != STATE_VERSION:
-            raise ValueError(f"agents state version {s.version}; this build reads {STATE_VERSION}")
-        if s.config != self.identity:
-            raise ValueError(
-                f"agents state was taken with another config or instrument: {s.config}, not "
-                f"{self.identity}"
-            )
+        s = load_state("agents", state, _State, STATE_VERSION, self.identity)
         self.si[:], self.sf[:] = s.si, s.sf
         self.ring[:] = 0
         count = len(s.ring)

@@ -35,6 +35,7 @@ import numpy as np
 from engine.events.book import BOOK_TOP, BOOK_TOP_DTYPE, TOP_LEVELS
 from engine.events.control import InstrumentSpec
 from engine.events.market import F_LAST, MARKET_RECORD
+from engine.runtime.processor import load_state
 from streams.book import kernel as k
 
 PROCESSOR_ID = "book"
@@ -262,11 +263,7 @@ class BookProcessor:
     @classmethod
     def restore(cls, data: bytes) -> BookProcessor:
         """A processor in exactly the state ``snapshot`` captured."""
-        state = msgspec.msgpack.decode(data, type=_State)
-        if state.version != STATE_VERSION:
-            raise ValueError(
-                f"book state version {state.version}; this build reads {STATE_VERSION}"
-            )
+        state = load_state("book", data, _State, STATE_VERSION)
         config = BookConfig(
             state.levels,
             state.window,

@@ -36,7 +36,7 @@ from engine.events.decisions import (
     new_records,
 )
 from engine.events.types import EventType
-from engine.runtime.processor import Output, Port, Slice, StageContext
+from engine.runtime.processor import Output, Port, Slice, StageContext, load_state
 from engine.runtime.topology import Stage
 from streams.consensus import config as cf
 from streams.consensus import kernel as k
@@ -153,13 +153,7 @@ class ConsensusStage:
 
     def restore(self, state: bytes) -> None:
         """Continue from a state :meth:`snapshot` produced with the same config."""
-        s = msgspec.msgpack.decode(state, type=_State)
-        if s.version != STATE_VERSION:
-            raise ValueError(
-                f"consensus state version {s.version}; this build reads {STATE_VERSION}"
-            )
-        if s.config != self.identity.decode():
-            raise ValueError(f"consensus state was taken with config {s.config}, not this one")
+        s = load_state("consensus", state, _State, STATE_VERSION, self.identity.decode())
         self.si[:], self.acc[:] = s.si, s.acc
         count = len(s.origins)
         if count != self.si[k.I_COUNT] or count > len(self.origin):

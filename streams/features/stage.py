@@ -34,7 +34,7 @@ import numpy as np
 from engine.events.book import BOOK_TOP_DTYPE
 from engine.events.control import InstrumentSpec
 from engine.events.features import FEATURE_FLAGS, FEATURES_VECTOR, new_vectors
-from engine.runtime.processor import Output, Port, Slice, StageContext
+from engine.runtime.processor import Output, Port, Slice, StageContext, load_state
 from engine.runtime.topology import ConfigError, Stage, typed_config
 from streams.columns import JournalColumns, journal_columns
 from streams.features import kernel as k
@@ -230,15 +230,11 @@ class FeaturesStage:
 
     def restore(self, state: bytes) -> None:
         """Continue from a state :meth:`snapshot` produced with the same config."""
-        s = msgspec.msgpack.decode(state, type=_State)
-        if (s.version, s.schema) != (STATE_VERSION, FEATURE_SCHEMA_VERSION):
+        s = load_state("features", state, _State, STATE_VERSION, self.identity)
+        if s.schema != FEATURE_SCHEMA_VERSION:
             raise ValueError(
-                f"features state version {s.version} / schema {s.schema}; this build reads "
-                f"{STATE_VERSION} / {FEATURE_SCHEMA_VERSION}"
-            )
-        if tuple(s.config) != self.identity:
-            raise ValueError(
-                f"features state was taken with config {s.config}, not {self.identity}"
+                f"features state is of feature schema {s.schema}; this build computes "
+                f"{FEATURE_SCHEMA_VERSION}"
             )
         self.si[:], self.sf[:], self.day[:] = s.si, s.sf, s.day
         self.bars_i[:], self.bars_f[:], self.book[:] = s.bars_i, s.bars_f, s.book

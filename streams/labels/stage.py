@@ -34,7 +34,7 @@ import numpy as np
 
 from engine.events.control import ClockTicked, InstrumentSpec
 from engine.events.decisions import L_UNDEFINED, LABEL, new_records
-from engine.runtime.processor import Output, Port, Slice, StageContext
+from engine.runtime.processor import Output, Port, Slice, StageContext, load_state
 from engine.runtime.topology import ConfigError, Stage, typed_config
 from streams.labels import kernel as k
 
@@ -224,12 +224,8 @@ class LabelsStage:
 
     def restore(self, state: bytes) -> None:
         """Continue from a state :meth:`snapshot` produced with the same config."""
-        s = msgspec.msgpack.decode(state, type=_State)
-        if s.version != STATE_VERSION:
-            raise ValueError(f"labels state version {s.version}; this build reads {STATE_VERSION}")
         identity = (self.config.horizon_ms, self.config.threshold_bp)
-        if tuple(s.config) != identity:
-            raise ValueError(f"labels state was taken with config {s.config}, not {identity}")
+        s = load_state("labels", state, _State, STATE_VERSION, identity)
         self.si[:] = s.si
         self.sf[k.F_MID] = s.mid
         size = max(64, len(s.origin))

@@ -24,7 +24,7 @@ import numpy as np
 from numba import njit
 
 from engine.events.book import BOOK_MID
-from engine.runtime.processor import Output, Port, Slice, StageContext
+from engine.runtime.processor import Output, Port, Slice, StageContext, load_state
 from engine.runtime.topology import Stage, typed_config
 
 MID_PORT = Port("mid", BOOK_MID)
@@ -125,9 +125,7 @@ class MidStage:
 
     def restore(self, state: bytes) -> None:
         """Continue from a state :meth:`snapshot` produced."""
-        s = msgspec.msgpack.decode(state, type=_State)
-        if s.version != STATE_VERSION:
-            raise ValueError(f"mid state version {s.version}; this build reads {STATE_VERSION}")
+        s = load_state("mid", state, _State, STATE_VERSION)
         self.state[:] = (s.prev_mid, s.variance, float(s.updates))
 
     def inspect(self) -> dict[str, Any]:

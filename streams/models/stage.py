@@ -44,7 +44,7 @@ from engine.events.decisions import (
     new_records,
 )
 from engine.models.card import CardError, decode_card
-from engine.runtime.processor import Output, Port, Slice, StageContext
+from engine.runtime.processor import Output, Port, Slice, StageContext, load_state
 from engine.runtime.topology import ConfigError, Stage, typed_config
 from streams.features import INDEX
 from streams.models.ensemble import BundleError, Ensemble
@@ -244,11 +244,7 @@ class ModelsStage:
 
     def restore(self, state: bytes) -> None:
         """Continue from a state :meth:`snapshot` produced with the same config."""
-        s = msgspec.msgpack.decode(state, type=_State)
-        if s.version != STATE_VERSION:
-            raise ValueError(f"models state version {s.version}; this build reads {STATE_VERSION}")
-        if tuple(s.config) != self.identity:
-            raise ValueError(f"models state was taken with config {s.config}, not {self.identity}")
+        s = load_state("models", state, _State, STATE_VERSION, self.identity)
         self.online.load(s.online)
         self.pending = deque(zip(s.pending_causes, s.pending_values, strict=True))
         self.predicted = s.predicted

@@ -43,7 +43,7 @@ import numpy as np
 from engine.events.book import BOOK_TOP_DTYPE
 from engine.events.control import InstrumentSpec
 from engine.events.trading import ORDERS_FAMILY, OrderSubmitted
-from engine.runtime.processor import Output, Port, Slice, StageContext
+from engine.runtime.processor import Output, Port, Slice, StageContext, load_state
 from engine.runtime.topology import ConfigError, Stage, typed_config
 from streams.toy import kernel as k
 
@@ -172,13 +172,7 @@ class ToyStage:
 
     def restore(self, state: bytes) -> None:
         """Continue from a state :meth:`snapshot` produced with the same config."""
-        s = msgspec.msgpack.decode(state, type=_State)
-        if s.version != STATE_VERSION:
-            raise ValueError(f"toy state version {s.version}; this build reads {STATE_VERSION}")
-        if s.config != self.identity:
-            raise ValueError(
-                f"toy state was taken with config {s.config.decode()}, not {self.identity.decode()}"
-            )
+        s = load_state("toy", state, _State, STATE_VERSION, self.identity)
         self.floats[:], self.ints[:], self.next_id = s.floats, s.ints, s.next_id
 
     def inspect(self) -> dict[str, Any]:

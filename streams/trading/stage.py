@@ -49,7 +49,7 @@ from engine.events.trading import (
     PORTFOLIO_STATE,
     RISK_FAMILY,
 )
-from engine.runtime.processor import Output, Port, Slice, StageContext
+from engine.runtime.processor import Output, Port, Slice, StageContext, load_state
 from engine.runtime.topology import ConfigError, Stage
 from streams.trading import risk
 from streams.trading.config import TradingConfig, trading_config, trading_defaults
@@ -122,14 +122,7 @@ class TradingStage:
 
     def restore(self, state: bytes) -> None:
         """Continue from a state :meth:`snapshot` produced with the same config."""
-        s = msgspec.msgpack.decode(state, type=_State)
-        if s.version != STATE_VERSION:
-            raise ValueError(f"trading state version {s.version}; this build reads {STATE_VERSION}")
-        if s.config != self.identity:
-            raise ValueError(
-                f"trading state was taken with config {s.config.decode()}, not "
-                f"{self.identity.decode()}"
-            )
+        s = load_state("trading", state, _State, STATE_VERSION, self.identity)
         self.desk.state = s.desk
         self.desk.venue.restore(s.venue)
 

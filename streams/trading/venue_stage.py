@@ -38,7 +38,7 @@ from engine.events.book import BOOK_MID, BOOK_TOP_DTYPE
 from engine.events.control import InstrumentSpec
 from engine.events.market import MARKET_RECORD
 from engine.events.trading import EXECUTIONS_FAMILY, CancelRequested, OrderSubmitted
-from engine.runtime.processor import Output, Port, Slice, StageContext
+from engine.runtime.processor import Output, Port, Slice, StageContext, load_state
 from engine.runtime.topology import ConfigError, Stage, typed_config
 from streams.trading import matching as m
 from streams.trading.config import ORDER_ID_VENUES, VENUE_FEES, contract_multiplier
@@ -164,16 +164,7 @@ class ExecutionStage:
 
     def restore(self, state: bytes) -> None:
         """Continue from a state :meth:`snapshot` produced with the same config."""
-        s = msgspec.msgpack.decode(state, type=_State)
-        if s.version != STATE_VERSION:
-            raise ValueError(
-                f"execution state version {s.version}; this build reads {STATE_VERSION}"
-            )
-        if s.config != self.identity:
-            raise ValueError(
-                f"execution state was taken with config {s.config.decode()}, not "
-                f"{self.identity.decode()}"
-            )
+        s = load_state("execution", state, _State, STATE_VERSION, self.identity)
         self.venue.restore(s.venue)
 
     def inspect(self) -> dict[str, Any]:
