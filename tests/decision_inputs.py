@@ -50,7 +50,6 @@ from engine.runtime import (
     register,
 )
 from engine.runtime.processor import Output
-from engine.runtime.runner import latest_snapshot
 from engine.runtime.runs import session_opened
 from engine.runtime.topology import resolve
 from streams.agents import AGENTS_STAGE
@@ -229,25 +228,3 @@ def chains(
 ) -> Chains:
     """Every output's (port, count, hash chain) after a run cut at ``cuts`` in ``batch``es."""
     return sliced_chains(data, session, scratch, config, cuts, batch)
-
-
-def resumed_chains(
-    data: Path, session: str, scratch: Path, config: RunConfig, kill_at: int
-) -> Chains:
-    """A run stopped at ``kill_at``, resumed from its last snapshot in a fresh topology."""
-    snaps = scratch / "snapshots"
-    log, sink, topic = EmbeddedLog(data), EmbeddedLog(scratch), journal_topic(session)
-    every = config.snapshot_every
-    first = Runner(log, topic, sink, "t", topology(log, session, config), snaps, every)
-    first.begin()
-    first.advance(stop=min(kill_at, first.reader.end_offset), batch=333)
-    first.close()
-    second = Runner(log, topic, sink, "t", topology(log, session, config), snaps, every)
-    snapshot = latest_snapshot(snaps)
-    if snapshot is None:
-        second.begin()
-    else:
-        second.resume_from(snapshot)
-    second.advance(batch=4096)
-    second.close()
-    return [(s.port, s.count, s.chain) for s in second.summaries()]

@@ -8,6 +8,7 @@ from engine.journal import journal_topic
 from engine.log import EmbeddedLog
 from engine.models import ModelSource
 from engine.runtime import RunConfig, Runner, Topology, pipeline
+from engine.runtime.runner import latest_snapshot
 from engine.runtime.runs import session_opened
 from engine.runtime.topology import resolve
 
@@ -43,3 +44,30 @@ def sliced_chains(
     runner.advance(batch=batch)
     runner.close()
     return [(s.port, s.count, s.chain) for s in runner.summaries()]
+
+
+def resumed_chains(
+    data: Path,
+    session: str,
+    scratch: Path,
+    config: RunConfig,
+    kill_at: int,
+    models: ModelSource | None = None,
+) -> Chains:
+    """A run stopped at ``kill_at``, resumed from its last snapshot in a fresh topology."""
+    snaps = scratch / "snapshots"
+    log, sink, topic = EmbeddedLog(data), EmbeddedLog(scratch), journal_topic(session)
+    every = config.snapshot_every
+    first = Runner(log, topic, sink, "t", topology(log, session, config, models), snaps, every)
+    first.begin()
+    first.advance(stop=min(kill_at, first.reader.end_offset), batch=333)
+    first.close()
+    second = Runner(log, topic, sink, "t", topology(log, session, config, models), snaps, every)
+    snapshot = latest_snapshot(snaps)
+    if snapshot is None:
+        second.begin()
+    else:
+        second.resume_from(snapshot)
+    second.advance(batch=4096)
+    second.close()
+    return [(s.port, s.count, s.chain) for s in second.summaries()]

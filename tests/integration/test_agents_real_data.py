@@ -24,8 +24,9 @@ from streams.agents import AGENT_RULES
 from streams.agents import evaluate as ev
 from streams.agents.config import load
 from tests.agents_reference import AgentsReference
-from tests.decision_inputs import Run, chains, resumed_chains, run_pipeline, topology
+from tests.decision_inputs import Run, chains, run_pipeline, topology
 from tests.features_reference import journal_events
+from tests.sliced import resumed_chains
 
 SESSIONS = ("demo-aapl", "demo-btcusdt-spot", "demo-btcusdt-usdm", "demo-wdo")
 CADENCES = ("book", "trade")

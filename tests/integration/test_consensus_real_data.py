@@ -22,7 +22,8 @@ from engine.runtime import RunConfig, Runner, Slice, StageContext
 from streams.agents import evaluate as ev
 from streams.consensus import CONSENSUS_STAGE, ConsensusStage
 from tests.consensus_reference import replay
-from tests.decision_inputs import Run, chains, resumed_chains, run_pipeline, topology
+from tests.decision_inputs import Run, chains, run_pipeline, topology
+from tests.sliced import resumed_chains
 
 SESSIONS = ("demo-aapl", "demo-btcusdt-spot", "demo-btcusdt-usdm", "demo-wdo")
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"

@@ -19,10 +19,9 @@ from engine.events.market import MARKET_RECORD
 from engine.journal import journal_topic
 from engine.log import EmbeddedLog, FixedBatch, FsyncMode, FsyncPolicy
 from engine.runtime import RunConfig, Runner
-from engine.runtime.runner import latest_snapshot
 from streams.features import INDEX, NAMES
 from tests.features_reference import FeaturesRun, reference_vectors, run_features
-from tests.sliced import Chains, sliced_chains, topology
+from tests.sliced import Chains, resumed_chains, sliced_chains, topology
 
 SESSIONS = ("demo-aapl", "demo-btcusdt-spot", "demo-btcusdt-usdm", "demo-wdo")
 CADENCES = {
@@ -210,25 +209,11 @@ def test_resume_from_a_snapshot_matches_an_uninterrupted_run(
     kill_at: int,
 ) -> None:
     scratch = tmp_path_factory.mktemp("resume")
-    snaps = scratch / "snapshots"
     config = RunConfig(
         pipeline="features", snapshot_every=every, stages={"features": CADENCES[cadence]}
     )
-    log, sink = EmbeddedLog(samples_master), EmbeddedLog(scratch)
-    topic = journal_topic(session)
-    first = Runner(log, topic, sink, "t", topology(log, session, config), snaps, every)
-    first.begin()
-    first.advance(stop=min(kill_at, first.reader.end_offset), batch=333)
-    first.close()
-    second = Runner(log, topic, sink, "t", topology(log, session, config), snaps, every)
-    snapshot = latest_snapshot(snaps)
-    if snapshot is None:
-        second.begin()
-    else:
-        second.resume_from(snapshot)
-    second.advance(batch=4096)
-    second.close()
-    assert [(s.port, s.count, s.chain) for s in second.summaries()] == chains[session, cadence]
+    got = resumed_chains(samples_master, session, scratch, config, kill_at)
+    assert got == chains[session, cadence]
 
 
 def test_snapshot_restore_round_trips_every_bit(samples_master: Path, tmp_path: Path) -> None:

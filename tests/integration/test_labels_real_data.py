@@ -15,10 +15,9 @@ from engine.events.control import ClockTicked, SessionClosed
 from engine.events.market import MARKET_RECORD
 from engine.journal import journal_topic
 from engine.log import EmbeddedLog, FixedBatch, FsyncMode, FsyncPolicy
-from engine.runtime import RunConfig, Runner
-from engine.runtime.runner import latest_snapshot
+from engine.runtime import RunConfig
 from tests.labels_reference import assert_matches_reference, journal_times, run_labels
-from tests.sliced import Chains, sliced_chains, topology
+from tests.sliced import Chains, resumed_chains, sliced_chains
 
 SESSIONS = ("demo-aapl", "demo-btcusdt-spot", "demo-btcusdt-usdm", "demo-wdo")
 SETTINGS = {
@@ -118,23 +117,9 @@ def test_resume_from_a_snapshot_matches_an_uninterrupted_run(
     kill_at: int,
 ) -> None:
     scratch = tmp_path_factory.mktemp("resume")
-    snaps = scratch / "snapshots"
     config = RunConfig(pipeline="labels", snapshot_every=every)
-    log, sink = EmbeddedLog(samples_master), EmbeddedLog(scratch)
-    topic = journal_topic(session)
-    first = Runner(log, topic, sink, "t", topology(log, session, config), snaps, every)
-    first.begin()
-    first.advance(stop=min(kill_at, first.reader.end_offset), batch=333)
-    first.close()
-    second = Runner(log, topic, sink, "t", topology(log, session, config), snaps, every)
-    snapshot = latest_snapshot(snaps)
-    if snapshot is None:
-        second.begin()
-    else:
-        second.resume_from(snapshot)
-    second.advance(batch=4096)
-    second.close()
-    assert [(s.port, s.count, s.chain) for s in second.summaries()] == chains[session]
+    got = resumed_chains(samples_master, session, scratch, config, kill_at)
+    assert got == chains[session]
 
 
 # -- clock ticks ---------------------------------------------------------------------------------

@@ -24,10 +24,9 @@ from engine.events.trading import OrderAcknowledged, OrderCancelled, OrderFilled
 from engine.journal import journal_topic
 from engine.log import EmbeddedLog, FixedBatch
 from engine.runtime import RunConfig, Runner
-from engine.runtime.runner import latest_snapshot
 from engine.runtime.topology import ConfigError, Pipeline, pipeline, register
 from tests.conftest import SAMPLES
-from tests.sliced import Chains, sliced_chains
+from tests.sliced import Chains, resumed_chains, sliced_chains
 from tests.trading_support import topology
 
 MESSAGES = SAMPLES / "lobster_AAPL_2012-06-21_message_10.csv.gz"
@@ -323,22 +322,9 @@ def test_resume_from_a_snapshot_matches_an_uninterrupted_run(
     kill_at: int,
 ) -> None:
     scratch = tmp_path_factory.mktemp("resume")
-    snaps = scratch / "snapshots"
     config = RunConfig(pipeline="toy", snapshot_every=every, stages=CAP_BINDS)
-    log, sink, topic = EmbeddedLog(tiled), EmbeddedLog(scratch), journal_topic("tiled")
-    first = Runner(log, topic, sink, "t", topology(log, "tiled", config), snaps, every)
-    first.begin()
-    first.advance(stop=min(kill_at, first.reader.end_offset), batch=333)
-    first.close()
-    second = Runner(log, topic, sink, "t", topology(log, "tiled", config), snaps, every)
-    snapshot = latest_snapshot(snaps)
-    if snapshot is None:
-        second.begin()
-    else:
-        second.resume_from(snapshot)
-    second.advance(batch=4096)
-    second.close()
-    assert [(s.port, s.count, s.chain) for s in second.summaries()] == chains
+    got = resumed_chains(tiled, "tiled", scratch, config, kill_at)
+    assert got == chains
 
 
 def test_snapshots_round_trip_and_refuse_another_config(tiled: Path, tmp_path: Path) -> None:

@@ -27,13 +27,12 @@ from engine.events.trading import (
 from engine.journal import journal_topic
 from engine.log import EmbeddedLog
 from engine.runtime import RunConfig, Runner
-from engine.runtime.runner import latest_snapshot
 from engine.runtime.runs import session_opened
 from streams.trading import build_report
 from streams.trading.config import contract_multiplier
 from streams.trading.execution import ExecutionConfig, Venue, market_slice
 from tests.conftest import SAMPLES
-from tests.sliced import Chains, sliced_chains
+from tests.sliced import Chains, resumed_chains, sliced_chains
 from tests.trading_support import Outputs, RealMarket, real_market, run_trading, topology
 from tests.trading_tape import drive, order
 
@@ -540,23 +539,9 @@ def test_resume_from_a_snapshot_matches_an_uninterrupted_run(
     kill_at: int,
 ) -> None:
     scratch = tmp_path_factory.mktemp("resume")
-    snaps = scratch / "snapshots"
     config = RunConfig(pipeline="test-trading", snapshot_every=every, stages=STAGES)
-    log, sink = EmbeddedLog(samples_master), EmbeddedLog(scratch)
-    topic = journal_topic(session)
-    first = Runner(log, topic, sink, "t", topology(log, session, config), snaps, every)
-    first.begin()
-    first.advance(stop=min(kill_at, first.reader.end_offset), batch=333)
-    first.close()
-    second = Runner(log, topic, sink, "t", topology(log, session, config), snaps, every)
-    snapshot = latest_snapshot(snaps)
-    if snapshot is None:
-        second.begin()
-    else:
-        second.resume_from(snapshot)
-    second.advance(batch=4096)
-    second.close()
-    assert [(s.port, s.count, s.chain) for s in second.summaries()] == chains[session]
+    got = resumed_chains(samples_master, session, scratch, config, kill_at)
+    assert got == chains[session]
 
 
 def test_snapshot_restore_round_trips_every_bit(samples_master: Path, tmp_path: Path) -> None:
