@@ -57,8 +57,7 @@ from streams.book.stage import BOOK_STAGE
 from streams.consensus import CONSENSUS_STAGE
 from streams.features import FEATURES_STAGE, INDEX
 from streams.mid import MID_STAGE
-from tests.sliced import Chains, sliced_chains
-from tests.sliced import topology as sliced_topology
+from tests.sliced import topology
 
 HORIZON_NS = 2_000_000_000
 THRESHOLD = 0.5e-4
@@ -204,11 +203,6 @@ class Run:
         return batch.view(dtype) if isinstance(batch, FixedBatch) else np.zeros(0, dtype)
 
 
-def topology(log: EmbeddedLog, session: str, config: RunConfig) -> Topology:
-    """The config's pipeline instantiated for ``session``."""
-    return sliced_topology(log, session, config)
-
-
 def run_pipeline(
     data: Path, session: str, scratch: Path, config: RunConfig, batch: int = 65536
 ) -> Run:
@@ -221,10 +215,3 @@ def run_pipeline(
     runner.close()
     spec = session_opened(log, session).instrument
     return Run(spec, resolve(config, spec), top, EmbeddedLog(scratch))
-
-
-def chains(
-    data: Path, session: str, scratch: Path, config: RunConfig, cuts: list[int], batch: int
-) -> Chains:
-    """Every output's (port, count, hash chain) after a run cut at ``cuts`` in ``batch``es."""
-    return sliced_chains(data, session, scratch, config, cuts, batch)

@@ -24,9 +24,9 @@ from streams.agents import AGENT_RULES
 from streams.agents import evaluate as ev
 from streams.agents.config import load
 from tests.agents_reference import AgentsReference
-from tests.decision_inputs import Run, chains, run_pipeline, topology
+from tests.decision_inputs import Run, run_pipeline
 from tests.features_reference import journal_events
-from tests.sliced import resumed_chains
+from tests.sliced import resumed_chains, sliced_chains, topology
 
 SESSIONS = ("demo-aapl", "demo-btcusdt-spot", "demo-btcusdt-usdm", "demo-wdo")
 CADENCES = ("book", "trade")
@@ -178,7 +178,7 @@ def test_a_quiet_tape_goes_stale_then_empty(samples: Path, tmp_path: Path) -> No
 @pytest.fixture(scope="module")
 def whole(samples_master: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
     return {
-        (s, c): chains(samples_master, s, tmp_path_factory.mktemp("w"), config(c), [], 65536)
+        (s, c): sliced_chains(samples_master, s, tmp_path_factory.mktemp("w"), config(c), [], 65536)
         for s in SESSIONS
         for c in CADENCES
     }
@@ -201,7 +201,7 @@ def test_votes_do_not_depend_on_slicing(
     batch: int,
 ) -> None:
     scratch = tmp_path_factory.mktemp("sliced")
-    got = chains(samples_master, session, scratch, config(cadence), cuts, batch)
+    got = sliced_chains(samples_master, session, scratch, config(cadence), cuts, batch)
     assert got == whole[session, cadence]
 
 
@@ -209,7 +209,7 @@ def test_votes_do_not_depend_on_slicing(
 def test_one_event_at_a_time_gives_identical_bytes(
     samples_master: Path, tmp_path: Path, whole: dict, session: str
 ) -> None:
-    got = chains(samples_master, session, tmp_path, config("book"), [], 1)
+    got = sliced_chains(samples_master, session, tmp_path, config("book"), [], 1)
     assert got == whole[session, "book"]
 
 

@@ -22,8 +22,8 @@ from engine.runtime import RunConfig, Runner, Slice, StageContext
 from streams.agents import evaluate as ev
 from streams.consensus import CONSENSUS_STAGE, ConsensusStage
 from tests.consensus_reference import replay
-from tests.decision_inputs import Run, chains, run_pipeline, topology
-from tests.sliced import resumed_chains
+from tests.decision_inputs import Run, run_pipeline
+from tests.sliced import resumed_chains, sliced_chains, topology
 
 SESSIONS = ("demo-aapl", "demo-btcusdt-spot", "demo-btcusdt-usdm", "demo-wdo")
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
@@ -141,7 +141,7 @@ def test_an_oracle_gains_weight_on_real_labels(runs: dict[str, Run], session: st
 @pytest.fixture(scope="module")
 def whole(samples_master: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
     return {
-        s: chains(samples_master, s, tmp_path_factory.mktemp("w"), config(), [], 65536)
+        s: sliced_chains(samples_master, s, tmp_path_factory.mktemp("w"), config(), [], 65536)
         for s in SESSIONS
     }
 
@@ -160,14 +160,16 @@ def test_decisions_do_not_depend_on_slicing(
     cuts: list[int],
     batch: int,
 ) -> None:
-    got = chains(samples_master, session, tmp_path_factory.mktemp("s"), config(), cuts, batch)
+    got = sliced_chains(
+        samples_master, session, tmp_path_factory.mktemp("s"), config(), cuts, batch
+    )
     assert got == whole[session]
 
 
 def test_one_event_at_a_time_gives_identical_bytes(
     samples_master: Path, tmp_path: Path, whole: dict
 ) -> None:
-    assert chains(samples_master, "demo-wdo", tmp_path, config(), [], 1) == whole["demo-wdo"]
+    assert sliced_chains(samples_master, "demo-wdo", tmp_path, config(), [], 1) == whole["demo-wdo"]
 
 
 @settings(max_examples=6, suppress_health_check=[HealthCheck.function_scoped_fixture])
