@@ -29,7 +29,18 @@ class JournalColumns(NamedTuple):
 
 
 def journal_columns(piece: Slice) -> JournalColumns:
-    """The slice's market records, or its clock ticks as type-0 records (see the module)."""
+    """The slice's market records, or its clock ticks as type-0 records (see the module).
+
+    Built once per slice and shared by the stages that ask (``Slice.derived``); callers only
+    read them.
+    """
+    columns: JournalColumns | None = piece.derived.get("journal_columns")
+    if columns is None:
+        columns = piece.derived["journal_columns"] = _columns(piece)
+    return columns
+
+
+def _columns(piece: Slice) -> JournalColumns:
     if piece.market is not None:
         m = piece.market
         if len(m) != len(piece):  # compiled loops trust these lengths (no bounds checks)

@@ -76,6 +76,9 @@ class Slice:
     control: tuple[msgspec.Struct, ...] = ()
     inputs: dict[str, Output] = field(default_factory=dict)
     """Output of each port the stage reads, for this slice, by port name."""
+    derived: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    """Read-only views of the journal events derived once and shared by every stage of the
+    slice (e.g. ``streams.columns.journal_columns``), so no two stages build them twice."""
 
     def __len__(self) -> int:
         return self.stop - self.start

@@ -82,7 +82,7 @@ class Topology:
             inputs = {name: produced[name] for name in stage.inputs}
             # built directly: dataclasses.replace costs more than some stages' whole work
             results = processor.process(
-                Slice(piece.start, piece.stop, piece.market, piece.control, inputs)
+                Slice(piece.start, piece.stop, piece.market, piece.control, inputs, piece.derived)
             )
             if len(results) != len(stage.outputs):
                 raise ContractError(
