@@ -179,16 +179,18 @@ def stats(ctx: typer.Context, topic: str, partition: Partition = 0) -> None:
 @app.command()
 def verify(ctx: typer.Context, topic: str, partition: Partition = 0) -> None:
     """Check the CRC32C of every batch of TOPIC; exit 1 naming the first corrupt one."""
-    log = _open(ctx)
+    records, size = verified(_open(ctx), topic, partition)
+    console.print(f"{topic}/{partition}: {records:,} records intact ({size:,} bytes)")
+
+
+def verified(log: EmbeddedLog, topic: str, partition: int = 0) -> tuple[int, int]:
+    """Read every batch of a topic, checking its CRC32C (exit 1 at the first corrupt one);
+    its records and bytes."""
     reader = _reader(log, topic, partition)
-    offset, batches = reader.start_offset, 0
+    offset = reader.start_offset
     while (batch := _read(reader, offset, 1 << 20)) is not None:
         offset = batch.next_offset
-        batches += 1
-    console.print(
-        f"{topic}/{partition}: {reader.end_offset - reader.start_offset:,} records intact "
-        f"({reader.size_bytes:,} bytes)"
-    )
+    return reader.end_offset - reader.start_offset, reader.size_bytes
 
 
 def _read(reader: PartitionReader, offset: int, limit: int) -> Any:
