@@ -9,6 +9,7 @@ from engine.log.embedded import EmbeddedLog
 from engine.log.errors import (
     CorruptionError,
     LogError,
+    LogUnavailableError,
     OffsetOutOfRangeError,
     PartitionLockedError,
     TopicExistsError,
@@ -27,6 +28,7 @@ __all__ = [
     "FsyncMode",
     "FsyncPolicy",
     "LogError",
+    "LogUnavailableError",
     "OffsetOutOfRangeError",
     "PartitionLockedError",
     "PartitionReader",

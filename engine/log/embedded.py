@@ -14,10 +14,11 @@ from __future__ import annotations
 import fcntl
 import os
 from pathlib import Path
+from typing import Any
 
 import msgspec
 
-from engine.log.errors import LogError, TopicExistsError, TopicNotFoundError
+from engine.log.errors import LogError, LogUnavailableError, TopicExistsError, TopicNotFoundError
 from engine.log.files import atomic_write
 from engine.log.reader import PartitionReader
 from engine.log.topic import TopicConfig, read_config, write_config
@@ -46,10 +47,16 @@ class EmbeddedLog:
                     f"({msgspec.json.encode(existing).decode()}); choose another name"
                 )
             return existing
-        directory.mkdir(parents=True, exist_ok=True)
-        for p in range(config.partitions):
-            (directory / str(p)).mkdir(exist_ok=True)
-        write_config(meta, config)
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            for p in range(config.partitions):
+                (directory / str(p)).mkdir(exist_ok=True)
+            write_config(meta, config)
+        except OSError as exc:
+            raise LogUnavailableError(
+                f"cannot create topic {topic!r} in {self.root}: {exc.strerror} ({exc.filename}). "
+                "Check that the data directory is writable, or pass another --data / --log."
+            ) from exc
         return config
 
     def topics(self) -> list[str]:
@@ -83,6 +90,26 @@ class EmbeddedLog:
         return PartitionReader(
             self._partition_dir(topic, partition, config), config, topic, partition
         )
+
+    def producer(self) -> Any:
+        """A :class:`~engine.log.client.Producer` writing to this log."""
+        from engine.log.client import Producer
+
+        return Producer(self)
+
+    def consumer(self, group_id: str | None = None, auto_offset_reset: str = "earliest") -> Any:
+        """A :class:`~engine.log.client.Consumer` of this log, in group ``group_id`` if given."""
+        from engine.log.client import Consumer
+
+        return Consumer(self, group_id, auto_offset_reset)
+
+    @property
+    def url(self) -> str:
+        """The data directory: what ``--log`` takes to open this log."""
+        return str(self.root)
+
+    def close(self) -> None:
+        """Nothing to release: writers and readers are closed by their owners."""
 
     def watermarks(self, topic: str, partition: int = 0) -> tuple[int, int]:
         """(first offset, next offset) of the partition, as Kafka's get_watermark_offsets."""

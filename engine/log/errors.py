@@ -45,3 +45,8 @@ class CorruptionError(LogError):
             "segment from a replica or backup; if the data is expendable, move the partition "
             "directory aside and re-ingest."
         )
+
+
+class LogUnavailableError(LogError):
+    """The log cannot be reached or written (broker down, directory unusable); nothing was lost
+    silently: the message says what did not happen and how to retry."""

@@ -1,0 +1,258 @@
+"""``KafkaLog``: the log's contract on a Kafka or Redpanda cluster, through confluent-kafka.
+
+Topics map one to one (same names, same partitions). What the embedded log keeps beside its
+data (``topic.json``) lives in the compacted topic :data:`META_TOPIC`, so a cluster holds
+everything needed to read it back.
+
+librdkafka's mock cluster (``test.mock.num.brokers``) speaks the real protocol but lacks three
+things; the backend recognises it by its cluster id and works within it:
+
+- it has no controller, so CreateTopics times out: topics are created by a metadata request
+  instead, which the mock answers by auto-creating them with 4 partitions; the backend uses
+  the first ``partitions`` of them and the rest stay empty;
+- ListOffsets ignores timestamps ("FIXME: by timestamp" in rdkafka_mock_handlers.c):
+  ``offsets_for_times`` scans the partition instead;
+- each partition keeps only its newest 5 MiB of batches (rdkafka_mock.c), older ones vanish
+  as on a real cluster with ``retention.bytes``.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import msgspec
+from confluent_kafka import KafkaError, KafkaException, Producer
+from confluent_kafka.admin import AdminClient, ClusterMetadata, NewTopic
+
+from engine.log.errors import LogError, LogUnavailableError, TopicExistsError
+from engine.log.kafka.settings import LOGGER, META_SCHEMA, META_TOPIC, topic_settings
+from engine.log.topic import TopicCodec, TopicConfig
+
+META_CONFIG = TopicConfig(META_SCHEMA, 1, TopicCodec.MSGPACK)
+
+
+class KafkaTopicNotFoundError(LogError):
+    """The topic is not on the cluster (or was not created by Tapedeck)."""
+
+
+class KafkaLog:
+    """A Kafka cluster seen as a Tapedeck log. Connects on construction, with bounded retries."""
+
+    def __init__(
+        self,
+        servers: str,
+        *,
+        attempts: int = 3,
+        timeout: float = 5.0,
+        settings: dict[str, Any] | None = None,
+    ) -> None:
+        if not servers:
+            raise LogError("a Kafka log needs bootstrap servers: kafka://host:port[,host:port]")
+        self.servers = servers
+        self.timeout = timeout
+        self.settings = {"bootstrap.servers": servers, "logger": LOGGER, **(settings or {})}
+        self._admin = AdminClient(self.settings)
+        metadata = self._metadata(attempts)
+        self.mock = str(metadata.cluster_id or "").startswith("mockCluster")
+        self.brokers = len(metadata.brokers)
+        self.replication = min(3, self.brokers)
+        self._configs: dict[str, TopicConfig] = {}
+        self._meta_producer: Producer | None = None
+        if META_TOPIC not in metadata.topics:
+            self._create_on_broker(META_TOPIC, META_CONFIG)
+
+    @property
+    def url(self) -> str:
+        """``kafka://servers``: what ``--log`` takes to open this log."""
+        return f"kafka://{self.servers}"
+
+    def __repr__(self) -> str:
+        return f"KafkaLog({self.url})"
+
+    # -- connection ------------------------------------------------------------------------
+
+    def _metadata(self, attempts: int = 3, topic: str | None = None) -> ClusterMetadata:
+        began = time.monotonic()
+        last: Exception | None = None
+        for attempt in range(attempts):
+            try:
+                return self._admin.list_topics(topic, timeout=self.timeout)
+            except KafkaException as exc:
+                last = exc
+                if attempt + 1 < attempts:
+                    time.sleep(min(0.5 * 2**attempt, 2.0))
+        raise LogUnavailableError(
+            f"cannot reach Kafka at {self.servers}: {_reason(last)} ({attempts} attempts over "
+            f"{time.monotonic() - began:.1f} s). Check that the broker is running and listening "
+            "there (`kcat -L -b HOST:PORT`), or choose another log with --log / TAPE_LOG."
+        )
+
+    # -- topics ----------------------------------------------------------------------------
+
+    def create_topic(self, topic: str, config: TopicConfig) -> TopicConfig:
+        """Create ``topic`` on the cluster and record its settings; again with the same: no-op."""
+        config.validate(topic)
+        existing = self._stored(topic)
+        if existing is not None:
+            if existing != config:
+                raise TopicExistsError(
+                    f"topic {topic!r} already exists on {self.servers} with different settings "
+                    f"({msgspec.json.encode(existing).decode()}); choose another name"
+                )
+            return existing
+        if topic not in self._metadata(topic=topic).topics or not self._partitions(topic):
+            self._create_on_broker(topic, config)
+        have = self._partitions(topic)
+        if have < config.partitions or (have != config.partitions and not self.mock):
+            raise TopicExistsError(
+                f"topic {topic!r} exists on {self.servers} with {have} partitions but Tapedeck "
+                f"needs {config.partitions}; it was made by something else. Delete it or "
+                "choose another name."
+            )
+        self.put_meta(f"topic/{topic}", msgspec.json.encode(config))
+        self._configs[topic] = config
+        return config
+
+    def _create_on_broker(self, topic: str, config: TopicConfig) -> None:
+        if self.mock:
+            # No controller on the mock: a metadata request that allows auto-creation.
+            self._producer_for_meta().list_topics(topic, timeout=self.timeout)
+            deadline = time.monotonic() + self.timeout
+            while not self._partitions(topic) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            return
+        new = NewTopic(
+            topic,
+            num_partitions=config.partitions,
+            replication_factor=self.replication,
+            config=topic_settings(config, self.replication),
+        )
+        try:
+            self._admin.create_topics([new], request_timeout=self.timeout)[topic].result(
+                self.timeout * 2
+            )
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise LogUnavailableError(
+                    f"cannot create topic {topic!r} on {self.servers}: {_reason(exc)}"
+                ) from exc
+
+    def _partitions(self, topic: str) -> int:
+        found = self._metadata(topic=topic).topics.get(topic)
+        if found is None or found.error is not None:
+            return 0
+        return len(found.partitions)
+
+    def topics(self) -> list[str]:
+        """Names of the Tapedeck topics on the cluster, sorted."""
+        self._refresh_meta()
+        return sorted(self._configs)
+
+    def has_topic(self, topic: str) -> bool:
+        """Whether ``topic`` was created through Tapedeck."""
+        return self._stored(topic) is not None
+
+    def config(self, topic: str) -> TopicConfig:
+        """The settings ``topic`` was created with."""
+        found = self._stored(topic)
+        if found is None:
+            known = ", ".join(self.topics()) or "none"
+            raise KafkaTopicNotFoundError(
+                f"topic {topic!r} does not exist on {self.servers} (topics there: {known}). "
+                "Mirror a session there with `tape mirror`."
+            )
+        return found
+
+    def watermarks(self, topic: str, partition: int = 0) -> tuple[int, int]:
+        """(first offset, next offset) of the partition, from the partition leader."""
+        from engine.log.kafka.clients import KafkaConsumer
+
+        consumer = KafkaConsumer(self)
+        try:
+            return consumer.watermarks(topic, partition)
+        finally:
+            consumer.close()
+
+    # -- clients ---------------------------------------------------------------------------
+
+    def producer(self, transactional_id: str | None = None) -> Any:
+        """An idempotent producer (transactional when ``transactional_id`` is given)."""
+        from engine.log.kafka.clients import KafkaProducer
+
+        return KafkaProducer(self, transactional_id)
+
+    def consumer(self, group_id: str | None = None, auto_offset_reset: str = "earliest") -> Any:
+        """A read-committed consumer, in consumer group ``group_id`` if given."""
+        from engine.log.kafka.clients import KafkaConsumer
+
+        return KafkaConsumer(self, group_id, auto_offset_reset)
+
+    def close(self) -> None:
+        """Flush what was written to the meta topic."""
+        if self._meta_producer is not None:
+            self._meta_producer.flush(self.timeout)
+            self._meta_producer = None
+
+    # -- the meta topic --------------------------------------------------------------------
+
+    def put_meta(self, key: str, value: bytes) -> None:
+        """Store ``value`` under ``key`` in the meta topic, durably (waits for the acks)."""
+        producer = self._producer_for_meta()
+        failures: list[str] = []
+
+        def delivered(err: Any, _msg: Any) -> None:
+            if err is not None:
+                failures.append(str(err))
+
+        producer.produce(META_TOPIC, value, key.encode(), 0, on_delivery=delivered)
+        left = producer.flush(self.timeout * 2)
+        if left or failures:
+            raise LogUnavailableError(
+                f"could not store {key!r} in {META_TOPIC} on {self.servers}: "
+                f"{failures[0] if failures else 'no acknowledgement in time'}; nothing was "
+                "recorded, retry the command"
+            )
+
+    def get_meta(self, key: str) -> bytes | None:
+        """The newest value stored under ``key``, or None."""
+        return self.meta(key.partition("/")[0] + "/").get(key)
+
+    def meta(self, prefix: str) -> dict[str, bytes]:
+        """Every key starting with ``prefix`` and its newest value."""
+        records = self._read_meta()
+        return {k: v for k, v in records.items() if k.startswith(prefix)}
+
+    def _read_meta(self) -> dict[str, bytes]:
+        from engine.log.kafka.clients import read_range
+
+        low, high = self.watermarks(META_TOPIC, 0)
+        latest: dict[str, bytes] = {}
+        for record in read_range(self, META_TOPIC, 0, low, high):
+            if record.key is not None:
+                latest[record.key.decode()] = record.value
+        return latest
+
+    def _refresh_meta(self) -> None:
+        for key, value in self.meta("topic/").items():
+            self._configs[key.removeprefix("topic/")] = msgspec.json.decode(value, type=TopicConfig)
+
+    def _stored(self, topic: str) -> TopicConfig | None:
+        if topic == META_TOPIC:
+            return META_CONFIG
+        if topic not in self._configs:
+            self._refresh_meta()
+        return self._configs.get(topic)
+
+    def _producer_for_meta(self) -> Producer:
+        if self._meta_producer is None:
+            self._meta_producer = Producer(
+                {**self.settings, "enable.idempotence": True, "acks": "all"}
+            )
+        return self._meta_producer
+
+
+def _reason(exc: BaseException | None) -> str:
+    if isinstance(exc, KafkaException) and exc.args and isinstance(exc.args[0], KafkaError):
+        return str(exc.args[0].str())
+    return str(exc)
