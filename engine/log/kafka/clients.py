@@ -313,11 +313,9 @@ class KafkaConsumer:
         )
         if not chosen:
             return
+        wanted = [KafkaTopicPartition(t.topic, t.partition, _or(t.offset, 0)) for t in chosen]
         try:
-            self._consumer.commit(
-                offsets=[KafkaTopicPartition(t.topic, t.partition, _or(t.offset, 0)) for t in chosen],
-                asynchronous=False,
-            )
+            self._consumer.commit(offsets=wanted, asynchronous=False)
         except KafkaException as exc:
             raise LogUnavailableError(
                 f"could not commit offsets of group {self.group_id!r} on {self.log.servers}: "
