@@ -134,6 +134,27 @@ otherwise pay it on every port for every event; buffers are drained at this size
 snapshot, at the end, and whenever a live run waits for the feed."""
 
 
+def checked_causes(
+    port: Port, out: Output, start: int, stop: int, last_cause: int
+) -> np.ndarray[Any, Any]:
+    """The causes of one slice's non-empty output, after checking the runtime contract: they
+    lie in ``[start, stop)``, never decrease, and do not precede the port's ``last_cause``."""
+    causes = port.causes(out)
+    if (
+        causes[0] < max(start, last_cause)
+        or causes[-1] >= stop
+        or (len(causes) > 1 and bool((np.diff(causes) < 0).any()))
+    ):
+        raise ContractError(
+            f"port {port.name!r}: causes {int(causes.min())}..{int(causes.max())} must "
+            f"lie in the slice {start}..{stop - 1}, never decrease, and not precede the last "
+            f"cause {last_cause}"
+        )
+    if isinstance(out, np.ndarray) and out.dtype != port.event_type.dtype:
+        raise ContractError(f"port {port.name!r}: records of the wrong dtype")
+    return causes
+
+
 class _PortWriter:
     """One output topic: its writer, hash chain, time range, last cause and unwritten tail."""
 
@@ -154,21 +175,8 @@ class _PortWriter:
         """Check, hash and buffer one slice's output; it reaches the topic at :meth:`drain`."""
         if len(out) == 0:
             return
-        causes = self.port.causes(out)
-        if (
-            causes[0] < max(start, self.last_cause)
-            or causes[-1] >= stop
-            or (len(causes) > 1 and bool((np.diff(causes) < 0).any()))
-        ):
-            raise ContractError(
-                f"port {self.port.name!r}: causes {int(causes.min())}..{int(causes.max())} must "
-                f"lie in the slice {start}..{stop - 1}, never decrease, and not precede the last "
-                f"cause {self.last_cause}"
-            )
-        self.last_cause = int(causes[-1])
+        self.last_cause = int(checked_causes(self.port, out, start, stop, self.last_cause)[-1])
         if isinstance(out, np.ndarray):
-            if out.dtype != self.port.event_type.dtype:
-                raise ContractError(f"port {self.port.name!r}: records of the wrong dtype")
             self.hasher.update_fixed(out)
             self.arrays.append(out)
             stamps = out["ts_event"]

@@ -11,7 +11,7 @@ sit, so nothing here counts records to find offsets.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
@@ -160,8 +160,13 @@ class KafkaConsumer:
 
     # -- assignment ------------------------------------------------------------------------
 
-    def subscribe(self, topics: list[str]) -> None:
-        """Join the group for ``topics``; partitions arrive as the group balances them."""
+    def subscribe(
+        self,
+        topics: list[str],
+        on_revoke: Callable[[list[TopicPartition]], None] | None = None,
+    ) -> None:
+        """Join the group for ``topics`` (``^regex`` allowed); partitions arrive as the group
+        balances them. ``on_revoke`` hears of partitions taken away, inside ``consume``."""
         if self.group_id is None:
             raise LogError("subscribe needs a consumer created with a group_id")
 
@@ -172,6 +177,8 @@ class KafkaConsumer:
         def revoked(_consumer: Any, partitions: list[KafkaTopicPartition]) -> None:
             for tp in partitions:
                 self._assigned.pop((tp.topic, tp.partition), None)
+            if on_revoke is not None:
+                on_revoke([TopicPartition(tp.topic, tp.partition) for tp in partitions])
 
         self._consumer.subscribe(topics, on_assign=assigned, on_revoke=revoked)
 
