@@ -8,6 +8,7 @@ from engine.cli import ingest_commands as ingest_commands
 from engine.cli import log_commands as log_commands
 from engine.cli import run_commands as run_commands
 from engine.cli import train_commands as train_commands
+from engine.cli import worker_commands as worker_commands
 from engine.cli.app import app
 
 

@@ -94,7 +94,20 @@ class Worker:
         self.producer = log.producer(f"tapedeck.{group}.{pipeline_name}.{self.worker_id}")
         self.consumer = log.consumer(group)
         topics = [f"{s}.journal" for s in sessions] if sessions else [JOURNALS]
-        self.consumer.subscribe(topics, on_revoke=self._revoked)
+        self._resume: dict[tuple[str, int], TaskState] = {}
+        self.consumer.subscribe(topics, on_assign=self._assigned, on_revoke=self._revoked)
+
+    def _assigned(self, partitions: list[TopicPartition]) -> list[TopicPartition]:
+        # Called inside consume(): each partition starts where its committed state says.
+        states = committed_states(self.log)
+        chosen = []
+        for tp in partitions:
+            key = (tp.topic, tp.partition)
+            state = states.get(state_key(self.group, self.pipeline_name, *key))
+            if state is not None:
+                self._resume[key] = state
+            chosen.append(TopicPartition(*key, state.kafka_next if state else None))
+        return chosen
 
     def _revoked(self, partitions: list[TopicPartition]) -> None:
         # Called inside consume(), between transactions: everything done is committed.
@@ -117,6 +130,8 @@ class Worker:
                     idle_since = time.monotonic()
                     if on_cycle is not None:
                         on_cycle(self.progress)
+                elif not self.consumer.assignment():
+                    idle_since = time.monotonic()  # still joining: not idle yet
                 elif (
                     idle_exit is not None
                     and time.monotonic() - idle_since >= idle_exit
@@ -140,7 +155,11 @@ class Worker:
                 task.push(batch)
                 state = msgspec.msgpack.encode(task.state())
                 self.producer.produce(
-                    STATE_TOPIC, state, self._state_key(key).encode(), 0, records[-1].timestamp
+                    STATE_TOPIC,
+                    state,
+                    state_key(self.group, self.pipeline_name, *key).encode(),
+                    0,
+                    records[-1].timestamp,
                 )
                 if task.closed:
                     finished.append(task)
@@ -165,7 +184,7 @@ class Worker:
         task = self.tasks.get(key)
         if task is not None:
             return task
-        state = self._committed_state(key)
+        state = self._resume.pop(key, None)
         if state is None:
             if first.offset != self._low(key):
                 raise WorkerError(
@@ -186,18 +205,6 @@ class Worker:
 
     def _low(self, key: tuple[str, int]) -> int:
         return self.log.watermarks(*key)[0]
-
-    def _state_key(self, key: tuple[str, int]) -> str:
-        return f"{self.group}/{self.pipeline_name}/{key[0]}/{key[1]}"
-
-    def _committed_state(self, key: tuple[str, int]) -> TaskState | None:
-        wanted = self._state_key(key).encode()
-        low, high = self.log.watermarks(STATE_TOPIC, 0)
-        found = None
-        for record in read_range(self.log, STATE_TOPIC, 0, low, high):
-            if record.key == wanted:
-                found = record.value
-        return None if found is None else msgspec.msgpack.decode(found, type=TaskState)
 
     def _complete(self, task: SessionTask) -> None:
         """Hash what the run's topics hold, as stored, and record the run's manifest."""
@@ -228,3 +235,18 @@ class Worker:
         )
         self.log.put_meta(f"run/{task.run_id}", msgspec.json.encode(manifest))
         self.progress.completed.append(task.run_id)
+
+
+def state_key(group: str, pipeline_name: str, topic: str, partition: int) -> str:
+    """Key of a journal partition's :class:`TaskState` in :data:`STATE_TOPIC`."""
+    return f"{group}/{pipeline_name}/{topic}/{partition}"
+
+
+def committed_states(log: KafkaLog) -> dict[str, TaskState]:
+    """The newest committed :class:`TaskState` under each key of :data:`STATE_TOPIC`."""
+    low, high = log.watermarks(STATE_TOPIC, 0)
+    latest: dict[str, bytes] = {}
+    for record in read_range(log, STATE_TOPIC, 0, low, high):
+        if record.key is not None:
+            latest[record.key.decode()] = record.value
+    return {k: msgspec.msgpack.decode(v, type=TaskState) for k, v in latest.items()}

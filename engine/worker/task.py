@@ -45,6 +45,10 @@ class TaskState(msgspec.Struct, frozen=True):
     config: dict[str, Any]
     journal_next: int
     """Journal offset of the next event to process."""
+    kafka_next: int
+    """Kafka offset the journal partition is read from next: the worker's position. It is
+    committed with the outputs, so it is exact even where the group's own offset commit
+    is not kept (librdkafka's mock cluster drops transactional offset commits)."""
     states: dict[str, bytes]
     """Every stage's snapshot, by stage id."""
     times: dict[str, tuple[int, int]] = {}
@@ -84,7 +88,7 @@ class SessionTask:
             log.create_topic(topic, topic_config(port))
             self.ports[port.name] = (stage.id, port, topic)
         self.next = state.journal_next
-        self.start = state.journal_next
+        self.kafka_next = state.kafka_next
         self.times = dict(state.times)
         self.closed = state.closed
         self.key = state.instrument.symbol.encode()
@@ -110,7 +114,7 @@ class SessionTask:
         session = first.topic.removesuffix(".journal")
         resolved = resolve_config(opened.instrument)
         run_id = worker_run_id(session, pipeline_name, resolved)
-        state = TaskState(run_id, session, opened.instrument, resolved, 0, {})
+        state = TaskState(run_id, session, opened.instrument, resolved, 0, first.offset, {})
         return cls(log, producer, state, models)
 
     def state(self) -> TaskState:
@@ -121,6 +125,7 @@ class SessionTask:
             self.instrument,
             self.config,
             self.next,
+            self.kafka_next,
             self.topology.snapshot(),
             self.times,
             self.closed,
@@ -134,6 +139,7 @@ class SessionTask:
                     self._produce(port, out, piece.start, piece.stop)
             self.next = piece.stop
             self.closed = self.closed or any(isinstance(e, SessionClosed) for e in piece.control)
+        self.kafka_next = records[-1].offset + 1
 
     def _slices(self, records: list[Record]) -> Iterator[Slice]:
         start = 0

@@ -163,16 +163,25 @@ class KafkaConsumer:
     def subscribe(
         self,
         topics: list[str],
+        on_assign: Callable[[list[TopicPartition]], list[TopicPartition]] | None = None,
         on_revoke: Callable[[list[TopicPartition]], None] | None = None,
     ) -> None:
         """Join the group for ``topics`` (``^regex`` allowed); partitions arrive as the group
-        balances them. ``on_revoke`` hears of partitions taken away, inside ``consume``."""
+        balances them. Inside ``consume``, ``on_assign`` may choose where each new partition
+        starts (an offset, or None for the committed one) and ``on_revoke`` hears of
+        partitions taken away."""
         if self.group_id is None:
             raise LogError("subscribe needs a consumer created with a group_id")
 
-        def assigned(_consumer: Any, partitions: list[KafkaTopicPartition]) -> None:
-            for tp in partitions:
-                self._assigned.setdefault((tp.topic, tp.partition), None)
+        def assigned(consumer: Any, partitions: list[KafkaTopicPartition]) -> None:
+            given = [TopicPartition(tp.topic, tp.partition) for tp in partitions]
+            chosen = on_assign(given) if on_assign is not None else given
+            for tp in chosen:
+                self._assigned[(tp.topic, tp.partition)] = tp.offset
+            stored = -1000  # OFFSET_STORED: the committed offset, else the reset policy
+            consumer.assign(
+                [KafkaTopicPartition(t.topic, t.partition, _or(t.offset, stored)) for t in chosen]
+            )
 
         def revoked(_consumer: Any, partitions: list[KafkaTopicPartition]) -> None:
             for tp in partitions:
@@ -185,7 +194,7 @@ class KafkaConsumer:
     def assign(self, partitions: list[TopicPartition]) -> None:
         """Read exactly these partitions: from the given offset, else committed, else reset."""
         self._assigned = {(tp.topic, tp.partition): tp.offset for tp in partitions}
-        stored = -1000  # librdkafka's OFFSET_STORED: the committed offset, else the reset
+        stored = -1000  # OFFSET_STORED: the committed offset, else the reset policy
         self._consumer.assign(
             [
                 KafkaTopicPartition(tp.topic, tp.partition, _or(tp.offset, stored))
