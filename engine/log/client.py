@@ -62,18 +62,28 @@ class Producer:
         timestamp: int | None = None,
         headers: list[Header] | None = None,
     ) -> None:
-        """Queue one record; it is written at the next ``flush``."""
+        """Queue one record; it is written at the next ``flush``.
+
+        An unknown topic or partition is refused here, before anything is queued, so a bad
+        record never blocks (or, retried, duplicates) the good ones queued beside it.
+        """
         stamp = time.time_ns() if timestamp is None else timestamp
-        self._pending[(topic, partition)].append((stamp, key, headers, value))
+        tp = (topic, partition)
+        if tp not in self._writers:
+            self._writer(tp)
+        self._pending[tp].append((stamp, key, headers, value))
 
     def flush(self) -> dict[tuple[str, int], int]:
-        """Append every queued record; returns the first offset written per partition."""
+        """Append every queued record; returns the first offset written per partition.
+
+        A partition's records leave the queue as they are handed to its writer, so a flush
+        retried after an error does not write them twice.
+        """
         written = {}
         for tp in sorted(self._pending):
-            records = self._pending[tp]
+            records = self._pending.pop(tp)
             if records:
                 written[tp] = self._writer(tp).append_records(records)
-        self._pending.clear()
         return written
 
     def close(self) -> None:
@@ -144,11 +154,14 @@ class Consumer:
         self._positions[key] = tp.offset
 
     def position(self, partitions: list[TopicPartition]) -> list[TopicPartition]:
-        """The next offset this consumer will read in each partition."""
-        return [
-            TopicPartition(p.topic, p.partition, self._positions[(p.topic, p.partition)])
-            for p in partitions
-        ]
+        """The next offset this consumer will read in each (assigned) partition."""
+        out = []
+        for p in partitions:
+            key = (p.topic, p.partition)
+            if key not in self._positions:
+                raise LogError(f"position needs an assigned partition, got {p.topic}/{p.partition}")
+            out.append(TopicPartition(p.topic, p.partition, self._positions[key]))
+        return out
 
     def offsets_for_times(self, partitions: list[TopicPartition]) -> list[TopicPartition]:
         """For each ``tp.offset`` taken as a timestamp: the earliest offset at or after it."""

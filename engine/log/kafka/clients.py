@@ -43,6 +43,7 @@ class KafkaProducer:
         self._producer = Producer({**settings, "error_cb": self._on_error})
         self._failures: list[str] = []
         self._fatal: str | None = None
+        self._partitions: dict[str, int] = {}
         self.transactional = transactional_id is not None
         if self.transactional:
             self._call("init_transactions", log.timeout * 6)
@@ -64,7 +65,13 @@ class KafkaProducer:
         timestamp: int | None = None,
         headers: list[Header] | None = None,
     ) -> None:
-        """Queue one record (``timestamp`` in ns; default: now). Waits while the queue is full."""
+        """Queue one record (``timestamp`` in ns; default: now). Waits while the queue is full.
+
+        A topic not created through Tapedeck, or a partition it does not have, is refused here
+        as on the embedded log: a broker would otherwise auto-create the topic, or accept a
+        partition the mock cluster added (see :mod:`engine.log.kafka.cluster`).
+        """
+        self._check_partition(topic, partition)
         stamp = (time.time_ns() if timestamp is None else timestamp) // NS_PER_MS
         # librdkafka reads 0 as "stamp it now"; an event at the epoch keeps a fixed time.
         stamp = max(stamp, 1)
@@ -82,6 +89,16 @@ class KafkaProducer:
                 return
             except BufferError:
                 self._producer.poll(0.01)
+
+    def _check_partition(self, topic: str, partition: int) -> None:
+        count = self._partitions.get(topic)
+        if count is None:
+            count = self._partitions[topic] = self.log.config(topic).partitions
+        if not 0 <= partition < count:
+            raise LogError(
+                f"topic {topic!r} on {self.log.servers} has partitions 0..{count - 1}; "
+                f"there is no partition {partition}"
+            )
 
     def flush(self, timeout: float | None = None) -> None:
         """Wait until every queued record is acknowledged; raise if any was not."""

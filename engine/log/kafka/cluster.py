@@ -4,7 +4,7 @@ Topics map one to one (same names, same partitions). What the embedded log keeps
 data (``topic.json``) lives in the compacted topic :data:`META_TOPIC`, so a cluster holds
 everything needed to read it back.
 
-librdkafka's mock cluster (``test.mock.num.brokers``) speaks the real protocol but lacks three
+librdkafka's mock cluster (``test.mock.num.brokers``) speaks the real protocol but lacks four
 things; the backend recognises it by its cluster id and works within it:
 
 - it has no controller, so CreateTopics times out: topics are created by a metadata request
@@ -13,7 +13,10 @@ things; the backend recognises it by its cluster id and works within it:
 - ListOffsets ignores timestamps ("FIXME: by timestamp" in rdkafka_mock_handlers.c):
   ``offsets_for_times`` scans the partition instead;
 - each partition keeps only its newest 5 MiB of batches (rdkafka_mock.c), older ones vanish
-  as on a real cluster with ``retention.bytes``.
+  as on a real cluster with ``retention.bytes``;
+- a group joined by a new member after another left (LeaveGroup is sent and answered) is only
+  rebalanced once the session timeout has passed (45 s by default): tests pass a short
+  ``session.timeout.ms`` in ``settings``.
 """
 
 from __future__ import annotations
