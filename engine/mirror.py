@@ -17,12 +17,13 @@ the newest part of a partition (the mock cluster keeps 5 MiB) as long as it keep
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 import numpy as np
@@ -36,7 +37,7 @@ from engine.log import EmbeddedLog, FixedBatch, LogError, TopicCodec, TopicConfi
 from engine.log.files import atomic_write
 from engine.log.format import Header
 from engine.log.headers import event_headers
-from engine.log.kafka import KafkaLog, read_range
+from engine.log.kafka import KafkaLog, read_range, read_values
 from engine.runtime.hashing import ChainHasher
 from engine.runtime.manifest import RunManifest, run_dir
 from engine.runtime.topology import pipeline
@@ -171,12 +172,14 @@ def copy_topic(
             _absorb(hasher, config, items)
             fresh = items[max(0, have - seen) :]
             if fresh:
-                sink(fresh)
+                sink.write(fresh)
             seen += len(items)
             if on_progress is not None:
                 on_progress(topic, seen, total)
-        sink(None)
+        sink.finish()
     except BaseException:
+        # What was sent is kept (and the lock let go), so the next mirror resumes after it.
+        sink.abandon()
         if verifier is not None:
             verifier.stop()
         raise
@@ -206,7 +209,7 @@ def target_count(log: AnyLog, topic: str) -> int:
             "removed its head, so a resumed copy cannot be proven. Delete the topic there and "
             "mirror again, with retention.ms=-1 (docs/operations.md)."
         )
-    return sum(1 for _ in read_range(log, topic, 0, low, high))
+    return sum(len(values) for values in read_values(log, topic, 0, low, high))
 
 
 def _source_count(log: AnyLog, topic: str) -> int:
@@ -272,51 +275,82 @@ def _event_time(value: bytes, fixed: bool, config: TopicConfig) -> int:
 
 
 def _absorb(hasher: ChainHasher, config: TopicConfig, items: list[Item]) -> None:
+    _absorb_values(hasher, config, [i.value for i in items])
+
+
+def _absorb_values(hasher: ChainHasher, config: TopicConfig, values: list[bytes]) -> None:
     if config.codec is TopicCodec.FIXED:
-        raw = b"".join(i.value for i in items)
+        raw = b"".join(values)
         hasher.update_fixed(np.frombuffer(raw, np.dtype((np.void, config.record_size))))
     else:
-        hasher.update_values(i.value for i in items)
+        hasher.update_values(values)
 
 
 # -- writing -----------------------------------------------------------------------------------
 
 
-def _sink(
-    log: AnyLog, topic: str, config: TopicConfig, key: bytes
-) -> Callable[[list[Item] | None], None]:
-    """A function taking chunks of items to append, and ``None`` to finish."""
+class _Sink(Protocol):
+    """Appends chunks of items to a target topic; ``finish`` or ``abandon`` ends it."""
+
+    def write(self, items: list[Item]) -> None:
+        """Append ``items`` after what was written before."""
+
+    def finish(self) -> None:
+        """Make everything written durable (acknowledged); raise if that fails."""
+
+    def abandon(self) -> None:
+        """Keep what was written so far if possible and release the target; never raise."""
+
+
+def _sink(log: AnyLog, topic: str, config: TopicConfig, key: bytes) -> _Sink:
     if isinstance(log, KafkaLog):
-        producer = log.producer()
-        names: dict[bytes, tuple[str, int]] = {}
+        return _KafkaSink(log, topic, key)
+    return _FileSink(log, topic, config)
 
-        def to_kafka(items: list[Item] | None) -> None:
-            if items is None:
-                producer.flush()
-                return
-            for item in items:
-                headers = item.headers or _headers(item, names)
-                producer.produce(topic, item.value, key, 0, item.timestamp, headers)
 
-        return to_kafka
+class _KafkaSink:
+    def __init__(self, log: KafkaLog, topic: str, key: bytes) -> None:
+        self.log, self.topic, self.key = log, topic, key
+        self.producer = log.producer()
+        self.names: dict[bytes, tuple[str, int]] = {}
 
-    writer = log.writer(topic)
-    record = np.dtype((np.void, config.record_size or 1))
+    def write(self, items: list[Item]) -> None:
+        produce, topic, key, names = self.producer.produce, self.topic, self.key, self.names
+        for item in items:
+            produce(
+                topic, item.value, key, 0, item.timestamp, item.headers or _headers(item, names)
+            )
 
-    def to_files(items: list[Item] | None) -> None:
-        if items is None:
-            writer.close()
-            return
+    def finish(self) -> None:
+        self.producer.flush()
+
+    def abandon(self) -> None:
+        # Bounded: when the cluster is what failed, the original error matters, not this one.
+        with contextlib.suppress(LogError):
+            self.producer.flush(self.log.timeout)
+
+
+class _FileSink:
+    def __init__(self, log: EmbeddedLog, topic: str, config: TopicConfig) -> None:
+        self.writer = log.writer(topic)
+        self.record = np.dtype((np.void, config.record_size or 1))
+
+    def write(self, items: list[Item]) -> None:
         start = 0
-        for end in [*_run_ends(items)]:
+        for end in _run_ends(items):
             run = items[start:end]
             if run[0].fixed:
-                writer.append_array(np.frombuffer(b"".join(i.value for i in run), record))
+                self.writer.append_array(np.frombuffer(b"".join(i.value for i in run), self.record))
             else:
-                writer.append_records([(i.timestamp, None, None, i.value) for i in run])
+                self.writer.append_records([(i.timestamp, None, None, i.value) for i in run])
             start = end
 
-    return to_files
+    def finish(self) -> None:
+        self.writer.close()
+
+    def abandon(self) -> None:
+        with contextlib.suppress(LogError, OSError):
+            self.writer.close()
 
 
 def _run_ends(items: list[Item]) -> Iterator[int]:
@@ -351,13 +385,8 @@ def kafka_chain(log: KafkaLog, topic: str, partition: int = 0) -> tuple[int, str
     config = log.config(topic)
     hasher = ChainHasher(config.schema_name)
     low, high = log.watermarks(topic, partition)
-    chunk: list[Item] = []
-    for record in read_range(log, topic, partition, low, high):
-        chunk.append(Item(record.value, 0, 0, False))
-        if len(chunk) >= CHUNK:
-            _absorb(hasher, config, chunk)
-            chunk = []
-    _absorb(hasher, config, chunk)
+    for values in read_values(log, topic, partition, low, high):
+        _absorb_values(hasher, config, values)
     return hasher.total, hasher.hexdigest()
 
 
@@ -381,10 +410,10 @@ class _Verifier:
             while not self._stopped:
                 if self._want is not None and self.hasher.total >= self._want:
                     return
-                records = consumer.consume(CHUNK, 0.2)
-                if records:
+                _, values = consumer.consume_values(CHUNK, 0.2)
+                if values:
                     idle = time.monotonic()
-                    _absorb(self.hasher, self.config, [Item(r.value, 0, 0, False) for r in records])
+                    _absorb_values(self.hasher, self.config, values)
                 elif self._want is not None and time.monotonic() - idle > self.log.timeout * 2:
                     return
         except BaseException as exc:  # reported by finish()

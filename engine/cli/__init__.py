@@ -2,6 +2,7 @@
 
 from engine.cli import analyst_commands as analyst_commands
 from engine.cli import book_commands as book_commands
+from engine.cli import cluster_commands as cluster_commands
 from engine.cli import db_commands as db_commands
 from engine.cli import demo as demo
 from engine.cli import ingest_commands as ingest_commands

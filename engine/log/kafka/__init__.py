@@ -1,6 +1,6 @@
 """The Kafka / Redpanda backend of the log (see docs/operations.md)."""
 
-from engine.log.kafka.clients import KafkaConsumer, KafkaProducer, read_range
+from engine.log.kafka.clients import KafkaConsumer, KafkaProducer, read_range, read_values
 from engine.log.kafka.cluster import KafkaLog, KafkaTopicNotFoundError
 from engine.log.kafka.mock import MockCluster
 
@@ -11,4 +11,5 @@ __all__ = [
     "KafkaTopicNotFoundError",
     "MockCluster",
     "read_range",
+    "read_values",
 ]
