@@ -30,6 +30,7 @@ import msgspec
 from engine.events.control import InstrumentSpec
 from engine.log import LogError, Record, TopicCodec, TopicConfig, TopicPartition
 from engine.log.kafka import KafkaLog, read_range
+from engine.log.kafka.settings import WORKER_STATE_SCHEMA
 from engine.mirror import kafka_chain
 from engine.models import ModelSource, run_models
 from engine.runtime.manifest import (
@@ -39,7 +40,7 @@ from engine.runtime.manifest import (
     outputs_hash,
 )
 from engine.runtime.topology import RunConfig, config_hash, pipeline, resolve
-from engine.worker.task import STATE_SCHEMA, SessionTask, TaskState
+from engine.worker.task import SessionTask, TaskState
 
 STATE_TOPIC = "tapedeck.worker_state"
 """Compacted topic of each session's latest :class:`TaskState`, keyed ``<group>/<journal>``."""
@@ -88,7 +89,7 @@ class Worker:
         self.commit_every = commit_every
         self.tasks: dict[tuple[str, int], SessionTask] = {}
         self.progress = WorkerProgress()
-        log.create_topic(STATE_TOPIC, TopicConfig(STATE_SCHEMA, 1, TopicCodec.MSGPACK))
+        log.create_topic(STATE_TOPIC, TopicConfig(WORKER_STATE_SCHEMA, 1, TopicCodec.MSGPACK))
         # A stable transactional id: a restarted worker fences its killed predecessor and
         # aborts its open transaction at once, instead of readers waiting for its timeout.
         self.producer = log.producer(f"tapedeck.{group}.{pipeline_name}.{self.worker_id}")

@@ -33,8 +33,6 @@ from engine.runtime.processor import Output, Port, Slice
 from engine.runtime.runner import Topology, checked_causes, topic_config
 from engine.runtime.topology import config_hash, pipeline
 
-STATE_SCHEMA = "tapedeck.worker_state"
-
 
 class TaskState(msgspec.Struct, frozen=True):
     """What a worker commits with each transaction for one session."""

@@ -64,12 +64,15 @@ def topic_settings(config: TopicConfig, replication: int) -> dict[str, str]:
         "min.insync.replicas": str(max(1, min(2, replication - 1))),
         "max.message.bytes": "8388608",
     }
-    if config.codec is TopicCodec.MSGPACK and config.schema_name == META_SCHEMA:
+    if config.codec is TopicCodec.MSGPACK and config.schema_name in COMPACTED_SCHEMAS:
         settings["cleanup.policy"] = "compact"
     return settings
 
 
 META_TOPIC = "tapedeck.meta"
 """Compacted topic of what a data directory keeps in files: topic settings, session records,
-run manifests and worker state, keyed ``<kind>/<name>``."""
+and run manifests, keyed ``<kind>/<name>``."""
 META_SCHEMA = "tapedeck.meta"
+WORKER_STATE_SCHEMA = "tapedeck.worker_state"
+"""Schema of the worker's state topic (engine.worker): only each key's newest value matters."""
+COMPACTED_SCHEMAS = frozenset({META_SCHEMA, WORKER_STATE_SCHEMA})
