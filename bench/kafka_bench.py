@@ -56,10 +56,9 @@ def _ingest(data: Path, path: Path, session: str) -> None:
 
 
 def _as_mirror_sends(log: EmbeddedLog, topic: str) -> list[tuple[bytes, int, list[Header]]]:
-    names: dict[bytes, tuple[str, int]] = {}
     config = log.config(topic)
     return [
-        (item.value, item.timestamp, _headers(item, names))
+        (item.value, item.timestamp, _headers(item))
         for chunk in _items(log, topic, config, _journal_cause)
         for item in chunk
     ]

@@ -29,7 +29,7 @@ import msgspec
 import numpy as np
 
 from engine.events import decode
-from engine.events.catalogue import MSGPACK_FIRST_BYTES, by_id
+from engine.events.catalogue import is_msgpack, type_of_value
 from engine.events.control import SessionOpened
 from engine.ingest.session import manifest_path, session_topics
 from engine.journal import journal_topic
@@ -251,9 +251,7 @@ def _kafka_items(log: KafkaLog, topic: str, config: TopicConfig) -> Iterator[lis
     chunk: list[Item] = []
     fixed_topic = config.codec is TopicCodec.FIXED
     for record in read_range(log, topic, 0, low, high):
-        fixed = fixed_topic or (
-            config.codec is TopicCodec.MIXED and record.value[:1] not in _MSGPACK_STARTS
-        )
+        fixed = fixed_topic or (config.codec is TopicCodec.MIXED and not is_msgpack(record.value))
         stamp = _event_time(record.value, fixed, config)
         chunk.append(Item(record.value, stamp, 0, fixed, record.headers))
         if len(chunk) >= CHUNK:
@@ -261,9 +259,6 @@ def _kafka_items(log: KafkaLog, topic: str, config: TopicConfig) -> Iterator[lis
             chunk = []
     if chunk:
         yield chunk
-
-
-_MSGPACK_STARTS = {bytes([b]) for b in MSGPACK_FIRST_BYTES}
 
 
 def _event_time(value: bytes, fixed: bool, config: TopicConfig) -> int:
@@ -312,14 +307,11 @@ class _KafkaSink:
     def __init__(self, log: KafkaLog, topic: str, key: bytes) -> None:
         self.log, self.topic, self.key = log, topic, key
         self.producer = log.producer()
-        self.names: dict[bytes, tuple[str, int]] = {}
 
     def write(self, items: list[Item]) -> None:
-        produce, topic, key, names = self.producer.produce, self.topic, self.key, self.names
+        produce, topic, key = self.producer.produce, self.topic, self.key
         for item in items:
-            produce(
-                topic, item.value, key, 0, item.timestamp, item.headers or _headers(item, names)
-            )
+            produce(topic, item.value, key, 0, item.timestamp, item.headers or _headers(item))
 
     def finish(self) -> None:
         self.producer.flush()
@@ -360,14 +352,9 @@ def _run_ends(items: list[Item]) -> Iterator[int]:
     yield len(items)
 
 
-def _headers(item: Item, names: dict[bytes, tuple[str, int]]) -> list[Header]:
-    type_key = item.value[:2] if item.fixed else item.value[1:2]
-    known = names.get(type_key)
-    if known is None:
-        type_id = int.from_bytes(type_key, "little") if item.fixed else type_key[0]
-        et = by_id(type_id)
-        known = names[type_key] = (et.name, et.version)
-    return event_headers(known[0], known[1], item.cause)
+def _headers(item: Item) -> list[Header]:
+    et = type_of_value(item.value)
+    return event_headers(et.name, et.version, item.cause)
 
 
 # -- reading a target back ---------------------------------------------------------------------

@@ -13,7 +13,7 @@ from rich.table import Table
 from engine.cli.app import app, console, context, fail
 from engine.cli.render import decoded, format_ns, records_table, to_json_line
 from engine.events import UnknownEventError, by_id
-from engine.events.catalogue import MSGPACK_FIRST_BYTES
+from engine.events.catalogue import is_msgpack
 from engine.log import (
     Consumer,
     EmbeddedLog,
@@ -221,6 +221,6 @@ def _type_name_of_id(type_id: int) -> str:
 
 
 def _type_name_of_value(value: bytes) -> str:
-    if value and value[0] in MSGPACK_FIRST_BYTES and len(value) > 1:
+    if is_msgpack(value) and len(value) > 1:
         return _type_name_of_id(value[1])
     return "not a catalogue event"

@@ -103,6 +103,18 @@ def by_name(name: str, version: int | None = None) -> EventType:
     return max(matches, key=lambda t: t.version)
 
 
+def is_msgpack(value: bytes | memoryview) -> bool:
+    """Whether canonical bytes are a msgpack event (else they are a fixed-width record)."""
+    return len(value) > 0 and value[0] in MSGPACK_FIRST_BYTES
+
+
+def type_of_value(value: bytes) -> EventType:
+    """The catalogue entry of canonical bytes, read from their type id without decoding."""
+    if is_msgpack(value):
+        return by_id(value[1])
+    return by_id(int.from_bytes(value[:2], "little"))
+
+
 def type_of(event: msgspec.Struct) -> EventType:
     """The catalogue entry of a low-rate event instance."""
     tag = type(event).__struct_config__.tag
@@ -120,8 +132,7 @@ def decode(value: bytes | memoryview) -> Any:
     """Decode canonical bytes: a Struct for msgpack events, a numpy record for fixed-width ones."""
     if not value:
         raise UnknownEventError("empty value")
-    first = value[0]
-    if first in MSGPACK_FIRST_BYTES:
+    if is_msgpack(value):
         try:
             event = _DECODER.decode(value)
         except msgspec.DecodeError as exc:
@@ -137,7 +148,7 @@ def decode(value: bytes | memoryview) -> Any:
         if wide is not None and wide.dtype is not None and wide.dtype.itemsize == len(value):
             return _fixed(value, wide)
         raise UnknownEventError(
-            f"value of {len(value)} bytes starting 0x{first:02x} is neither msgpack nor a "
+            f"value of {len(value)} bytes starting 0x{value[0]:02x} is neither msgpack nor a "
             f"{RECORD_SIZE}-byte market record"
         )
     generic = np.frombuffer(value, dtype=MARKET_RECORD)[0]

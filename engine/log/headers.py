@@ -7,6 +7,8 @@ records without decoding values. Values are ASCII so ``kcat -f '%h'`` shows them
 
 from __future__ import annotations
 
+import functools
+
 from engine.log.errors import LogError
 from engine.log.format import Header
 
@@ -20,11 +22,14 @@ CAUSE = "tapedeck.cause"
 
 def event_headers(schema: str, version: int, cause: int) -> list[Header]:
     """The three headers of one record."""
-    return [
-        (SCHEMA, schema.encode()),
-        (VERSION, str(version).encode()),
-        (CAUSE, str(cause).encode()),
-    ]
+    schema_header, version_header = _type_headers(schema, version)
+    return [schema_header, version_header, (CAUSE, str(cause).encode())]
+
+
+@functools.cache
+def _type_headers(schema: str, version: int) -> tuple[Header, Header]:
+    # Called once per record on the mirror's and the worker's produce paths: encode once.
+    return (SCHEMA, schema.encode()), (VERSION, str(version).encode())
 
 
 def header(headers: list[Header] | None, name: str) -> bytes | None:

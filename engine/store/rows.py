@@ -17,7 +17,7 @@ import msgspec
 import numpy as np
 
 from engine.events import by_name, decode, type_of
-from engine.events.catalogue import MSGPACK_FIRST_BYTES
+from engine.events.catalogue import is_msgpack
 from engine.events.control import (
     ClockTicked,
     FeedGapDetected,
@@ -95,7 +95,7 @@ def journal_mapper(session: str, book_deltas: bool) -> Mapper:
         out: Rows = {}
         for i, (_, _, _, value) in enumerate(batch.records):
             offset = batch.base_offset + i
-            if value[:1] and value[0] not in MSGPACK_FIRST_BYTES:
+            if value and not is_msgpack(value):
                 market = np.frombuffer(bytes(value), dtype=MARKET_RECORD)
                 _merge(out, _market(batch, session, book_deltas, market, offset))
             elif not book_deltas:

@@ -29,7 +29,8 @@ import msgspec
 
 from engine.events.control import InstrumentSpec
 from engine.log import LogError, Record, TopicCodec, TopicConfig, TopicPartition
-from engine.log.kafka import KafkaLog, read_range
+from engine.log.kafka import KafkaLog
+from engine.log.kafka.clients import latest_by_key
 from engine.log.kafka.settings import WORKER_STATE_SCHEMA
 from engine.mirror import kafka_chain
 from engine.models import ModelSource, run_models
@@ -245,9 +246,7 @@ def state_key(group: str, pipeline_name: str, topic: str, partition: int) -> str
 
 def committed_states(log: KafkaLog) -> dict[str, TaskState]:
     """The newest committed :class:`TaskState` under each key of :data:`STATE_TOPIC`."""
-    low, high = log.watermarks(STATE_TOPIC, 0)
-    latest: dict[str, bytes] = {}
-    for record in read_range(log, STATE_TOPIC, 0, low, high):
-        if record.key is not None:
-            latest[record.key.decode()] = record.value
-    return {k: msgspec.msgpack.decode(v, type=TaskState) for k, v in latest.items()}
+    return {
+        k: msgspec.msgpack.decode(v, type=TaskState)
+        for k, v in latest_by_key(log, STATE_TOPIC).items()
+    }

@@ -21,7 +21,7 @@ import msgspec
 import numpy as np
 
 from engine.events import decode, encode
-from engine.events.catalogue import MSGPACK_FIRST_BYTES
+from engine.events.catalogue import is_msgpack
 from engine.events.control import InstrumentSpec, SessionClosed, SessionOpened
 from engine.events.market import MARKET_RECORD
 from engine.log import Record
@@ -151,7 +151,7 @@ class SessionTask:
                     f"{self.next}.. was expected (Kafka offsets {run[0].offset}..{run[-1].offset}"
                     "); the journal on the cluster has a gap or a duplicate. Re-mirror it."
                 )
-            if _is_market(run[0].value):
+            if not is_msgpack(run[0].value):
                 market = np.frombuffer(b"".join(r.value for r in run), MARKET_RECORD)
                 yield Slice(first, last + 1, market=market)
             else:
@@ -177,11 +177,7 @@ class SessionTask:
             produce(topic, value, self.key, 0, stamp, event_headers(name, version, cause))
 
 
-def _is_market(value: bytes) -> bool:
-    return bool(value) and value[0] not in MSGPACK_FIRST_BYTES
-
-
 def _layout_changes(records: list[Record]) -> Iterator[int]:
     for i in range(1, len(records)):
-        if _is_market(records[i].value) != _is_market(records[i - 1].value):
+        if is_msgpack(records[i].value) != is_msgpack(records[i - 1].value):
             yield i

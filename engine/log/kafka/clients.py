@@ -420,6 +420,15 @@ def read_range(
         yield from records
 
 
+def latest_by_key(log: KafkaLog, topic: str) -> dict[str, bytes]:
+    """Each key's newest value in partition 0 of a compacted topic, as stored now."""
+    latest: dict[str, bytes] = {}
+    for record in read_range(log, topic, 0, *log.watermarks(topic, 0)):
+        if record.key is not None:
+            latest[record.key.decode()] = record.value
+    return latest
+
+
 def read_values(
     log: KafkaLog, topic: str, partition: int, start: int, stop: int, batch: int = 10_000
 ) -> Iterator[list[bytes]]:

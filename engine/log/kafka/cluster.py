@@ -22,7 +22,7 @@ things; the backend recognises it by its cluster id and works within it:
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 from confluent_kafka import KafkaError, KafkaException, Producer
@@ -31,6 +31,9 @@ from confluent_kafka.admin import AdminClient, ClusterMetadata, NewTopic
 from engine.log.errors import LogError, LogUnavailableError, TopicExistsError
 from engine.log.kafka.settings import LOGGER, META_SCHEMA, META_TOPIC, topic_settings
 from engine.log.topic import TopicCodec, TopicConfig
+
+if TYPE_CHECKING:  # clients imports this module
+    from engine.log.kafka.clients import KafkaConsumer
 
 META_CONFIG = TopicConfig(META_SCHEMA, 1, TopicCodec.MSGPACK)
 
@@ -62,6 +65,7 @@ class KafkaLog:
         self.replication = min(3, self.brokers)
         self._configs: dict[str, TopicConfig] = {}
         self._meta_producer: Producer | None = None
+        self._probe: KafkaConsumer | None = None
         if META_TOPIC not in metadata.topics:
             self._create_on_broker(META_TOPIC, META_CONFIG)
 
@@ -171,11 +175,10 @@ class KafkaLog:
         """(first offset, next offset) of the partition, from the partition leader."""
         from engine.log.kafka.clients import KafkaConsumer
 
-        consumer = KafkaConsumer(self)
-        try:
-            return consumer.watermarks(topic, partition)
-        finally:
-            consumer.close()
+        # One consumer answers every watermark query: a client per call costs a connection.
+        if self._probe is None:
+            self._probe = KafkaConsumer(self)
+        return self._probe.watermarks(topic, partition)
 
     # -- clients ---------------------------------------------------------------------------
 
@@ -192,10 +195,13 @@ class KafkaLog:
         return KafkaConsumer(self, group_id, auto_offset_reset)
 
     def close(self) -> None:
-        """Flush what was written to the meta topic."""
+        """Flush what was written to the meta topic and let go of the cluster."""
         if self._meta_producer is not None:
             self._meta_producer.flush(self.timeout)
             self._meta_producer = None
+        if self._probe is not None:
+            self._probe.close()
+            self._probe = None
 
     # -- the meta topic --------------------------------------------------------------------
 
@@ -227,14 +233,9 @@ class KafkaLog:
         return {k: v for k, v in records.items() if k.startswith(prefix)}
 
     def _read_meta(self) -> dict[str, bytes]:
-        from engine.log.kafka.clients import read_range
+        from engine.log.kafka.clients import latest_by_key
 
-        low, high = self.watermarks(META_TOPIC, 0)
-        latest: dict[str, bytes] = {}
-        for record in read_range(self, META_TOPIC, 0, low, high):
-            if record.key is not None:
-                latest[record.key.decode()] = record.value
-        return latest
+        return latest_by_key(self, META_TOPIC)
 
     def _refresh_meta(self) -> None:
         for key, value in self.meta("topic/").items():
