@@ -28,13 +28,14 @@ from typing import Any
 import numpy as np
 from typer.testing import CliRunner
 
-from engine.cli import app
+from engine.app.cli import app
+from engine.app.pipelines import SHIPPED
 from engine.events.book import BOOK_MID, BOOK_TOP_DTYPE
 from engine.events.decisions import LABEL, PREDICTION, VOTES, new_records
 from engine.events.features import FEATURES_VECTOR
 from engine.events.market import MARKET_RECORD
-from engine.journal import journal_topic
 from engine.log import EmbeddedLog, FixedBatch
+from engine.log.journal import journal_topic
 from engine.runtime import (
     Pipeline,
     RunConfig,
@@ -42,8 +43,6 @@ from engine.runtime import (
     Slice,
     StageContext,
     Topology,
-    pipeline,
-    register,
 )
 from engine.runtime.runs import session_opened
 from engine.runtime.topology import resolve
@@ -57,7 +56,9 @@ SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 DEFAULT_FILE = SHARED / "crypto" / "binance_usdm_btcusdt_20240808.gz"
 HORIZON = 2_000_000_000
 LIVE_EVENTS = 100_000
-register(Pipeline("bench-agents", (BOOK_STAGE, MID_STAGE, FEATURES_STAGE, AGENTS_STAGE)))
+PIPELINES = SHIPPED.extended(
+    Pipeline("bench-agents", (BOOK_STAGE, MID_STAGE, FEATURES_STAGE, AGENTS_STAGE))
+)
 
 
 def _topic(log: EmbeddedLog, name: str, dtype: np.dtype[Any]) -> np.ndarray[Any, Any]:
@@ -158,9 +159,9 @@ def _report(
 def _pipeline(log: EmbeddedLog, session: str, scratch: Path, live: int) -> None:
     """The pipeline in replay over the whole file, then one event per call for ``live``."""
     spec = session_opened(log, session).instrument
-    resolved = resolve(RunConfig(pipeline="bench-agents"), spec)
+    resolved = resolve(PIPELINES, RunConfig(pipeline="bench-agents"), spec)
     for mode in ("replay", "live"):
-        top = Topology(pipeline("bench-agents"), resolved, session, spec)
+        top = Topology(PIPELINES.get("bench-agents"), resolved, session, spec)
         runner = Runner(log, journal_topic(session), EmbeddedLog(scratch), mode, top)
         runner.begin()
         if mode == "replay":
@@ -197,8 +198,8 @@ def main(path: Path) -> None:
         spec = session_opened(log, "s").instrument
         features_run = Path(tmp) / "features"
         config = RunConfig(pipeline="bench-agents")
-        resolved = resolve(config, spec)
-        top = Topology(pipeline("bench-agents"), resolved, "s", spec)
+        resolved = resolve(PIPELINES, config, spec)
+        top = Topology(PIPELINES.get("bench-agents"), resolved, "s", spec)
         runner = Runner(log, journal_topic("s"), EmbeddedLog(features_run), "f", top)
         runner.begin()
         runner.advance()

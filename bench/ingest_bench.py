@@ -51,9 +51,9 @@ def _rss_mb() -> float:
 
 
 def _binance(path: Path, data: Path) -> dict[str, Any]:
-    from engine.ingest import binance
-    from engine.ingest.session import IngestJob, run
-    from engine.ingest.source import InputFile
+    from engine.app.ingest import binance
+    from engine.app.ingest.session import IngestJob, run
+    from engine.app.ingest.source import InputFile
     from engine.log import EmbeddedLog
 
     market, symbol = binance.detect(path)
@@ -69,9 +69,9 @@ def _binance(path: Path, data: Path) -> dict[str, Any]:
 
 
 def _lobster(messages: Path, books: Path, data: Path, fsync: str = "batch") -> dict[str, Any]:
-    from engine.ingest import lobster
-    from engine.ingest.session import IngestJob, run
-    from engine.ingest.source import InputFile
+    from engine.app.ingest import lobster
+    from engine.app.ingest.session import IngestJob, run
+    from engine.app.ingest.source import InputFile
     from engine.log import EmbeddedLog, FsyncPolicy
 
     files = [InputFile(messages), InputFile(books)]
@@ -86,7 +86,7 @@ def _lobster(messages: Path, books: Path, data: Path, fsync: str = "batch") -> d
 
 
 def _book(path: Path, data: Path) -> dict[str, Any]:
-    from engine.bookcheck import book_config, read_journal
+    from engine.app.bookcheck import book_config, read_journal
     from engine.log import EmbeddedLog
     from streams.book import BookProcessor
 

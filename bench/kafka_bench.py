@@ -29,12 +29,13 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from engine.cli import app
-from engine.journal import journal_topic
+from engine.app.cli import app
+from engine.app.mirror import _headers, _items, _journal_cause, mirror_session
+from engine.app.pipelines import SHIPPED
 from engine.log import EmbeddedLog, TopicPartition
 from engine.log.format import Header
+from engine.log.journal import journal_topic
 from engine.log.kafka import KafkaConsumer, KafkaLog, MockCluster
-from engine.mirror import _headers, _items, _journal_cause, mirror_session
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "crypto"
 USDM = SHARED / "binance_usdm_btcusdt_20240808.gz"
@@ -120,13 +121,13 @@ def bench_mirror(
     for _ in range(ATTEMPTS):
         _cluster, log = _kafka(brokers)
         began = time.perf_counter()
-        copies = mirror_session(source, log, session)
+        copies = mirror_session(source, log, session, pipelines=SHIPPED)
         best_up = min(best_up, time.perf_counter() - began)
         assert all(c.identical for c in copies)
         if down:
             with tempfile.TemporaryDirectory(dir=source.root.parent) as tmp:
                 began = time.perf_counter()
-                copies = mirror_session(log, EmbeddedLog(tmp), session)
+                copies = mirror_session(log, EmbeddedLog(tmp), session, pipelines=SHIPPED)
                 best_down = min(best_down, time.perf_counter() - began)
                 assert all(c.identical for c in copies)
     return best_up, best_down

@@ -22,14 +22,15 @@ from typing import Any
 
 import numpy as np
 
-from engine.journal import journal_topic
+from engine.app.pipelines import SHIPPED
+from engine.app.training import Cutoff, TrainOptions, train
+from engine.app.training.data import TrainError, labels_run, load_rows
 from engine.log import EmbeddedLog
+from engine.log.journal import journal_topic
 from engine.models import ModelStore, load_card
-from engine.runtime import Pipeline, RunConfig, Runner, Topology, execute, read_manifest, register
+from engine.runtime import Pipeline, RunConfig, Runner, Topology, execute, read_manifest
 from engine.runtime.runs import session_opened
 from engine.runtime.topology import resolve
-from engine.training import Cutoff, TrainOptions, train
-from engine.training.data import TrainError, labels_run, load_rows
 from streams.book.stage import BOOK_STAGE
 from streams.features import FEATURES_STAGE, INDEX, NAMES
 from streams.labels import LABELS_STAGE
@@ -43,16 +44,17 @@ sys.path.insert(0, str(ROOT))
 from tests.conftest import ingest_samples  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"
-PIPELINE = register(
-    Pipeline("bench-models", (BOOK_STAGE, MID_STAGE, FEATURES_STAGE, LABELS_STAGE, MODELS_STAGE))
+PIPELINE = Pipeline(
+    "bench-models", (BOOK_STAGE, MID_STAGE, FEATURES_STAGE, LABELS_STAGE, MODELS_STAGE)
 )
+PIPELINES = SHIPPED.extended(PIPELINE)
 LIVE_EVENTS = 20_000
 
 
 def ingest_shared(data: Path) -> list[str]:
     from typer.testing import CliRunner
 
-    from engine.cli import app
+    from engine.app.cli import app
 
     inputs = {
         "spot": ["binance", str(SHARED / "crypto" / "binance_spot_btcusdt_20240808.gz")],
@@ -74,7 +76,7 @@ def class_balance(labels: np.ndarray) -> str:
 def timed_labels(log: EmbeddedLog, session: str) -> float:
     """Seconds spent inside the labels stage's process over the whole journal."""
     opened = session_opened(log, session)
-    resolved = resolve(RunConfig(pipeline="labels"), opened.instrument)
+    resolved = resolve(PIPELINES, RunConfig(pipeline="labels"), opened.instrument)
     topology = Topology(PIPELINE_LABELS, resolved, session, opened.instrument)
     stage = topology.stages[-1][1]
     spent = [0.0]
@@ -135,7 +137,7 @@ def river_costs(values: np.ndarray, labels: np.ndarray) -> str:
 
 def live(log: EmbeddedLog, session: str, config: RunConfig, store: ModelStore) -> str:
     opened = session_opened(log, session)
-    resolved = resolve(config, opened.instrument)
+    resolved = resolve(PIPELINES, config, opened.instrument)
     topology = Topology(PIPELINE, resolved, session, opened.instrument, store)
     with tempfile.TemporaryDirectory() as scratch:
         runner = Runner(log, journal_topic(session), EmbeddedLog(Path(scratch)), "b", topology)
@@ -179,7 +181,10 @@ def bench(log: EmbeddedLog, session: str) -> None:
     )
     print("evaluator: " + evaluator_costs(store, result.bundle, values))
     config = RunConfig(pipeline=PIPELINE.name, stages={"models": {"bundle": result.bundle}})
-    walls = [execute(log, session, config, models=store).manifest.wall_seconds for _ in range(3)]
+    walls = [
+        execute(log, session, config, models=store, pipelines=PIPELINES).manifest.wall_seconds
+        for _ in range(3)
+    ]
     best = min(walls)
     print(f"whole pipeline (replay, best of 3): {best:.3f} s = {end / best:,.0f} events/s")
     print("whole pipeline live: " + live(log, session, config, store))

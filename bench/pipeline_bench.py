@@ -31,11 +31,12 @@ from typing import Any
 import numpy as np
 from typer.testing import CliRunner
 
-from engine.cli import app
-from engine.journal import journal_topic
+from engine.app.cli import app
+from engine.app.pipelines import SHIPPED
 from engine.log import EmbeddedLog
+from engine.log.journal import journal_topic
 from engine.models import ModelStore
-from engine.runtime import RunConfig, Runner, Topology, pipeline
+from engine.runtime import RunConfig, Runner, Topology
 from engine.runtime.processor import Output, Processor, Slice
 from engine.runtime.runs import session_opened
 from engine.runtime.topology import resolve
@@ -71,9 +72,9 @@ def _runner(data: Path, bundle: str, scratch: str) -> tuple[Runner, Topology]:
     log = EmbeddedLog(data)
     opened = session_opened(log, "s")
     config = RunConfig(stages={"models": {"bundle": bundle}})
-    resolved = resolve(config, opened.instrument)
+    resolved = resolve(SHIPPED, config, opened.instrument)
     store = ModelStore(data / "models")
-    topology = Topology(pipeline("default"), resolved, "s", opened.instrument, store)
+    topology = Topology(SHIPPED.get("default"), resolved, "s", opened.instrument, store)
     topology.stages = [(stage, Timed(p)) for stage, p in topology.stages]
     runner = Runner(log, journal_topic("s"), EmbeddedLog(scratch), "bench", topology)
     runner.begin()

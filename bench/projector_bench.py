@@ -25,12 +25,13 @@ from pathlib import Path
 import sqlalchemy as sa
 from typer.testing import CliRunner
 
-from engine.cli import app
+from engine.app.cli import app
+from engine.app.pipelines import SHIPPED
+from engine.app.store import migrate
+from engine.app.store.projector import Progress, Projector, Scope
 from engine.log import EmbeddedLog
 from engine.runtime.manifest import list_runs
 from engine.runtime.runs import execute
-from engine.store import migrate
-from engine.store.projector import Progress, Projector, Scope
 
 SESSION = "demo-btcusdt-spot-day"
 SAMPLE = Path(__file__).resolve().parents[1] / "replays/samples/binance_spot_btcusdt_20240808.gz"
@@ -50,7 +51,7 @@ def prepare(data: Path) -> str:
     runs = [m for m in list_runs(data) if m.session == SESSION and m.pipeline == "default"]
     if runs:
         return runs[-1].run_id
-    return execute(log, SESSION).manifest.run_id
+    return execute(log, SESSION, pipelines=SHIPPED).manifest.run_id
 
 
 def once(data: Path, url: str, run_id: str, deltas: bool) -> Progress:

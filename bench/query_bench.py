@@ -4,7 +4,7 @@ Run: ``.venv/bin/python bench/query_bench.py [ROWS]`` (default 100,000). It migr
 store in a temporary directory and a fresh schema on PostgreSQL (``TAPE_BENCH_PG``, default
 ``postgresql+psycopg://postgres@127.0.0.1:5432/test``; skipped if unreachable), inserts ROWS
 ``consensus.decision`` rows spread evenly over one day through the store's model
-(``engine.store.schema.Decision``), then times, best and median of 5:
+(``engine.app.store.schema.Decision``), then times, best and median of 5:
 
 1. ``per minute``: count, mean confidence and mean score per minute of event time (1,440
    rows back), the target query (< 1 s);
@@ -32,11 +32,11 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session as OrmSession
 from typer.testing import CliRunner
 
-from engine.cli import app
+from engine.app.cli import app
+from engine.app.store import migrate
+from engine.app.store.query import run_query
+from engine.app.store.schema import Decision
 from engine.events.decisions import CONTRIBUTORS
-from engine.store import migrate
-from engine.store.query import run_query
-from engine.store.schema import Decision
 
 DAY_NS = 86_400 * 10**9
 T0 = 1_723_075_200 * 10**9  # 2024-08-08 00:00 UTC

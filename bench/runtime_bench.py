@@ -23,10 +23,11 @@ from typing import Any
 import msgspec
 from typer.testing import CliRunner
 
-from engine.cli import app
+from engine.app.cli import app
+from engine.app.pipelines import SHIPPED
 from engine.events.book import BOOK_MID
-from engine.journal import journal_topic
 from engine.log import EmbeddedLog
+from engine.log.journal import journal_topic
 from engine.runtime import (
     Pipeline,
     RunConfig,
@@ -34,8 +35,6 @@ from engine.runtime import (
     Stage,
     Topology,
     execute,
-    pipeline,
-    register,
 )
 from engine.runtime.hashing import topic_chain
 from engine.runtime.manifest import read_manifest, run_dir, write_manifest
@@ -68,7 +67,7 @@ class Trivial:
         return {"seen": self.seen}
 
 
-register(
+PIPELINES = SHIPPED.extended(
     Pipeline(
         "bench-trivial",
         tuple(Stage(s, Trivial, (Port(f"{s}-out", BOOK_MID),)) for s in ("a", "b", "c")),
@@ -78,8 +77,8 @@ register(
 
 def _timed_run(log: EmbeddedLog, session: str, config: RunConfig, batch: int) -> tuple[float, int]:
     opened = session_opened(log, session)
-    resolved = resolve(config, opened.instrument)
-    topology = Topology(pipeline(config.pipeline), resolved, session, opened.instrument)
+    resolved = resolve(PIPELINES, config, opened.instrument)
+    topology = Topology(PIPELINES.get(config.pipeline), resolved, session, opened.instrument)
     with tempfile.TemporaryDirectory() as scratch:
         runner = Runner(log, journal_topic(session), EmbeddedLog(scratch), "bench", topology)
         runner.begin()
@@ -115,7 +114,13 @@ def main() -> None:
         _timed_run(
             log, "s", RunConfig(pipeline="mid"), 65536
         )  # warm-up: numba loads its cached compiles
-        outcome = execute(log, "s", RunConfig(pipeline="mid", snapshot_every=250_000), run_id="d1")
+        outcome = execute(
+            log,
+            "s",
+            RunConfig(pipeline="mid", snapshot_every=250_000),
+            run_id="d1",
+            pipelines=PIPELINES,
+        )
         m = outcome.manifest
         began = time.perf_counter()
         for o in m.outputs:
@@ -145,7 +150,7 @@ def main() -> None:
         began = time.perf_counter()
         snapshot = latest_snapshot(directory / "snapshots")
         assert snapshot is not None
-        topology = Topology(pipeline("mid"), dict(m.config), "s", opened.instrument)
+        topology = Topology(PIPELINES.get("mid"), dict(m.config), "s", opened.instrument)
         runner = Runner(log, journal_topic("s"), log, "d1", topology, directory / "snapshots")
         runner.resume_from(snapshot)
         resume_s = time.perf_counter() - began
@@ -159,8 +164,8 @@ def main() -> None:
 
 def _timed_live(log: EmbeddedLog, n: int) -> tuple[float, int]:
     opened = session_opened(log, "s")
-    resolved = resolve(RunConfig(pipeline="mid"), opened.instrument)
-    topology = Topology(pipeline("mid"), resolved, "s", opened.instrument)
+    resolved = resolve(PIPELINES, RunConfig(pipeline="mid"), opened.instrument)
+    topology = Topology(PIPELINES.get("mid"), resolved, "s", opened.instrument)
     with tempfile.TemporaryDirectory() as scratch:
         runner = Runner(log, journal_topic("s"), EmbeddedLog(scratch), "live", topology)
         runner.begin()

@@ -30,11 +30,12 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from engine.cli import app
+from engine.app.cli import app
+from engine.app.pipelines import SHIPPED
 from engine.events import decode
 from engine.events.trading import OrderFilled
-from engine.journal import journal_topic
 from engine.log import EmbeddedLog
+from engine.log.journal import journal_topic
 from engine.runtime import RunConfig, execute
 from engine.runtime.manifest import output_topic
 
@@ -103,7 +104,10 @@ def main() -> None:
         assert result.exit_code == 0, result.output
         log = EmbeddedLog(data)
         events = log.reader(journal_topic("toy")).end_offset
-        runs = [execute(log, "toy", config, run_id=f"toy{k}") for k in range(args.repeat)]
+        runs = [
+            execute(log, "toy", config, run_id=f"toy{k}", pipelines=SHIPPED)
+            for k in range(args.repeat)
+        ]
         seconds = [r.manifest.wall_seconds for r in runs]
         run_s = min(seconds)
         counts = {o.port: o.count for o in runs[0].manifest.outputs}
@@ -154,7 +158,7 @@ def _warm_up(data: Path, config: RunConfig) -> None:
         app,
         ["--data", str(warm), *_ingest_args(messages, books, "w")],
     )
-    execute(EmbeddedLog(warm), "w", config, run_id="w")
+    execute(EmbeddedLog(warm), "w", config, run_id="w", pipelines=SHIPPED)
 
 
 if __name__ == "__main__":

@@ -24,12 +24,13 @@ from typing import Any
 import numpy as np
 from typer.testing import CliRunner
 
-from engine.cli import app
+from engine.app.cli import app
+from engine.app.pipelines import SHIPPED
 from engine.events import decode
 from engine.events.decisions import DECISION, new_records
 from engine.events.market import MARKET_RECORD
-from engine.journal import journal_topic
 from engine.log import EmbeddedLog, FixedBatch
+from engine.log.journal import journal_topic
 from engine.runtime import RunConfig
 from engine.runtime.processor import Slice, StageContext
 from engine.runtime.runs import session_opened
@@ -46,7 +47,7 @@ CONFIDENCES = (0.9, 0.7, 0.55, 0.62, 0.8)
 def _slices(log: EmbeddedLog, session: str, every: int) -> list[Slice]:
     """The journal in 64 Ki-event slices with the book, mid and decision inputs of each."""
     spec = session_opened(log, session).instrument
-    config = resolve(RunConfig(), spec)["stages"]
+    config = resolve(SHIPPED, RunConfig(), spec)["stages"]
     book = BookStage(StageContext(session, spec, config["book"], 0))
     mid = MidStage(StageContext(session, spec, config["mid"], 0))
     reader = log.reader(journal_topic(session))

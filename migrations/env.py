@@ -1,10 +1,10 @@
 """Alembic environment of the event store.
 
 The database URL comes from the caller, in this order: a connection handed over in
-``config.attributes["connection"]`` (what :mod:`engine.store.migrate` does), a URL in
+``config.attributes["connection"]`` (what :mod:`engine.app.store.migrate` does), a URL in
 ``config.attributes["url"]``, ``sqlalchemy.url`` of the Alembic config (``alembic -x`` users
 set it in ``alembic.ini`` or with ``-x db=URL``), then the ``TAPE_DB`` environment variable.
-Nothing is hard-coded. The target metadata is :data:`engine.store.schema.Base.metadata`.
+Nothing is hard-coded. The target metadata is :data:`engine.app.store.schema.Base.metadata`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import os
 from alembic import context
 from sqlalchemy import Connection, create_engine, pool
 
-from engine.store.schema import Base
+from engine.app.store.schema import Base
 
 config = context.config
 target_metadata = Base.metadata

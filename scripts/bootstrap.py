@@ -348,7 +348,7 @@ def bootstrap(dev: bool, force: bool) -> None:
         stamp.unlink()
     install_project(VENV, extras, fresh)
     step("compiling the engine's numba loops into their cache (once per install)")
-    compiled = run([str(venv_python(VENV)), "-m", "engine.precompile"], capture=True, cwd=ROOT)
+    compiled = run([str(venv_python(VENV)), "-m", "engine.app.precompile"], capture=True, cwd=ROOT)
     if compiled.returncode != 0:
         raise BootstrapError(
             "precompiling failed:\n" + tail(compiled.stdout or "(no output)"),

@@ -2,8 +2,9 @@
 
     .venv/bin/python scripts/check.py [extra pytest arguments]
 
-Steps: ruff lint, ruff format check, mypy on engine/ and streams/, then pytest. Each tool
-runs as ``<this interpreter> -m <tool>``, so the versions pinned in the environment are used.
+Steps: ruff lint, ruff format check, mypy on engine/ and streams/, the import contracts
+(import-linter; the dependency rule of docs/architecture.md), then pytest. Each tool
+runs under this interpreter (``-m <tool>``), so the versions pinned in the environment are used.
 Any arguments are handed to pytest, e.g. ``scripts/check.py -k replay -x``. An empty test
 run (pytest exit status 5, nothing collected) counts as a failure.
 """
@@ -19,15 +20,18 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 PYTEST_NO_TESTS_COLLECTED = 5
-TOOLS = ("ruff", "mypy", "pytest")
+TOOLS = ("ruff", "mypy", "importlinter", "pytest")
+LINT_IMPORTS = "import sys; from importlinter.cli import lint_imports_command as c; sys.exit(c())"
 
 
 def steps(pytest_args: list[str]) -> list[tuple[str, list[str]]]:
     return [
-        ("ruff check", ["ruff", "check", "."]),
-        ("ruff format --check", ["ruff", "format", "--check", "."]),
-        ("mypy engine streams", ["mypy", "engine", "streams"]),
-        (" ".join(["pytest", *pytest_args]), ["pytest", *pytest_args]),
+        ("ruff check", ["-m", "ruff", "check", "."]),
+        ("ruff format --check", ["-m", "ruff", "format", "--check", "."]),
+        ("mypy engine streams", ["-m", "mypy", "engine", "streams"]),
+        # import-linter has no ``__main__``; its console script calls this function.
+        ("lint-imports", ["-c", LINT_IMPORTS]),
+        (" ".join(["pytest", *pytest_args]), ["-m", "pytest", *pytest_args]),
     ]
 
 
@@ -51,9 +55,9 @@ def main(argv: list[str]) -> int:
     for title, command in steps(argv):
         header(title)
         step_started = time.monotonic()
-        code = subprocess.run([sys.executable, "-m", *command], cwd=ROOT, check=False).returncode
+        code = subprocess.run([sys.executable, *command], cwd=ROOT, check=False).returncode
         elapsed = time.monotonic() - step_started
-        if code == PYTEST_NO_TESTS_COLLECTED and command[0] == "pytest":
+        if code == PYTEST_NO_TESTS_COLLECTED and command[1] == "pytest":
             print(f"\ncheck: FAILED at `{title}`: no tests were collected", file=sys.stderr)
             return 1
         if code != 0:

@@ -16,8 +16,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from engine.app.golden import GOLDEN_FILE, differences, measure
 from engine.log import EmbeddedLog
-from engine.runtime.golden import GOLDEN_FILE, differences, measure
 from tests.conftest import ingest_samples
 
 

@@ -39,7 +39,7 @@ SAMPLE_SESSIONS = (
 
 def ingest_samples(data: Path) -> None:
     """Ingest the bundled real samples into ``data`` as ``tape demo`` does."""
-    from engine.cli import app
+    from engine.app.cli import app
 
     s = SAMPLES
     commands = [

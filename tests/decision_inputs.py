@@ -26,6 +26,7 @@ from typing import Any
 import msgspec
 import numpy as np
 
+from engine.app.pipelines import SHIPPED
 from engine.events.control import InstrumentSpec
 from engine.events.decisions import (
     L_UNDEFINED,
@@ -36,8 +37,8 @@ from engine.events.decisions import (
     PREDICTION,
     new_records,
 )
-from engine.journal import journal_topic
 from engine.log import EmbeddedLog, FixedBatch
+from engine.log.journal import journal_topic
 from engine.runtime import (
     Pipeline,
     Port,
@@ -47,7 +48,6 @@ from engine.runtime import (
     Stage,
     StageContext,
     Topology,
-    register,
 )
 from engine.runtime.processor import Output
 from engine.runtime.runs import session_opened
@@ -174,15 +174,14 @@ INPUTS_STAGE = Stage(
     (Port("predictions", PREDICTION), Port("labels", LABEL)),
     inputs=("mid", "features"),
 )
-AGENTS_PIPELINE = register(
-    Pipeline("test-agents", (BOOK_STAGE, MID_STAGE, FEATURES_STAGE, AGENTS_STAGE))
+AGENTS_PIPELINE = Pipeline("test-agents", (BOOK_STAGE, MID_STAGE, FEATURES_STAGE, AGENTS_STAGE))
+CONSENSUS_PIPELINE = Pipeline(
+    "test-consensus",
+    (BOOK_STAGE, MID_STAGE, FEATURES_STAGE, AGENTS_STAGE, INPUTS_STAGE, CONSENSUS_STAGE),
 )
-CONSENSUS_PIPELINE = register(
-    Pipeline(
-        "test-consensus",
-        (BOOK_STAGE, MID_STAGE, FEATURES_STAGE, AGENTS_STAGE, INPUTS_STAGE, CONSENSUS_STAGE),
-    )
-)
+
+PIPELINES = SHIPPED.extended(AGENTS_PIPELINE, CONSENSUS_PIPELINE)
+"""The shipped pipelines and this module's."""
 
 
 # -- running the test pipelines ------------------------------------------------------------------
@@ -208,10 +207,10 @@ def run_pipeline(
 ) -> Run:
     """Run ``config`` over ``session`` into ``scratch`` (run id ``t``) in one go."""
     log = EmbeddedLog(data)
-    top = topology(log, session, config)
+    top = topology(log, session, config, pipelines=PIPELINES)
     runner = Runner(log, journal_topic(session), EmbeddedLog(scratch), "t", top)
     runner.begin()
     runner.advance(batch=batch)
     runner.close()
     spec = session_opened(log, session).instrument
-    return Run(spec, resolve(config, spec), top, EmbeddedLog(scratch))
+    return Run(spec, resolve(PIPELINES, config, spec), top, EmbeddedLog(scratch))

@@ -13,9 +13,9 @@ import msgspec.inspect as mi
 import numpy as np
 from hypothesis import strategies as st
 
+from engine.app.ingest.session import Bad, Oracle
 from engine.events import CATALOGUE, Codec, EventType
 from engine.events.market import MARKET_TYPES, RECORD_SIZE, TIMESTAMP_OFFSET, new_records
-from engine.ingest.session import Bad, Oracle
 from engine.log import EmbeddedLog, TopicCodec, TopicConfig
 
 FIXED_TYPES = tuple(t for t in CATALOGUE if t.codec is Codec.FIXED)

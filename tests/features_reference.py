@@ -23,14 +23,15 @@ from zoneinfo import ZoneInfo
 import exchange_calendars
 import numpy as np
 
+from engine.app.pipelines import SHIPPED
 from engine.events import decode
 from engine.events.book import BOOK_TOP_DTYPE
 from engine.events.control import ClockTicked, InstrumentSpec
 from engine.events.features import FEATURES_VECTOR
 from engine.events.market import MARKET_RECORD
-from engine.journal import journal_topic
 from engine.log import EmbeddedLog, FixedBatch
-from engine.runtime import RunConfig, Runner, Topology, pipeline
+from engine.log.journal import journal_topic
+from engine.runtime import RunConfig, Runner, Topology
 from engine.runtime.runs import session_opened
 from engine.runtime.topology import resolve
 from streams.features.schema import FEATURES, FeatureSpec
@@ -590,8 +591,8 @@ def run_features(
     log = EmbeddedLog(data)
     spec = session_opened(log, session).instrument
     config = RunConfig(pipeline="features", stages={"features": settings or {}})
-    resolved = resolve(config, spec)
-    topology = Topology(pipeline("features"), resolved, session, spec)
+    resolved = resolve(SHIPPED, config, spec)
+    topology = Topology(SHIPPED.get("features"), resolved, session, spec)
     runner = Runner(log, journal_topic(session), EmbeddedLog(scratch), "t", topology)
     runner.begin()
     runner.advance(batch=batch)

@@ -16,15 +16,16 @@ from typing import Any
 
 import numpy as np
 
+from engine.app.pipelines import SHIPPED
 from engine.events import decode
 from engine.events.book import BOOK_MID
 from engine.events.control import ClockTicked
 from engine.events.decisions import LABEL
 from engine.events.features import FEATURES_VECTOR
 from engine.events.market import MARKET_RECORD
-from engine.journal import journal_topic
 from engine.log import EmbeddedLog, FixedBatch
-from engine.runtime import RunConfig, Runner, Topology, pipeline
+from engine.log.journal import journal_topic
+from engine.runtime import RunConfig, Runner, Topology
 from engine.runtime.runs import session_opened
 from engine.runtime.topology import resolve
 from tests.features_reference import _batches, fixed_topic
@@ -46,13 +47,15 @@ def run_labels(
     """Run pipeline ``labels`` over ``session`` into ``scratch`` (run id ``t``)."""
     log = EmbeddedLog(data)
     spec = session_opened(log, session).instrument
-    resolved = resolve(RunConfig(pipeline="labels", stages={"labels": settings or {}}), spec)
+    resolved = resolve(
+        SHIPPED, RunConfig(pipeline="labels", stages={"labels": settings or {}}), spec
+    )
     runner = Runner(
         log,
         journal_topic(session),
         EmbeddedLog(scratch),
         "t",
-        Topology(pipeline("labels"), resolved, session, spec),
+        Topology(SHIPPED.get("labels"), resolved, session, spec),
     )
     runner.begin()
     runner.advance()

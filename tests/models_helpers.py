@@ -10,15 +10,16 @@ from typing import Any
 
 import numpy as np
 
+from engine.app.pipelines import SHIPPED
+from engine.app.training import Cutoff, TrainOptions, TrainResult, train
 from engine.events.decisions import LABEL, PREDICTION
 from engine.events.features import FEATURES_VECTOR
-from engine.journal import journal_topic
 from engine.log import EmbeddedLog
+from engine.log.journal import journal_topic
 from engine.models import ModelStore
-from engine.runtime import Pipeline, RunConfig, Runner, Topology, register
+from engine.runtime import Pipeline, RunConfig, Runner, Topology
 from engine.runtime.runs import session_opened
 from engine.runtime.topology import resolve
-from engine.training import Cutoff, TrainOptions, TrainResult, train
 from streams.book.stage import BOOK_STAGE
 from streams.features import FEATURES_STAGE
 from streams.labels import LABELS_STAGE
@@ -26,13 +27,13 @@ from streams.mid import MID_STAGE
 from streams.models import MODELS_STAGE
 from tests.features_reference import fixed_topic
 
-PIPELINE = register(
-    Pipeline(
-        "test-models",
-        (BOOK_STAGE, MID_STAGE, FEATURES_STAGE, LABELS_STAGE, MODELS_STAGE),
-        doc="tests: everything up to the models stage",
-    )
+PIPELINE = Pipeline(
+    "test-models",
+    (BOOK_STAGE, MID_STAGE, FEATURES_STAGE, LABELS_STAGE, MODELS_STAGE),
+    doc="tests: everything up to the models stage",
 )
+PIPELINES = SHIPPED.extended(PIPELINE)
+"""The shipped pipelines and this module's."""
 SESSION = "demo-aapl"
 
 
@@ -68,7 +69,7 @@ def config(bundle: str = "", **models: Any) -> RunConfig:
 
 def topology(log: EmbeddedLog, run_config: RunConfig, store: ModelStore | None) -> Topology:
     opened = session_opened(log, SESSION)
-    resolved = resolve(run_config, opened.instrument)
+    resolved = resolve(PIPELINES, run_config, opened.instrument)
     return Topology(PIPELINE, resolved, SESSION, opened.instrument, store)
 
 

@@ -18,17 +18,18 @@ from typing import Any, NamedTuple
 import msgspec
 import numpy as np
 
+from engine.app.pipelines import SHIPPED
 from engine.events import decode
 from engine.events.decisions import DECISION, new_records
-from engine.journal import journal_topic
 from engine.log import EmbeddedLog, FixedBatch
-from engine.runtime import RunConfig, Runner, Topology
+from engine.log.journal import journal_topic
+from engine.runtime import RunConfig, Runner
 from engine.runtime.processor import Output, Port, Slice, StageContext
-from engine.runtime.runs import session_opened
-from engine.runtime.topology import Pipeline, Stage, pipeline, register, resolve, typed_config
+from engine.runtime.topology import Pipeline, Stage, typed_config
 from streams.book.stage import BOOK_STAGE
 from streams.mid import MID_STAGE
 from streams.trading import TRADING_STAGE
+from tests.sliced import topology
 
 DECISIONS_PORT = Port("decisions", DECISION)
 
@@ -91,20 +92,14 @@ PATTERN_STAGE = Stage(
     defaults=lambda _: dataclasses.asdict(PatternConfig()),
     doc="test only: deterministic decisions every N book changes",
 )
-PIPELINE = register(
-    Pipeline(
-        "test-trading",
-        (BOOK_STAGE, MID_STAGE, PATTERN_STAGE, TRADING_STAGE),
-        doc="test only: book, mid, patterned decisions, trading",
-    )
+PIPELINE = Pipeline(
+    "test-trading",
+    (BOOK_STAGE, MID_STAGE, PATTERN_STAGE, TRADING_STAGE),
+    doc="test only: book, mid, patterned decisions, trading",
 )
 
-
-def topology(log: EmbeddedLog, session: str, config: RunConfig) -> Topology:
-    """The topology of ``config`` for ``session``."""
-    opened = session_opened(log, session)
-    resolved = resolve(config, opened.instrument)
-    return Topology(pipeline(resolved["pipeline"]), resolved, session, opened.instrument)
+PIPELINES = SHIPPED.extended(PIPELINE)
+"""The shipped pipelines and this module's."""
 
 
 class Outputs(NamedTuple):
@@ -159,7 +154,11 @@ def run_trading(
     log = EmbeddedLog(data)
     config = RunConfig(pipeline="test-trading", stages=stages)
     runner = Runner(
-        log, journal_topic(session), EmbeddedLog(sink), "t", topology(log, session, config)
+        log,
+        journal_topic(session),
+        EmbeddedLog(sink),
+        "t",
+        topology(log, session, config, pipelines=PIPELINES),
     )
     runner.begin()
     runner.advance(batch=batch)

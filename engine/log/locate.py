@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -14,7 +13,6 @@ if TYPE_CHECKING:  # importing confluent-kafka is deferred to the first Kafka ad
     from engine.log.kafka import KafkaLog
 
 KAFKA_SCHEME = "kafka://"
-LOG_ENV = "TAPE_LOG"
 
 
 def open_log(address: str, fsync: FsyncPolicy | None = None) -> EmbeddedLog | KafkaLog:
@@ -35,8 +33,3 @@ def open_log(address: str, fsync: FsyncPolicy | None = None) -> EmbeddedLog | Ka
             f"unknown log address {address!r}: use a data directory path or kafka://HOST:PORT"
         )
     return EmbeddedLog(Path(address), fsync)
-
-
-def default_address(data: Path) -> str:
-    """``TAPE_LOG`` if set, else the data directory."""
-    return os.environ.get(LOG_ENV) or str(data)

@@ -6,10 +6,11 @@ from engine.runtime.processor import Output, Port, Processor, Slice, StageContex
 from engine.runtime.replay import Verification, offset_at_time, state_at, verify
 from engine.runtime.runner import ContractError, Runner, Topology
 from engine.runtime.runs import RunOutcome, execute
-from engine.runtime.topology import ConfigError, Pipeline, RunConfig, Stage, pipeline, register
+from engine.runtime.topology import Catalog, ConfigError, Pipeline, RunConfig, Stage
 from engine.runtime.trace import Link, trace
 
 __all__ = [
+    "Catalog",
     "ConfigError",
     "ContractError",
     "Link",
@@ -31,9 +32,7 @@ __all__ = [
     "list_runs",
     "offset_at_time",
     "output_topic",
-    "pipeline",
     "read_manifest",
-    "register",
     "state_at",
     "trace",
     "verify",

@@ -32,7 +32,7 @@ from engine.runtime.manifest import (
 )
 from engine.runtime.runner import Progress, Runner, Snapshot, Topology, latest_snapshot
 from engine.runtime.runs import default_models, session_opened
-from engine.runtime.topology import pipeline
+from engine.runtime.topology import Catalog
 from engine.runtime.trace import event_at
 
 
@@ -90,6 +90,7 @@ def _replay(
     scratch: EmbeddedLog,
     stop: int,
     batch: int,
+    pipelines: Catalog,
     snapshot: Snapshot | None = None,
     on_progress: Callable[[Progress], None] | None = None,
     models: ModelSource | None = None,
@@ -97,7 +98,7 @@ def _replay(
     """Recompute ``manifest``'s run into ``scratch`` up to journal offset ``stop``."""
     opened = session_opened(log, manifest.session)
     topology = Topology(
-        pipeline(manifest.pipeline),
+        pipelines.get(manifest.pipeline),
         dict(manifest.config),
         manifest.session,
         opened.instrument,
@@ -117,6 +118,8 @@ def _replay(
 def verify(
     log: EmbeddedLog,
     run_id: str,
+    *,
+    pipelines: Catalog,
     batch: int = 65536,
     keep_scratch: bool = False,
     on_progress: Callable[[Progress], None] | None = None,
@@ -124,8 +127,8 @@ def verify(
 ) -> Verification:
     """Recompute run ``run_id`` and compare it with its manifest (see the module docstring).
 
-    The run's model artifacts are read, by the hashes its config names, from ``models``
-    (default ``<data>/models``).
+    The run's pipeline is looked up by name in ``pipelines``; its model artifacts are read,
+    by the hashes its config names, from ``models`` (default ``<data>/models``).
     """
     manifest = read_manifest(log.root, run_id)
     if manifest.status != "complete":
@@ -136,7 +139,15 @@ def verify(
     scratch = _scratch(log.root, "verify", run_id)
     try:
         runner = _replay(
-            log, manifest, scratch, manifest.journal_stop, batch, None, on_progress, models
+            log,
+            manifest,
+            scratch,
+            manifest.journal_stop,
+            batch,
+            pipelines,
+            None,
+            on_progress,
+            models,
         )
         result = Verification(
             manifest, runner.summaries(), manifest.code.differences(code_version())
@@ -149,7 +160,9 @@ def verify(
             or (o.count, o.chain) != (recorded[o.port].count, recorded[o.port].chain)
         ]
         if result.differing_ports:
-            result.divergence = first_divergence(log, scratch, manifest, result.differing_ports)
+            result.divergence = first_divergence(
+                log, scratch, manifest, result.differing_ports, pipelines
+            )
         return result
     finally:
         if not keep_scratch:
@@ -157,10 +170,14 @@ def verify(
 
 
 def first_divergence(
-    log: EmbeddedLog, scratch: EmbeddedLog, manifest: RunManifest, ports: list[str]
+    log: EmbeddedLog,
+    scratch: EmbeddedLog,
+    manifest: RunManifest,
+    ports: list[str],
+    pipelines: Catalog,
 ) -> Divergence | None:
     """The earliest-caused differing event across ``ports`` (None if the run's topics are gone)."""
-    chosen = pipeline(manifest.pipeline)
+    chosen = pipelines.get(manifest.pipeline)
     found: list[tuple[int, int, Divergence]] = []
     for rank, port_name in enumerate(ports):
         _, port = chosen.producer_of(port_name)
@@ -220,6 +237,8 @@ def state_at(
     log: EmbeddedLog,
     run_id: str,
     until: int,
+    *,
+    pipelines: Catalog,
     use_snapshots: bool = True,
     batch: int = 65536,
     models: ModelSource | None = None,
@@ -240,7 +259,9 @@ def state_at(
         snapshot = None
         if use_snapshots and not manifest.code.differences(code_version()):
             snapshot = latest_snapshot(run_dir(log.root, run_id) / "snapshots", until + 1)
-        runner = _replay(log, manifest, scratch, until + 1, batch, snapshot, None, models)
+        runner = _replay(
+            log, manifest, scratch, until + 1, batch, pipelines, snapshot, None, models
+        )
         return Moment(
             manifest,
             until,

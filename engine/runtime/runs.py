@@ -15,8 +15,8 @@ import numpy as np
 
 from engine.events import decode
 from engine.events.control import SessionOpened
-from engine.journal import journal_topic
 from engine.log import EmbeddedLog, FixedBatch, RecordBatch
+from engine.log.journal import journal_topic
 from engine.models import ModelSource, ModelStore, run_models
 from engine.runtime.manifest import (
     RunError,
@@ -31,7 +31,7 @@ from engine.runtime.manifest import (
 )
 from engine.runtime.processor import Output, Port
 from engine.runtime.runner import Progress, Runner, Topology, latest_snapshot
-from engine.runtime.topology import Pipeline, RunConfig, config_hash, pipeline, resolve
+from engine.runtime.topology import Catalog, Pipeline, RunConfig, config_hash, resolve
 
 OPEN_WAIT_SECONDS = 60.0
 """How long a live (``follow``) run waits for its feed to open the session."""
@@ -77,6 +77,8 @@ def execute(
     log: EmbeddedLog,
     session: str,
     config: RunConfig | None = None,
+    *,
+    pipelines: Catalog,
     run_id: str | None = None,
     batch: int = 65536,
     follow: bool = False,
@@ -101,15 +103,15 @@ def execute(
             )
         if (
             config is not None
-            and config_hash(resolve(config, opened.instrument)) != existing.config_hash
+            and config_hash(resolve(pipelines, config, opened.instrument)) != existing.config_hash
         ):
             raise RunError(
                 f"run {existing.run_id} was started with another config "
                 f"({existing.config_hash[:12]}); resume it without --config, or use a new --run-id"
             )
     else:
-        resolved = resolve(config or RunConfig(), opened.instrument)
-    chosen = pipeline(str(resolved["pipeline"]))
+        resolved = resolve(pipelines, config or RunConfig(), opened.instrument)
+    chosen = pipelines.get(str(resolved["pipeline"]))
     run_id = run_id or new_run_id(data, session, chosen.name)
     directory = run_dir(data, run_id)
     topology = Topology(chosen, resolved, session, opened.instrument, store)

@@ -4,15 +4,15 @@ A :class:`Stage` names a processor, the ports of earlier stages it reads and the
 writes; port names are unique in a pipeline and each becomes a topic of the run. A
 :class:`Pipeline` is stages in their fixed execution order; a stage may only read ports of
 stages before it, so the order is a topological order and the graph has no cycles by
-construction. Pipelines are registered by name (``streams.pipelines`` registers the shipped
-ones); ``tape run --pipeline NAME`` picks one.
+construction. A :class:`Catalog` holds pipelines by name; the composition root
+(:mod:`engine.app.pipelines`) builds the shipped one and ``tape run --pipeline NAME`` picks from it.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -96,32 +96,40 @@ class Pipeline:
         raise ConfigError(f"pipeline {self.name} has no port {port_name!r} (ports: {known})")
 
 
-_PIPELINES: dict[str, Pipeline] = {}
+class Catalog:
+    """The pipelines a process can run, by name: a value built once by the composition root
+    (:mod:`engine.app.pipelines`) and handed to whatever starts, replays or traces runs.
 
+    There is no global registry: two catalogs never see each other, and a name given twice is
+    an error rather than a silent replacement.
+    """
 
-def register(pipeline: Pipeline) -> Pipeline:
-    """Make ``pipeline`` available by name (re-registering a name replaces it)."""
-    _PIPELINES[pipeline.name] = pipeline
-    return pipeline
+    def __init__(self, *pipelines: Pipeline) -> None:
+        self._by_name: dict[str, Pipeline] = {}
+        for chosen in pipelines:
+            if chosen.name in self._by_name:
+                raise ValueError(f"pipeline name {chosen.name!r} given twice")
+            self._by_name[chosen.name] = chosen
 
+    def extended(self, *pipelines: Pipeline) -> Catalog:
+        """A new catalog with this one's pipelines and ``pipelines`` (names must be new)."""
+        return Catalog(*self._by_name.values(), *pipelines)
 
-def pipeline(name: str) -> Pipeline:
-    """The registered pipeline called ``name``."""
-    import streams.pipelines  # noqa: F401  (registers the shipped pipelines)
+    def get(self, name: str) -> Pipeline:
+        """The pipeline called ``name``."""
+        try:
+            return self._by_name[name]
+        except KeyError:
+            raise ConfigError(
+                f"no pipeline named {name!r}; available: {', '.join(sorted(self._by_name))}"
+            ) from None
 
-    try:
-        return _PIPELINES[name]
-    except KeyError:
-        raise ConfigError(
-            f"no pipeline named {name!r}; available: {', '.join(sorted(_PIPELINES))}"
-        ) from None
+    def __iter__(self) -> Iterator[Pipeline]:
+        """Every pipeline, by name."""
+        return iter([self._by_name[n] for n in sorted(self._by_name)])
 
-
-def pipelines() -> list[Pipeline]:
-    """Every registered pipeline, by name."""
-    import streams.pipelines  # noqa: F401
-
-    return [_PIPELINES[n] for n in sorted(_PIPELINES)]
+    def __contains__(self, name: object) -> bool:
+        return name in self._by_name
 
 
 class RunConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -138,12 +146,12 @@ class RunConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only
     stages: dict[str, dict[str, Any]] = {}
 
 
-def resolve(config: RunConfig, instrument: InstrumentSpec) -> dict[str, Any]:
+def resolve(catalog: Catalog, config: RunConfig, instrument: InstrumentSpec) -> dict[str, Any]:
     """The full config a run records: pipeline, seed, snapshot cadence, every stage's settings.
 
     Stage settings are the stage's defaults for the instrument, overridden by ``config``.
     """
-    chosen = pipeline(config.pipeline)
+    chosen = catalog.get(config.pipeline)
     unknown = sorted(set(config.stages) - {s.id for s in chosen.stages})
     if unknown:
         raise ConfigError(

@@ -20,7 +20,7 @@ from engine.log import EmbeddedLog, FixedBatch
 from engine.log.reader import PartitionReader
 from engine.runtime.manifest import RunError, RunManifest, output_topic, read_manifest
 from engine.runtime.processor import Port
-from engine.runtime.topology import JOURNAL, pipeline
+from engine.runtime.topology import JOURNAL, Catalog, Pipeline
 
 MAX_SAME_CAUSE = 5
 MAX_MESSAGE_RECORDS = 12
@@ -39,11 +39,14 @@ class Link:
     inputs: list[Link] = field(default_factory=list)
 
 
-def trace(log: EmbeddedLog, run_id: str, port_or_topic: str, offset: int) -> Link:
-    """The chain behind event ``offset`` of a run's port (name or full topic name)."""
+def trace(
+    log: EmbeddedLog, run_id: str, port_or_topic: str, offset: int, *, pipelines: Catalog
+) -> Link:
+    """The chain behind event ``offset`` of a run's port (name or full topic name); the run's
+    pipeline is looked up by name in ``pipelines``."""
     manifest = read_manifest(log.root, run_id)
     port_name = port_or_topic.removeprefix(f"run.{run_id}.")
-    chosen = pipeline(manifest.pipeline)
+    chosen = pipelines.get(manifest.pipeline)
     _, port = chosen.producer_of(port_name)
     reader = log.reader(output_topic(run_id, port_name))
     if not 0 <= offset < reader.end_offset:
@@ -53,12 +56,13 @@ def trace(log: EmbeddedLog, run_id: str, port_or_topic: str, offset: int) -> Lin
         )
     event = _decoded(reader, offset)
     root = Link(port_name, offset, event, "root")
-    _expand(log, manifest, root, port, int(event[port.cause]))
+    _expand(log, manifest, chosen, root, port, int(event[port.cause]))
     return root
 
 
-def _expand(log: EmbeddedLog, manifest: RunManifest, link: Link, port: Port, cause: int) -> None:
-    chosen = pipeline(manifest.pipeline)
+def _expand(
+    log: EmbeddedLog, manifest: RunManifest, chosen: Pipeline, link: Link, port: Port, cause: int
+) -> None:
     stage, _ = chosen.producer_of(port.name)
     for name in stage.inputs:
         _, upstream = chosen.producer_of(name)
@@ -76,7 +80,7 @@ def _expand(log: EmbeddedLog, manifest: RunManifest, link: Link, port: Port, cau
             event = _decoded(reader, first - 1)
             same = [Link(name, first - 1, event, f"in effect at journal {cause}")]
         for child in same:
-            _expand(log, manifest, child, upstream, int(child.event[upstream.cause]))
+            _expand(log, manifest, chosen, child, upstream, int(child.event[upstream.cause]))
         link.inputs.extend(same)
     if not stage.inputs:  # a source stage: below it is the journal itself
         link.inputs.extend(_journal_message(log.reader(manifest.journal_topic), cause))

@@ -17,14 +17,14 @@ from engine.events.control import ClockTicked, SessionClosed
 from engine.events.decisions import AGENTS, VOTES
 from engine.events.features import FEATURES_VECTOR
 from engine.events.market import MARKET_RECORD
-from engine.journal import journal_topic
 from engine.log import EmbeddedLog, FixedBatch, FsyncMode, FsyncPolicy
+from engine.log.journal import journal_topic
 from engine.runtime import RunConfig
 from streams.agents import AGENT_RULES
 from streams.agents import evaluate as ev
 from streams.agents.config import load
 from tests.agents_reference import AgentsReference
-from tests.decision_inputs import Run, run_pipeline
+from tests.decision_inputs import PIPELINES, Run, run_pipeline
 from tests.features_reference import journal_events
 from tests.sliced import resumed_chains, sliced_chains, topology
 
@@ -178,7 +178,15 @@ def test_a_quiet_tape_goes_stale_then_empty(samples: Path, tmp_path: Path) -> No
 @pytest.fixture(scope="module")
 def whole(samples_master: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
     return {
-        (s, c): sliced_chains(samples_master, s, tmp_path_factory.mktemp("w"), config(c), [], 65536)
+        (s, c): sliced_chains(
+            samples_master,
+            s,
+            tmp_path_factory.mktemp("w"),
+            config(c),
+            [],
+            65536,
+            pipelines=PIPELINES,
+        )
         for s in SESSIONS
         for c in CADENCES
     }
@@ -201,7 +209,9 @@ def test_votes_do_not_depend_on_slicing(
     batch: int,
 ) -> None:
     scratch = tmp_path_factory.mktemp("sliced")
-    got = sliced_chains(samples_master, session, scratch, config(cadence), cuts, batch)
+    got = sliced_chains(
+        samples_master, session, scratch, config(cadence), cuts, batch, pipelines=PIPELINES
+    )
     assert got == whole[session, cadence]
 
 
@@ -209,7 +219,9 @@ def test_votes_do_not_depend_on_slicing(
 def test_one_event_at_a_time_gives_identical_bytes(
     samples_master: Path, tmp_path: Path, whole: dict, session: str
 ) -> None:
-    got = sliced_chains(samples_master, session, tmp_path, config("book"), [], 1)
+    got = sliced_chains(
+        samples_master, session, tmp_path, config("book"), [], 1, pipelines=PIPELINES
+    )
     assert got == whole[session, "book"]
 
 
@@ -230,7 +242,9 @@ def test_resume_from_a_snapshot_matches_an_uninterrupted_run(
     kill_at: int,
 ) -> None:
     scratch = tmp_path_factory.mktemp("resume")
-    got = resumed_chains(samples_master, session, scratch, config(cadence, every), kill_at)
+    got = resumed_chains(
+        samples_master, session, scratch, config(cadence, every), kill_at, pipelines=PIPELINES
+    )
     assert got == whole[session, cadence]
 
 
@@ -240,14 +254,14 @@ def test_snapshot_restore_round_trips_and_inspect_names_the_reasons(
     from engine.runtime import Runner
 
     log = EmbeddedLog(samples_master)
-    top = topology(log, "demo-btcusdt-spot", config())
+    top = topology(log, "demo-btcusdt-spot", config(), pipelines=PIPELINES)
     runner = Runner(log, journal_topic("demo-btcusdt-spot"), EmbeddedLog(tmp_path), "t", top)
     runner.begin()
     runner.advance(stop=6000, batch=300)
     runner.close()
     stage = top.stages[-1][1]
     state = stage.snapshot()
-    fresh = topology(log, "demo-btcusdt-spot", config()).stages[-1][1]
+    fresh = topology(log, "demo-btcusdt-spot", config(), pipelines=PIPELINES).stages[-1][1]
     fresh.restore(state)
     assert fresh.snapshot() == state
     view = fresh.inspect()
@@ -262,7 +276,7 @@ def test_snapshot_restore_round_trips_and_inspect_names_the_reasons(
         assert set(view[name]["reasons"]) == names
     other = RunConfig(pipeline="test-agents", stages={"agents": {"footprint": {"window_s": 10.0}}})
     with pytest.raises(ValueError, match="another config"):
-        topology(log, "demo-btcusdt-spot", other).stages[-1][1].restore(state)
+        topology(log, "demo-btcusdt-spot", other, pipelines=PIPELINES).stages[-1][1].restore(state)
 
 
 # -- the full shared files (when present) ------------------------------------------------------
@@ -274,7 +288,7 @@ def test_full_shared_files(tmp_path: Path) -> None:
     rule fires on the full files except the stale tape (no pause that long)."""
     from typer.testing import CliRunner
 
-    from engine.cli import app
+    from engine.app.cli import app
 
     data = tmp_path / "data"
     commands = [

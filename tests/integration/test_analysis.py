@@ -1,4 +1,4 @@
-"""``engine.analysis`` and ``tape export`` on a real run: the default pipeline over the LOBSTER
+"""``engine.app.analysis`` and ``tape export`` on a real run: the default pipeline over the LOBSTER
 AAPL sample. Expected values come from the catalogue's own decoder (``to_dict``, one record
 at a time) and the run manifest, never from the code under test."""
 
@@ -16,8 +16,9 @@ import pytest
 from polars.testing import assert_frame_equal
 from typer.testing import CliRunner
 
-from engine import analysis
-from engine.cli import app
+from engine.app import analysis
+from engine.app.cli import app
+from engine.app.pipelines import SHIPPED
 from engine.events import to_dict
 from engine.log import EmbeddedLog, FixedBatch
 from engine.runtime import execute
@@ -39,7 +40,7 @@ def log(samples_master: Path, tmp_path_factory: pytest.TempPathFactory) -> Embed
 @pytest.fixture(scope="module")
 def aapl(log: EmbeddedLog) -> RunManifest:
     """One default run over the session."""
-    return execute(log, SESSION).manifest
+    return execute(log, SESSION, pipelines=SHIPPED).manifest
 
 
 def _dicts(log: EmbeddedLog, topic: str, start: int = 0, stop: int | None = None) -> list[Any]:

@@ -2,7 +2,7 @@
 
 Each ```sql block of that section runs through ``run_query`` against a store filled by the
 ``Projector`` from a default run of the demo's Binance spot session; the expected values are
-computed here from the log (``engine.analysis``) and the run's manifest, not from the store.
+computed here from the log (``engine.app.analysis``) and the run's manifest, not from the store.
 """
 
 from __future__ import annotations
@@ -19,14 +19,15 @@ import polars as pl
 import pytest
 import sqlalchemy as sa
 
-from engine import analysis
+from engine.app import analysis
+from engine.app.pipelines import SHIPPED
+from engine.app.store import migrate
+from engine.app.store.projector import Projector, Scope
+from engine.app.store.query import run_query
 from engine.events.decisions import AGENTS
 from engine.log import EmbeddedLog
 from engine.runtime.manifest import RunManifest
 from engine.runtime.runs import execute
-from engine.store import migrate
-from engine.store.projector import Projector, Scope
-from engine.store.query import run_query
 
 ROOT = Path(__file__).resolve().parents[2]
 SESSION = "demo-btcusdt-spot-day"
@@ -53,7 +54,7 @@ def demo(
     data = tmp_path_factory.mktemp("examples") / "data"
     shutil.copytree(samples_master, data, ignore=shutil.ignore_patterns("writer.lock"))
     log = EmbeddedLog(data)
-    return log, execute(log, SESSION, run_id=RUN).manifest
+    return log, execute(log, SESSION, run_id=RUN, pipelines=SHIPPED).manifest
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from engine.cli import app
+from engine.app.cli import app
 
 SAMPLES = Path(__file__).resolve().parents[2] / "replays" / "samples"
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"

@@ -16,13 +16,13 @@ from hypothesis import strategies as st
 
 from engine.events.decisions import DECISION, LABEL, PREDICTION, VOTES, new_records
 from engine.events.features import F_WARMING_UP, FEATURES_VECTOR
-from engine.journal import journal_topic
 from engine.log import EmbeddedLog, FixedBatch
+from engine.log.journal import journal_topic
 from engine.runtime import RunConfig, Runner, Slice, StageContext
 from streams.agents import evaluate as ev
 from streams.consensus import CONSENSUS_STAGE, ConsensusStage
 from tests.consensus_reference import replay
-from tests.decision_inputs import Run, run_pipeline
+from tests.decision_inputs import PIPELINES, Run, run_pipeline
 from tests.sliced import resumed_chains, sliced_chains, topology
 
 SESSIONS = ("demo-aapl", "demo-btcusdt-spot", "demo-btcusdt-usdm", "demo-wdo")
@@ -141,7 +141,15 @@ def test_an_oracle_gains_weight_on_real_labels(runs: dict[str, Run], session: st
 @pytest.fixture(scope="module")
 def whole(samples_master: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
     return {
-        s: sliced_chains(samples_master, s, tmp_path_factory.mktemp("w"), config(), [], 65536)
+        s: sliced_chains(
+            samples_master,
+            s,
+            tmp_path_factory.mktemp("w"),
+            config(),
+            [],
+            65536,
+            pipelines=PIPELINES,
+        )
         for s in SESSIONS
     }
 
@@ -161,7 +169,13 @@ def test_decisions_do_not_depend_on_slicing(
     batch: int,
 ) -> None:
     got = sliced_chains(
-        samples_master, session, tmp_path_factory.mktemp("s"), config(), cuts, batch
+        samples_master,
+        session,
+        tmp_path_factory.mktemp("s"),
+        config(),
+        cuts,
+        batch,
+        pipelines=PIPELINES,
     )
     assert got == whole[session]
 
@@ -169,7 +183,10 @@ def test_decisions_do_not_depend_on_slicing(
 def test_one_event_at_a_time_gives_identical_bytes(
     samples_master: Path, tmp_path: Path, whole: dict
 ) -> None:
-    assert sliced_chains(samples_master, "demo-wdo", tmp_path, config(), [], 1) == whole["demo-wdo"]
+    assert (
+        sliced_chains(samples_master, "demo-wdo", tmp_path, config(), [], 1, pipelines=PIPELINES)
+        == whole["demo-wdo"]
+    )
 
 
 @settings(max_examples=6, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -188,7 +205,10 @@ def test_resume_from_a_snapshot_matches_an_uninterrupted_run(
 ) -> None:
     scratch = tmp_path_factory.mktemp("resume")
     assert (
-        resumed_chains(samples_master, session, scratch, config(every), kill_at) == whole[session]
+        resumed_chains(
+            samples_master, session, scratch, config(every), kill_at, pipelines=PIPELINES
+        )
+        == whole[session]
     )
 
 
@@ -196,14 +216,14 @@ def test_snapshot_restore_round_trips_and_inspect_shows_the_weights(
     samples_master: Path, tmp_path: Path
 ) -> None:
     log = EmbeddedLog(samples_master)
-    top = topology(log, "demo-wdo", config())
+    top = topology(log, "demo-wdo", config(), pipelines=PIPELINES)
     runner = Runner(log, journal_topic("demo-wdo"), EmbeddedLog(tmp_path), "t", top)
     runner.begin()
     runner.advance(stop=1500, batch=200)
     runner.close()
     stage = top.stages[-1][1]
     state = stage.snapshot()
-    fresh = topology(log, "demo-wdo", config()).stages[-1][1]
+    fresh = topology(log, "demo-wdo", config(), pipelines=PIPELINES).stages[-1][1]
     fresh.restore(state)
     assert fresh.snapshot() == state
     view = fresh.inspect()
@@ -215,7 +235,9 @@ def test_snapshot_restore_round_trips_and_inspect_shows_the_weights(
     assert view["last_cause"] == int(last["cause"])
     assert list(view["last_weights"].values()) == last["weights"].tolist()
     with pytest.raises(ValueError, match="not this one"):
-        topology(log, "demo-wdo", config(dead_band=0.3)).stages[-1][1].restore(state)
+        topology(log, "demo-wdo", config(dead_band=0.3), pipelines=PIPELINES).stages[-1][1].restore(
+            state
+        )
 
 
 # -- the full shared files (when present) ------------------------------------------------------
@@ -227,7 +249,7 @@ def test_full_shared_files(tmp_path: Path) -> None:
     well below risk's 0.60, reaching it only now and then."""
     from typer.testing import CliRunner
 
-    from engine.cli import app
+    from engine.app.cli import app
 
     data = tmp_path / "data"
     source = str(SHARED / "crypto" / "binance_usdm_btcusdt_20240808.gz")

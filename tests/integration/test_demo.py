@@ -4,8 +4,8 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from engine.cli import app
-from engine.cli.demo import AAPL, DAY, SPOT, USDM, WDO
+from engine.app.cli import app
+from engine.app.cli.demo import AAPL, DAY, SPOT, USDM, WDO
 from engine.log import EmbeddedLog
 from engine.runtime import read_manifest
 

@@ -16,8 +16,8 @@ from engine.events import decode, encode
 from engine.events.control import ClockTicked, SessionClosed
 from engine.events.features import F_NO_TRADES, FEATURES_VECTOR
 from engine.events.market import MARKET_RECORD
-from engine.journal import journal_topic
 from engine.log import EmbeddedLog, FixedBatch, FsyncMode, FsyncPolicy
+from engine.log.journal import journal_topic
 from engine.runtime import RunConfig, Runner
 from streams.features import INDEX, NAMES
 from tests.features_reference import FeaturesRun, reference_vectors, run_features
@@ -292,7 +292,7 @@ def test_full_shared_files_match_the_reference(tmp_path: Path) -> None:
     """Sessions long enough (6 and 9 minutes) for every window to warm up many times over."""
     from typer.testing import CliRunner
 
-    from engine.cli import app
+    from engine.app.cli import app
 
     data = tmp_path / "data"
     commands = [

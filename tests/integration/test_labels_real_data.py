@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 from engine.events import decode, encode
 from engine.events.control import ClockTicked, SessionClosed
 from engine.events.market import MARKET_RECORD
-from engine.journal import journal_topic
 from engine.log import EmbeddedLog, FixedBatch, FsyncMode, FsyncPolicy
+from engine.log.journal import journal_topic
 from engine.runtime import RunConfig
 from tests.labels_reference import assert_matches_reference, journal_times, run_labels
 from tests.sliced import Chains, resumed_chains, sliced_chains
@@ -167,7 +167,7 @@ def test_clock_ticks_mature_the_labels_a_quiet_journal_leaves_pending(
 def test_full_shared_files_match_the_reference_with_usable_classes(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
-    from engine.cli import app
+    from engine.app.cli import app
 
     data = tmp_path / "data"
     commands = [

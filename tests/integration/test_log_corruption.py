@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from engine.cli import app
+from engine.app.cli import app
 from engine.log import CorruptionError, EmbeddedLog
 from tests.factories import fixed_topic, numbered_records
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from engine.cli import app
+from engine.app.cli import app
 from engine.log import Consumer, EmbeddedLog, TopicPartition, records_of
 from tests.factories import fixed_topic, numbered_records
 

@@ -14,15 +14,16 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-import engine.mirror
-from engine.cli import app
-from engine.ingest.session import manifest_path
-from engine.journal import journal_topic, quarantine_topic
+import engine.app.mirror
+from engine.app.cli import app
+from engine.app.ingest.session import manifest_path
+from engine.app.mirror import MirrorError, kafka_chain, mirror_session, target_count
+from engine.app.pipelines import SHIPPED
 from engine.log import EmbeddedLog
 from engine.log.headers import CAUSE, SCHEMA, VERSION, header
+from engine.log.journal import journal_topic, quarantine_topic
 from engine.log.kafka import KafkaLog, MockCluster, read_range
 from engine.log.locate import open_log
-from engine.mirror import MirrorError, kafka_chain, mirror_session, target_count
 from engine.runtime import RunConfig, execute, read_manifest, verify
 from engine.runtime.hashing import topic_chain
 from engine.runtime.manifest import run_dir
@@ -89,7 +90,7 @@ def test_session_round_trip_through_kafka_is_byte_identical(
     journal, quarantine = journal_topic(session), quarantine_topic(session)
     assert source.watermarks(quarantine)[1] == len(DAMAGED)
 
-    up = mirror_session(source, kafka, session)
+    up = mirror_session(source, kafka, session, pipelines=SHIPPED)
     assert [c.topic for c in up] == [journal, quarantine]
     for copy in up:
         assert copy.identical
@@ -107,7 +108,7 @@ def test_session_round_trip_through_kafka_is_byte_identical(
     assert header(stored[0].headers, SCHEMA) == b"session.opened"
 
     back = EmbeddedLog(tmp_path / "back")
-    down = mirror_session(kafka, back, session)
+    down = mirror_session(kafka, back, session, pipelines=SHIPPED)
     assert [(c.topic, c.records, c.copied, c.identical) for c in down] == [
         (c.topic, c.records, c.records, True) for c in up
     ]
@@ -120,12 +121,12 @@ def test_run_is_mirrored_with_its_manifest_chains(
     source: EmbeddedLog, kafka: KafkaLog, tmp_path: Path
 ) -> None:
     session = "mr-run"
-    manifest = execute(source, session, RunConfig(pipeline="mid")).manifest
+    manifest = execute(source, session, RunConfig(pipeline="mid"), pipelines=SHIPPED).manifest
     run_id = manifest.run_id
     assert manifest.outputs
     assert all(o.count > 0 for o in manifest.outputs)
 
-    up = mirror_session(source, kafka, session, runs=[run_id])
+    up = mirror_session(source, kafka, session, runs=[run_id], pipelines=SHIPPED)
     assert {o.topic for o in manifest.outputs} <= {c.topic for c in up}
     for output in manifest.outputs:
         assert kafka_chain(kafka, output.topic) == (output.count, output.chain)
@@ -135,18 +136,20 @@ def test_run_is_mirrored_with_its_manifest_chains(
     )
 
     back = EmbeddedLog(tmp_path / "back")
-    mirror_session(kafka, back, session, runs=[run_id])
+    mirror_session(kafka, back, session, runs=[run_id], pipelines=SHIPPED)
     assert read_manifest(back.root, run_id) == manifest
     for output in manifest.outputs:
         assert topic_chain(back.reader(output.topic)) == (output.count, output.chain)
         assert_same_topic(source, back, output.topic)
     # The copied journal reproduces the run bit for bit in its new home.
-    assert verify(back, run_id).identical
+    assert verify(back, run_id, pipelines=SHIPPED).identical
 
 
 def test_unknown_run_is_refused(source: EmbeddedLog, tmp_path: Path) -> None:
     with pytest.raises(MirrorError, match="no run 'ghost'"):
-        mirror_session(source, EmbeddedLog(tmp_path / "t"), "mr-run", runs=["ghost"])
+        mirror_session(
+            source, EmbeddedLog(tmp_path / "t"), "mr-run", runs=["ghost"], pipelines=SHIPPED
+        )
 
 
 # -- resuming ----------------------------------------------------------------------------------
@@ -171,16 +174,16 @@ def _interrupted_then_resumed(
     journal = journal_topic(session)
     stop = _StopAt(journal, 2000)
     with pytest.raises(InterruptedError):
-        mirror_session(source, target, session, on_progress=stop)
+        mirror_session(source, target, session, on_progress=stop, pipelines=SHIPPED)
     # Everything sent before the stop is kept: exactly the first ``stopped`` records.
     assert target_count(target, journal) == stop.stopped > 0
 
-    resumed = {c.topic: c for c in mirror_session(source, target, session)}
+    resumed = {c.topic: c for c in mirror_session(source, target, session, pipelines=SHIPPED)}
     assert resumed[journal].records > stop.stopped
     assert resumed[journal].copied == resumed[journal].records - stop.stopped
     assert all(c.identical for c in resumed.values())
 
-    again = mirror_session(source, target, session)
+    again = mirror_session(source, target, session, pipelines=SHIPPED)
     assert [c.copied for c in again] == [0] * len(again)
     assert [c.target_chain for c in again] == [c.target_chain for c in resumed.values()]
 
@@ -188,7 +191,7 @@ def _interrupted_then_resumed(
 def test_interrupted_mirror_to_kafka_resumes_where_it_stopped(
     source: EmbeddedLog, kafka: KafkaLog, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(engine.mirror, "CHUNK", 1024)  # several chunks from a small session
+    monkeypatch.setattr(engine.app.mirror, "CHUNK", 1024)  # several chunks from a small session
     _interrupted_then_resumed(source, kafka, "mr-resume-k")
     assert kafka_chain(kafka, "mr-resume-k.journal") == topic_chain(
         source.reader("mr-resume-k.journal")
@@ -199,8 +202,8 @@ def test_interrupted_mirror_from_kafka_resumes_where_it_stopped(
     source: EmbeddedLog, kafka: KafkaLog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     session = "mr-resume-e"
-    mirror_session(source, kafka, session)
-    monkeypatch.setattr(engine.mirror, "CHUNK", 1024)
+    mirror_session(source, kafka, session, pipelines=SHIPPED)
+    monkeypatch.setattr(engine.app.mirror, "CHUNK", 1024)
     back = EmbeddedLog(tmp_path / "back")
     _interrupted_then_resumed(kafka, back, session)
     assert_same_topic(source, back, journal_topic(session))
@@ -226,7 +229,7 @@ def test_other_data_under_the_name_on_kafka_is_detected(
         producer.produce(topic, value, None, 0, stamp)
     producer.flush()
     with pytest.raises(MirrorError, match=f"differs from its source in {topic}"):
-        mirror_session(source, kafka, "mr-bad")
+        mirror_session(source, kafka, "mr-bad", pipelines=SHIPPED)
 
 
 def test_other_data_under_the_name_in_a_data_directory_is_detected(
@@ -238,7 +241,7 @@ def test_other_data_under_the_name_in_a_data_directory_is_detected(
     with target.writer(topic) as writer:
         writer.append_records([(t, None, None, v) for t, v in _other_data(source, topic)])
     with pytest.raises(MirrorError, match=f"differs from its source in {topic}"):
-        mirror_session(source, target, "mr-bad")
+        mirror_session(source, target, "mr-bad", pipelines=SHIPPED)
 
 
 # -- the command line --------------------------------------------------------------------------
@@ -295,7 +298,7 @@ def test_tape_kafka_mock_serves_until_stopped(source: EmbeddedLog) -> None:
         log = open_log(url)
         assert isinstance(log, KafkaLog)
         assert (log.mock, log.brokers) == (True, 1)
-        copies = mirror_session(source, log, "mr-cli")
+        copies = mirror_session(source, log, "mr-cli", pipelines=SHIPPED)
         assert all(c.identical for c in copies)
         log.close()
     finally:

@@ -13,18 +13,19 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from engine.cli import app
-from engine.journal import journal_topic
+from engine.app.cli import app
+from engine.app.training.data import load_rows
+from engine.app.training.fit import Params, fit
+from engine.app.training.train import CONTEXT_GROUPS, MICRO_GROUPS, group_columns
 from engine.log import EmbeddedLog
+from engine.log.journal import journal_topic
 from engine.models import ModelStore, load_card
 from engine.runtime import Runner, execute, read_manifest
 from engine.runtime.runner import latest_snapshot
-from engine.training.data import load_rows
-from engine.training.fit import Params, fit
-from engine.training.train import CONTEXT_GROUPS, MICRO_GROUPS, group_columns
 from streams.features import INDEX, NAMES
 from streams.models.trees import compile_model, model_inputs, raw_values
 from tests.models_helpers import (
+    PIPELINES,
     SESSION,
     Trained,
     config,
@@ -99,7 +100,7 @@ def test_nan_goes_where_the_models_nan_mode_sends_it(mode: str) -> None:
     params = Params(30, 3, 0.1).catboost(0, 1) | {"nan_mode": mode}
     from catboost import CatBoostClassifier
 
-    from engine.training.fit import artifact
+    from engine.app.training.fit import artifact
 
     model = CatBoostClassifier(**params)
     model.fit(x, y + 1)
@@ -254,7 +255,7 @@ def test_a_run_with_a_bundle_records_its_models_and_replays_bit_for_bit(
     runner = CliRunner()
     base = ["--data", str(data), "--fsync", "never"]
     bundle = trained.result.bundle
-    args = ["run", SESSION, "--pipeline", "test-models", "--bundle", bundle[:10], "--quiet"]
+    args = ["run", SESSION, "--pipeline", "default", "--bundle", bundle[:10], "--quiet"]
     missing = runner.invoke(app, [*base, *args])
     assert missing.exit_code == 1
     assert f"no model whose hash starts with {bundle[:10]} in {data}/models" in flat(missing.output)
@@ -287,8 +288,12 @@ def test_execute_fills_the_manifest_models_field(trained: Trained, tmp_path: Pat
     data = copy_samples(trained.data, tmp_path / "data")
     log = EmbeddedLog(data)
     outcome = execute(
-        log, SESSION, config(trained.result.bundle), models=ModelStore(data / "models")
+        log,
+        SESSION,
+        config(trained.result.bundle),
+        models=ModelStore(data / "models"),
+        pipelines=PIPELINES,
     )
     assert set(outcome.manifest.models) == {"bundle", "context", "micro", "meta"}
-    plain = execute(log, SESSION, config(""))
+    plain = execute(log, SESSION, config(""), pipelines=PIPELINES)
     assert plain.manifest.models == {}

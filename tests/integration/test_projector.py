@@ -24,17 +24,18 @@ import pytest
 import sqlalchemy as sa
 from typer.testing import CliRunner
 
-from engine.cli import app
+from engine.app.cli import app
+from engine.app.pipelines import SHIPPED
+from engine.app.store import migrate
+from engine.app.store.projector import Projector, Scope, sessions
+from engine.app.store.schema import Base
 from engine.events import decode, type_of
 from engine.events.control import SessionOpened
 from engine.events.market import MARKET_RECORD
-from engine.journal import journal_topic
 from engine.log import EmbeddedLog, FixedBatch
+from engine.log.journal import journal_topic
 from engine.runtime.manifest import RunManifest, read_manifest
 from engine.runtime.runs import execute
-from engine.store import migrate
-from engine.store.projector import Projector, Scope, sessions
-from engine.store.schema import Base
 from streams.features.schema import NAMES
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -65,7 +66,7 @@ def demo(samples_master: Path, tmp_path_factory: pytest.TempPathFactory) -> tupl
     """The samples with a default run of the full spot session: (data directory, run id)."""
     data = tmp_path_factory.mktemp("projector") / "data"
     shutil.copytree(samples_master, data, ignore=shutil.ignore_patterns("writer.lock"))
-    run = execute(EmbeddedLog(data), SESSION).manifest
+    run = execute(EmbeddedLog(data), SESSION, pipelines=SHIPPED).manifest
     assert EmbeddedLog(data).watermarks(f"run.{run.run_id}.executions")[1], "it should trade"
     return data, run.run_id
 
@@ -310,7 +311,7 @@ def test_sigkilled_projector_resumes_to_the_same_rows(
     data, run_id = demo
     args = [run_id, "--batch", "2000", "--db", store, "--quiet"]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    command = [sys.executable, "-c", "from engine.cli import main; main()", "--data", str(data)]
+    command = [sys.executable, "-c", "from engine.app.cli import main; main()", "--data", str(data)]
     proc = subprocess.Popen([*command, "project", *args], env=env, cwd=ROOT)
     engine = sa.create_engine(store, poolclass=sa.NullPool)
     offsets = Base.metadata.tables["consumer_offsets"]

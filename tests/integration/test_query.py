@@ -17,11 +17,11 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session as OrmSession
 from typer.testing import CliRunner
 
-from engine.cli import app
+from engine.app.cli import app
+from engine.app.store import migrate
+from engine.app.store.query import QueryError, ReadOnlyError, run_query
+from engine.app.store.schema import Decision, Trade
 from engine.events.decisions import CONTRIBUTORS
-from engine.store import migrate
-from engine.store.query import QueryError, ReadOnlyError, run_query
-from engine.store.schema import Decision, Trade
 
 TABLES = ("trades", "decisions", "alembic_version")
 T0 = 1_340_285_400_000_000_000  # 2012-06-21 13:30:00 UTC

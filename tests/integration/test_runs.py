@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from engine.cli import app
+from engine.app.cli import app
+from engine.app.pipelines import SHIPPED
 from engine.events.book import BOOK_MID
 from engine.events.market import F_LAST
 from engine.log import EmbeddedLog
@@ -28,9 +29,7 @@ from engine.runtime import (
     RunError,
     Stage,
     execute,
-    pipeline,
     read_manifest,
-    register,
     state_at,
     trace,
     verify,
@@ -45,7 +44,7 @@ TAPE = [str(Path(sys.executable).with_name("tape"))]
 
 
 def tape(data: Path, *args: str) -> tuple[int, str]:
-    result = CliRunner().invoke(app, ["--data", str(data), *args])
+    result = CliRunner().invoke(app, ["--data", str(data), *args], obj=PIPELINES)
     return result.exit_code, result.output
 
 
@@ -64,11 +63,9 @@ class _Bumped(MidStage):
         return (out,)
 
 
-register(
-    Pipeline(
-        "test-bumped",
-        (BOOK_STAGE, Stage("bumped", _Bumped, (Port("mid", BOOK_MID),), inputs=("book",))),
-    )
+BUMPED = Pipeline(
+    "test-bumped",
+    (BOOK_STAGE, Stage("bumped", _Bumped, (Port("mid", BOOK_MID),), inputs=("book",))),
 )
 
 
@@ -93,7 +90,9 @@ class _Liar:
         return {}
 
 
-register(Pipeline("test-liar", (Stage("liar", _Liar, (Port("mid", BOOK_MID),)),)))
+LIAR = Pipeline("test-liar", (Stage("liar", _Liar, (Port("mid", BOOK_MID),)),))
+PIPELINES = SHIPPED.extended(BUMPED, LIAR)
+"""The shipped pipelines and this module's."""
 
 
 # -- runs and verification ---------------------------------------------------------------------
@@ -111,7 +110,9 @@ def test_run_runs_and_verify_through_the_cli(samples: Path) -> None:
     assert manifest.journal_start == 0
     assert manifest.journal_stop > 1000
     assert manifest.config["stages"]["book"]["window"] == 10  # NASDAQ: the LOBSTER window
-    assert [o.port for o in manifest.outputs] == [p.name for _, p in pipeline("default").ports()]
+    assert [o.port for o in manifest.outputs] == [
+        p.name for _, p in PIPELINES.get("default").ports()
+    ]
     assert manifest.outputs[0].count == manifest.outputs[1].count > 0
     assert manifest.report["trading"]["starting_equity"] == 100_000.0
     assert "trading report of a1" in out
@@ -131,24 +132,26 @@ def test_same_session_twice_gives_the_same_hashes_and_a_complete_run_is_not_reru
     samples: Path,
 ) -> None:
     log = EmbeddedLog(samples)
-    first = execute(log, "demo-btcusdt-usdm").manifest
-    second = execute(log, "demo-btcusdt-usdm").manifest
+    first = execute(log, "demo-btcusdt-usdm", pipelines=PIPELINES).manifest
+    second = execute(log, "demo-btcusdt-usdm", pipelines=PIPELINES).manifest
     assert first.run_id != second.run_id
     assert first.outputs_hash == second.outputs_hash
     with pytest.raises(RunError, match="already complete"):
-        execute(log, "demo-btcusdt-usdm", run_id=first.run_id)
+        execute(log, "demo-btcusdt-usdm", run_id=first.run_id, pipelines=PIPELINES)
 
 
 def test_divergence_is_reported_with_fields_and_cause(samples: Path) -> None:
     global BUMP_FROM
     log = EmbeddedLog(samples)
-    run = execute(log, "demo-aapl", RunConfig(pipeline="test-bumped"), run_id="b1").manifest
+    run = execute(
+        log, "demo-aapl", RunConfig(pipeline="test-bumped"), run_id="b1", pipelines=PIPELINES
+    ).manifest
     mids = log.reader("run.b1.mid").read(0, 10**6)
     assert mids is not None
     causes = mids.view(BOOK_MID.dtype)["cause"]
     bump = BUMP_FROM = int(causes[300])
     try:
-        result = verify(log, "b1")
+        result = verify(log, "b1", pipelines=PIPELINES)
         code, out = tape(samples, "replay", "b1", "--verify", "--quiet")
     finally:
         BUMP_FROM = None
@@ -169,15 +172,15 @@ def test_divergence_is_reported_with_fields_and_cause(samples: Path) -> None:
     assert "first divergence: topic run.b1.mid offset 300" in out
     assert f"caused by journal offset {bump}" in out
     assert run.outputs_hash
-    assert verify(log, "b1").identical
+    assert verify(log, "b1", pipelines=PIPELINES).identical
 
 
 def test_verify_warns_when_the_code_version_differs(samples: Path) -> None:
     log = EmbeddedLog(samples)
-    manifest = execute(log, "demo-wdo", run_id="w1").manifest
+    manifest = execute(log, "demo-wdo", run_id="w1", pipelines=PIPELINES).manifest
     code = msgspec.structs.replace(manifest.code, commit="0" * 40, dirty=False)
     write_manifest(samples, msgspec.structs.replace(manifest, code=code))
-    result = verify(log, "w1")
+    result = verify(log, "w1", pipelines=PIPELINES)
     assert result.identical
     assert any("commit 000000000000" in d for d in result.code_differences)
     exit_code, out = tape(samples, "replay", "w1", "--verify", "--quiet")
@@ -187,19 +190,23 @@ def test_verify_warns_when_the_code_version_differs(samples: Path) -> None:
 
 def test_contract_breaking_processor_fails_loudly(samples: Path) -> None:
     with pytest.raises(ContractError, match=r"causes .* must lie in the slice"):
-        execute(EmbeddedLog(samples), "demo-wdo", RunConfig(pipeline="test-liar"))
+        execute(
+            EmbeddedLog(samples), "demo-wdo", RunConfig(pipeline="test-liar"), pipelines=PIPELINES
+        )
 
 
 def test_config_errors_speak_to_the_user(samples: Path, tmp_path: Path) -> None:
     log = EmbeddedLog(samples)
     with pytest.raises(ConfigError, match="no pipeline named 'nope'"):
-        execute(log, "demo-wdo", RunConfig(pipeline="nope"))
+        execute(log, "demo-wdo", RunConfig(pipeline="nope"), pipelines=PIPELINES)
     with pytest.raises(ConfigError, match="unknown setting"):
-        execute(log, "demo-wdo", RunConfig(stages={"book": {"depth": 3}}))
+        execute(log, "demo-wdo", RunConfig(stages={"book": {"depth": 3}}), pipelines=PIPELINES)
     with pytest.raises(ConfigError, match="does not have"):
-        execute(log, "demo-wdo", RunConfig(pipeline="mid", stages={"features": {}}))
+        execute(
+            log, "demo-wdo", RunConfig(pipeline="mid", stages={"features": {}}), pipelines=PIPELINES
+        )
     with pytest.raises(RunError, match="no session 'ghost'"):
-        execute(log, "ghost")
+        execute(log, "ghost", pipelines=PIPELINES)
     bad = tmp_path / "bad.toml"
     bad.write_text("snapshot_every = 'often'\n")
     code, out = tape(samples, "run", "demo-wdo", "--config", str(bad))
@@ -220,7 +227,7 @@ def test_config_errors_speak_to_the_user(samples: Path, tmp_path: Path) -> None:
 
 def test_sigkilled_run_resumes_to_identical_outputs(samples: Path, tmp_path: Path) -> None:
     """A real `tape run` process is SIGKILLed after its first snapshots, then resumed."""
-    reference = execute(EmbeddedLog(samples), "demo-btcusdt-spot").manifest
+    reference = execute(EmbeddedLog(samples), "demo-btcusdt-spot", pipelines=PIPELINES).manifest
     config = tmp_path / "run.json"
     config.write_text(json.dumps({"snapshot_every": 1000}))
     env = {**os.environ, "TAPE_DATA": str(samples)}
@@ -246,15 +253,15 @@ def test_sigkilled_run_resumes_to_identical_outputs(samples: Path, tmp_path: Pat
     assert [(o.count, o.chain) for o in resumed.outputs] == [
         (o.count, o.chain) for o in reference.outputs
     ]
-    assert verify(EmbeddedLog(samples), "k1").identical
+    assert verify(EmbeddedLog(samples), "k1", pipelines=PIPELINES).identical
 
 
 def test_resume_with_another_config_is_refused(samples: Path, tmp_path: Path) -> None:
     log = EmbeddedLog(samples)
-    manifest = execute(log, "demo-wdo", run_id="r1").manifest
+    manifest = execute(log, "demo-wdo", run_id="r1", pipelines=PIPELINES).manifest
     write_manifest(samples, msgspec.structs.replace(manifest, status="running"))
     with pytest.raises(RunError, match="another config"):
-        execute(log, "demo-wdo", RunConfig(seed=1), run_id="r1")
+        execute(log, "demo-wdo", RunConfig(seed=1), run_id="r1", pipelines=PIPELINES)
 
 
 # -- trace and --until --------------------------------------------------------------------------
@@ -262,8 +269,8 @@ def test_resume_with_another_config_is_refused(samples: Path, tmp_path: Path) ->
 
 def test_trace_follows_causes_back_to_the_journal(samples: Path) -> None:
     log = EmbeddedLog(samples)
-    execute(log, "demo-aapl", run_id="t1")
-    root = trace(log, "t1", "mid", 400)
+    execute(log, "demo-aapl", run_id="t1", pipelines=PIPELINES)
+    root = trace(log, "t1", "mid", 400, pipelines=PIPELINES)
     assert root.port == "mid"
     assert root.offset == 400
     cause = root.event["cause"]
@@ -275,28 +282,30 @@ def test_trace_follows_causes_back_to_the_journal(samples: Path) -> None:
     assert [link.offset for link in journal if link.relation == "cause"] == [cause]
     assert journal[-1].offset == cause
     assert journal[-1].event["flags"] & F_LAST
-    assert trace(log, "t1", "run.t1.mid", 400).event == root.event
+    assert trace(log, "t1", "run.t1.mid", 400, pipelines=PIPELINES).event == root.event
     code, out = tape(samples, "trace", "t1", "mid", "400")
     assert code == 0
     assert f"caused by journal {cause}" in out
     assert "market." in out
     with pytest.raises(RunError, match="there is no 99999999"):
-        trace(log, "t1", "mid", 99999999)
+        trace(log, "t1", "mid", 99999999, pipelines=PIPELINES)
 
 
 def test_until_gives_the_same_state_with_and_without_snapshots(samples: Path) -> None:
     log = EmbeddedLog(samples)
-    execute(log, "demo-btcusdt-spot", RunConfig(snapshot_every=2000), run_id="u1")
+    execute(
+        log, "demo-btcusdt-spot", RunConfig(snapshot_every=2000), run_id="u1", pipelines=PIPELINES
+    )
     for offset in (1999, 2000, 7777):
-        fast = state_at(log, "u1", offset)
-        slow = state_at(log, "u1", offset, use_snapshots=False)
+        fast = state_at(log, "u1", offset, pipelines=PIPELINES)
+        slow = state_at(log, "u1", offset, use_snapshots=False, pipelines=PIPELINES)
         assert fast.from_snapshot is not None
         assert slow.from_snapshot is None
         # compared as JSON: states hold NaN (no mid yet), and NaN != NaN in a dict comparison
         assert msgspec.json.encode(fast.states) == msgspec.json.encode(slow.states)
         assert fast.offset == offset
     manifest = read_manifest(samples, "u1")
-    ts = state_at(log, "u1", 5000).journal_event
+    ts = state_at(log, "u1", 5000, pipelines=PIPELINES).journal_event
     assert ts is not None
     assert offset_at_time(log, manifest, ts["ts_event"]) >= 5000
     code, out = tape(samples, "replay", "u1", "--until", "7777")

@@ -10,10 +10,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.journal import journal_topic
+from engine.app.pipelines import SHIPPED
 from engine.log import EmbeddedLog, FixedBatch, FsyncMode, FsyncPolicy
+from engine.log.journal import journal_topic
 from engine.log.topic import TopicCodec
-from engine.runtime import Pipeline, RunConfig, Runner, Topology, execute, pipeline, register
+from engine.runtime import Pipeline, RunConfig, Runner, Topology, execute
 from engine.runtime.manifest import OutputSummary
 from engine.runtime.runner import latest_snapshot
 from engine.runtime.runs import session_opened
@@ -25,8 +26,8 @@ UNFED = ("orders", "executions")
 
 def _topology(log: EmbeddedLog, session: str, config: RunConfig | None = None) -> Topology:
     opened = session_opened(log, session)
-    resolved = resolve(config or RunConfig(), opened.instrument)
-    return Topology(pipeline(resolved["pipeline"]), resolved, session, opened.instrument)
+    resolved = resolve(SHIPPED, config or RunConfig(), opened.instrument)
+    return Topology(SHIPPED.get(resolved["pipeline"]), resolved, session, opened.instrument)
 
 
 def _sliced(data: Path, session: str, scratch: Path, cuts: list[int], batch: int) -> list:
@@ -82,7 +83,7 @@ def test_one_event_at_a_time_equals_batch_floats_included(
         assert _key(got) == reference[session]
     mids = EmbeddedLog(tmp_path / "demo-aapl").reader("run.t.mid").read(0, 10**6)
     assert isinstance(mids, FixedBatch)
-    values = mids.view(pipeline("default").producer_of("mid")[1].event_type.dtype)
+    values = mids.view(SHIPPED.get("default").producer_of("mid")[1].event_type.dtype)
     assert np.isfinite(values["ewm_variance"]).all()
     assert values["ewm_variance"].max() > 0
 
@@ -143,7 +144,7 @@ def test_live_follow_of_a_growing_journal_equals_replay(samples: Path, reference
     thread = threading.Thread(target=feed)
     thread.start()
     try:
-        outcome = execute(log, "live", follow=True, run_id="live-1")
+        outcome = execute(log, "live", follow=True, run_id="live-1", pipelines=SHIPPED)
     finally:
         thread.join()
     assert outcome.manifest.journal_stop == source.end_offset
@@ -154,10 +155,16 @@ def test_transient_ports_feed_later_stages_but_are_never_written(
     samples: Path, reference: dict
 ) -> None:
     """A transient ``book`` still drives ``mid``, which hashes exactly as in the default run."""
-    base = pipeline("mid")
-    register(Pipeline("test-transient-book", base.stages, transient=("book",)))
+    base = SHIPPED.get("mid")
+    pipelines = SHIPPED.extended(Pipeline("test-transient-book", base.stages, transient=("book",)))
     log = EmbeddedLog(samples)
-    outcome = execute(log, "demo-aapl", RunConfig(pipeline="test-transient-book"), run_id="tb")
+    outcome = execute(
+        log,
+        "demo-aapl",
+        RunConfig(pipeline="test-transient-book"),
+        run_id="tb",
+        pipelines=pipelines,
+    )
     assert [o.port for o in outcome.manifest.outputs] == ["mid"]
     assert "run.tb.book" not in log.topics()
     mid = next(k for k in reference["demo-aapl"] if k[0] == "mid")  # the same in every pipeline

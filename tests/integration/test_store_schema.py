@@ -15,9 +15,9 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy.orm import Session as OrmSession
 from typer.testing import CliRunner
 
-from engine.cli import app
-from engine.store import migrate
-from engine.store.schema import LOG_COLUMNS, Base, FeatureVector, LogRow, Trade
+from engine.app.cli import app
+from engine.app.store import migrate
+from engine.app.store.schema import LOG_COLUMNS, Base, FeatureVector, LogRow, Trade
 from streams.features.schema import NAMES
 
 

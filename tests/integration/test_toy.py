@@ -16,25 +16,26 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from bench.toy_lobster import tile
-from engine.cli import app
+from engine.app.cli import app
+from engine.app.pipelines import SHIPPED
 from engine.events import decode
 from engine.events.book import BOOK_TOP_DTYPE
 from engine.events.market import MARKET_RECORD
 from engine.events.trading import OrderAcknowledged, OrderCancelled, OrderFilled, OrderSubmitted
-from engine.journal import journal_topic
 from engine.log import EmbeddedLog, FixedBatch
+from engine.log.journal import journal_topic
 from engine.runtime import RunConfig, Runner
-from engine.runtime.topology import ConfigError, Pipeline, pipeline, register
+from engine.runtime.topology import ConfigError, Pipeline
 from tests.conftest import SAMPLES
-from tests.sliced import Chains, resumed_chains, sliced_chains
-from tests.trading_support import topology
+from tests.sliced import Chains, resumed_chains, sliced_chains, topology
 
 MESSAGES = SAMPLES / "lobster_AAPL_2012-06-21_message_10.csv.gz"
 BOOKS = SAMPLES / "lobster_AAPL_2012-06-21_orderbook_10.csv.gz"
 TILES = 5
-WRITTEN = register(
-    Pipeline("test-toy", pipeline("toy").stages, doc="test only: the toy pipeline, every port kept")
+WRITTEN = Pipeline(
+    "test-toy", SHIPPED.get("toy").stages, doc="test only: the toy pipeline, every port kept"
 )
+PIPELINES = SHIPPED.extended(WRITTEN)
 """The ``toy`` pipeline with its book kept, so the tests can read the tops it acted on."""
 CAP_BINDS = {"toy": {"spacing_s": 2.0, "max_position": 200}}
 """A config under which the position cap refuses signals (1 order per 2 s, cap of 2 orders)."""
@@ -64,7 +65,9 @@ def _run(
 ) -> Run:
     log, sink = EmbeddedLog(data), EmbeddedLog(scratch)
     config = RunConfig(pipeline=name, stages=stages)
-    runner = Runner(log, journal_topic(session), sink, "t", topology(log, session, config))
+    runner = Runner(
+        log, journal_topic(session), sink, "t", topology(log, session, config, pipelines=PIPELINES)
+    )
     runner.begin()
     runner.advance()
     runner.close()
@@ -278,7 +281,7 @@ def test_tiling_shifts_each_copy_by_the_span_plus_one_millisecond(tmp_path: Path
 
 def _chains(tiled: Path, scratch: Path, cuts: list[int], batch: int) -> Chains:
     config = RunConfig(pipeline="toy", stages=CAP_BINDS)
-    return sliced_chains(tiled, "tiled", scratch, config, cuts, batch)
+    return sliced_chains(tiled, "tiled", scratch, config, cuts, batch, pipelines=PIPELINES)
 
 
 @pytest.fixture(scope="module")
@@ -323,7 +326,7 @@ def test_resume_from_a_snapshot_matches_an_uninterrupted_run(
 ) -> None:
     scratch = tmp_path_factory.mktemp("resume")
     config = RunConfig(pipeline="toy", snapshot_every=every, stages=CAP_BINDS)
-    got = resumed_chains(tiled, "tiled", scratch, config, kill_at)
+    got = resumed_chains(tiled, "tiled", scratch, config, kill_at, pipelines=PIPELINES)
     assert got == chains
 
 
@@ -332,7 +335,7 @@ def test_snapshots_round_trip_and_refuse_another_config(tiled: Path, tmp_path: P
     bit for bit; a state taken under another config is refused."""
     log = EmbeddedLog(tiled)
     config = RunConfig(pipeline="toy", stages=CAP_BINDS)
-    top = topology(log, "tiled", config)
+    top = topology(log, "tiled", config, pipelines=PIPELINES)
     runner = Runner(log, journal_topic("tiled"), EmbeddedLog(tmp_path), "t", top)
     runner.begin()
     toy, execution = top.stages[2][1], top.stages[3][1]
@@ -341,7 +344,7 @@ def test_snapshots_round_trip_and_refuse_another_config(tiled: Path, tmp_path: P
     runner.close()
     assert execution.inspect()["orders"], "an order must be in flight mid-run"
     assert toy.inspect()["next_order_id"] > 1
-    fresh = topology(log, "tiled", config).stages
+    fresh = topology(log, "tiled", config, pipelines=PIPELINES).stages
     for (_, stage), (_, new) in zip(top.stages, fresh, strict=True):
         state = stage.snapshot()
         new.restore(state)
@@ -349,7 +352,7 @@ def test_snapshots_round_trip_and_refuse_another_config(tiled: Path, tmp_path: P
     other = RunConfig(
         pipeline="toy", stages={"toy": {"tau_s": 10.0}, "execution": {"taker_fee_bp": 1.0}}
     )
-    changed = topology(log, "tiled", other).stages
+    changed = topology(log, "tiled", other, pipelines=PIPELINES).stages
     for index in (2, 3):
         with pytest.raises(ValueError, match="config"):
             changed[index][1].restore(top.stages[index][1].snapshot())

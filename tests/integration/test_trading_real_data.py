@@ -24,16 +24,16 @@ from engine.events.trading import (
     OrderSubmitted,
     TradingDayStarted,
 )
-from engine.journal import journal_topic
 from engine.log import EmbeddedLog
+from engine.log.journal import journal_topic
 from engine.runtime import RunConfig, Runner
 from engine.runtime.runs import session_opened
 from streams.trading import build_report
 from streams.trading.config import contract_multiplier
 from streams.trading.execution import ExecutionConfig, Venue, market_slice
 from tests.conftest import SAMPLES
-from tests.sliced import Chains, resumed_chains, sliced_chains
-from tests.trading_support import Outputs, RealMarket, real_market, run_trading, topology
+from tests.sliced import Chains, resumed_chains, sliced_chains, topology
+from tests.trading_support import PIPELINES, Outputs, RealMarket, real_market, run_trading
 from tests.trading_tape import drive, order
 
 SESSIONS = ("demo-aapl", "demo-btcusdt-spot", "demo-btcusdt-usdm", "demo-wdo")
@@ -477,7 +477,7 @@ STAGES = CONFIGS["limit"]
 
 def _chains(data: Path, session: str, scratch: Path, cuts: list[int], batch: int) -> Chains:
     config = RunConfig(pipeline="test-trading", stages=STAGES)
-    return sliced_chains(data, session, scratch, config, cuts, batch)
+    return sliced_chains(data, session, scratch, config, cuts, batch, pipelines=PIPELINES)
 
 
 @pytest.fixture(scope="module")
@@ -515,7 +515,11 @@ def test_one_event_at_a_time_gives_identical_bytes(
     log = EmbeddedLog(samples_master)
     config = RunConfig(pipeline="test-trading", stages=STAGES)
     runner = Runner(
-        log, journal_topic(session), EmbeddedLog(tmp_path), "t", topology(log, session, config)
+        log,
+        journal_topic(session),
+        EmbeddedLog(tmp_path),
+        "t",
+        topology(log, session, config, pipelines=PIPELINES),
     )
     runner.begin()
     runner.advance(stop=min(6000, runner.reader.end_offset), batch=1)
@@ -540,7 +544,7 @@ def test_resume_from_a_snapshot_matches_an_uninterrupted_run(
 ) -> None:
     scratch = tmp_path_factory.mktemp("resume")
     config = RunConfig(pipeline="test-trading", snapshot_every=every, stages=STAGES)
-    got = resumed_chains(samples_master, session, scratch, config, kill_at)
+    got = resumed_chains(samples_master, session, scratch, config, kill_at, pipelines=PIPELINES)
     assert got == chains[session]
 
 
@@ -549,7 +553,7 @@ def test_snapshot_restore_round_trips_every_bit(samples_master: Path, tmp_path: 
     the same bytes; inspect() shows the account; another config refuses the state."""
     log = EmbeddedLog(samples_master)
     config = RunConfig(pipeline="test-trading", stages=STAGES)
-    top = topology(log, "demo-btcusdt-usdm", config)
+    top = topology(log, "demo-btcusdt-usdm", config, pipelines=PIPELINES)
     runner = Runner(log, journal_topic("demo-btcusdt-usdm"), EmbeddedLog(tmp_path), "t", top)
     runner.begin()
     stage = top.stages[-1][1]
@@ -558,7 +562,7 @@ def test_snapshot_restore_round_trips_every_bit(samples_master: Path, tmp_path: 
     runner.close()
     assert stage.inspect()["orders"], "some order must be working mid-session"
     state = stage.snapshot()
-    fresh = topology(log, "demo-btcusdt-usdm", config).stages[-1][1]
+    fresh = topology(log, "demo-btcusdt-usdm", config, pipelines=PIPELINES).stages[-1][1]
     fresh.restore(state)
     assert fresh.snapshot() == state
     view = fresh.inspect()
@@ -566,7 +570,7 @@ def test_snapshot_restore_round_trips_every_bit(samples_master: Path, tmp_path: 
     assert view["trading_day"] == "2024-08-08"
     other = RunConfig(pipeline="test-trading", stages={**STAGES, "trading": {"latency_ms": 2.0}})
     with pytest.raises(ValueError, match="config"):
-        topology(log, "demo-btcusdt-usdm", other).stages[-1][1].restore(state)
+        topology(log, "demo-btcusdt-usdm", other, pipelines=PIPELINES).stages[-1][1].restore(state)
 
 
 def test_the_docs_snippet_runs(samples_master: Path, tmp_path: Path, capsys: Any) -> None:

@@ -11,13 +11,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from engine.cli import app
-from engine.cli.train_commands import parse_cutoff
+from engine.app.cli import app
+from engine.app.cli.train_commands import parse_cutoff
+from engine.app.training import Cutoff
+from engine.app.training.data import labels_run, load_rows, matured_by, session_span
+from engine.app.training.split import forward_folds, holdout_split
 from engine.log import EmbeddedLog
 from engine.runtime import read_manifest
-from engine.training import Cutoff
-from engine.training.data import labels_run, load_rows, matured_by, session_span
-from engine.training.split import forward_folds, holdout_split
 from tests.models_helpers import SESSION, copy_samples, train_on
 
 

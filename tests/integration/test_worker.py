@@ -12,12 +12,13 @@ from pathlib import Path
 import msgspec
 import pytest
 
+from engine.app.mirror import kafka_chain, mirror_session
+from engine.app.pipelines import SHIPPED
+from engine.app.worker.loop import committed_states, state_key
 from engine.log import EmbeddedLog
 from engine.log.kafka import KafkaLog, MockCluster
-from engine.mirror import kafka_chain, mirror_session
 from engine.runtime import execute
 from engine.runtime.manifest import RunManifest
-from engine.worker.loop import committed_states, state_key
 
 TAPE = [str(Path(sys.executable).with_name("tape"))]
 SESSION = "demo-btcusdt-usdm"
@@ -42,9 +43,9 @@ def test_killed_worker_restarts_to_the_embedded_run_bytes(
     cluster: MockCluster, samples: Path
 ) -> None:
     source = EmbeddedLog(samples)
-    reference = execute(source, SESSION).manifest
+    reference = execute(source, SESSION, pipelines=SHIPPED).manifest
     log = KafkaLog(cluster.bootstrap)
-    mirror_session(source, log, SESSION)
+    mirror_session(source, log, SESSION, pipelines=SHIPPED)
     journal_end = log.watermarks(f"{SESSION}.journal")[1]
 
     first = _worker(cluster.url, samples, "--commit-every", "200")

@@ -17,13 +17,13 @@ from engine.events.control import InstrumentSpec
 from engine.events.decisions import VOTES
 from engine.events.features import F_NO_BOOK, F_NO_TRADES, new_vectors
 from engine.events.market import MARKET_RECORD
-from engine.runtime import ConfigError, RunConfig, Slice, StageContext, Topology, pipeline
+from engine.runtime import ConfigError, RunConfig, Slice, StageContext, Topology
 from engine.runtime.topology import resolve
 from streams.agents import AGENT_RULES, AGENTS_STAGE, AgentsStage, reason_names
 from streams.agents import evaluate as ev
 from streams.agents.docs import render_markdown
 from streams.features import INDEX
-from tests import decision_inputs  # noqa: F401  (registers the test pipelines)
+from tests.decision_inputs import PIPELINES
 
 DOC = Path(__file__).parents[2] / "docs" / "agents.md"
 BTC = InstrumentSpec("BTCUSDT", "BINANCE-SPOT", "UTC", 2, 8, 1, 1, "USDT")
@@ -112,7 +112,7 @@ def test_config_errors_say_what_is_allowed(config: dict[str, Any], message: str)
 def test_a_bad_value_in_a_run_config_fails_when_the_pipeline_is_built() -> None:
     config = RunConfig(pipeline="test-agents", stages={"agents": {"footprint": {"window_s": 0}}})
     with pytest.raises(ConfigError, match=r"stage 'agents': footprint\.window_s must be"):
-        Topology(pipeline("test-agents"), resolve(config, BTC), "s", BTC)
+        Topology(PIPELINES.get("test-agents"), resolve(PIPELINES, config, BTC), "s", BTC)
 
 
 # -- hand-checked votes on constructed inputs -----------------------------------------------------

@@ -11,6 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from ingest_samples import BINANCE_USDM, LOBSTER_BOOKS, LOBSTER_MESSAGES, sample_lines
 
+from engine.app.ingest import binance, lobster
+from engine.app.ingest.source import Line
 from engine.events.book import S_STALE, S_SYNCED
 from engine.events.market import (
     BOOK_SNAPSHOT,
@@ -24,8 +26,6 @@ from engine.events.market import (
     ORDER_EXECUTED,
     new_records,
 )
-from engine.ingest import binance, lobster
-from engine.ingest.source import Line
 from streams.book import BookConfig, BookProcessor
 
 

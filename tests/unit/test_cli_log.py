@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner, Result
 
-from engine.cli import app
+from engine.app.cli import app
 from engine.events.control import (
     ClockTicked,
     HaltTrading,
@@ -18,8 +18,8 @@ from engine.events.control import (
     SessionOpened,
 )
 from engine.events.market import BUY, QUOTE, SELL, TRADE, new_records
-from engine.journal import JournalWriter
 from engine.log import EmbeddedLog
+from engine.log.journal import JournalWriter
 
 SPEC = InstrumentSpec("AAPL", "NASDAQ", "America/New_York", 4, 0, 100, 1, "USD")
 T0 = 1_340_285_400_000_000_000  # 2012-06-21T13:30:00Z

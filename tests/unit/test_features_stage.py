@@ -13,11 +13,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from engine.app.pipelines import SHIPPED
 from engine.events.book import BOOK_TOP_DTYPE
 from engine.events.control import InstrumentSpec
 from engine.events.features import FEATURE_FLAGS, FEATURES_VECTOR, N_VALUES
 from engine.events.market import MARKET_RECORD
-from engine.runtime import ConfigError, RunConfig, Slice, StageContext, Topology, pipeline
+from engine.runtime import ConfigError, RunConfig, Slice, StageContext, Topology
 from engine.runtime.topology import resolve
 from streams.features import FEATURES, NAMES, FeaturesStage
 from streams.features import kernel as k
@@ -32,7 +33,7 @@ AAPL = InstrumentSpec("AAPL", "NASDAQ", "America/New_York", 4, 0, 100, 1, "USD")
 
 
 def stage(spec: InstrumentSpec = BTC, **config: Any) -> FeaturesStage:
-    resolved = resolve(RunConfig(pipeline="features", stages={"features": config}), spec)
+    resolved = resolve(SHIPPED, RunConfig(pipeline="features", stages={"features": config}), spec)
     return FeaturesStage(StageContext("s", spec, resolved["stages"]["features"], 0))
 
 
@@ -111,14 +112,14 @@ def test_a_venue_without_a_known_calendar_must_name_one() -> None:
 
 def test_unknown_cadence_through_a_run_config_fails_when_the_pipeline_is_built() -> None:
     config = RunConfig(pipeline="features", stages={"features": {"cadence": "hourly"}})
-    resolved = resolve(config, BTC)
+    resolved = resolve(SHIPPED, config, BTC)
     with pytest.raises(ConfigError, match="unknown cadence 'hourly'"):
-        Topology(pipeline("features"), resolved, "s", BTC)
+        Topology(SHIPPED.get("features"), resolved, "s", BTC)
 
 
 def test_the_mid_pipeline_is_unchanged() -> None:
-    assert [s.id for s in pipeline("mid").stages] == ["book", "mid"]
-    assert [s.id for s in pipeline("features").stages] == ["book", "mid", "features"]
+    assert [s.id for s in SHIPPED.get("mid").stages] == ["book", "mid"]
+    assert [s.id for s in SHIPPED.get("features").stages] == ["book", "mid", "features"]
 
 
 # -- calendar and temporal features -------------------------------------------------------------

@@ -16,9 +16,9 @@ from ingest_samples import (
     sample_lines,
 )
 
-from engine.ingest import b3, binance, lobster
-from engine.ingest.session import Bad, Item, Oracle
-from engine.ingest.source import Line
+from engine.app.ingest import b3, binance, lobster
+from engine.app.ingest.session import Bad, Item, Oracle
+from engine.app.ingest.source import Line
 
 
 def _lines(raw: list[bytes]) -> list[Line]:
@@ -161,7 +161,7 @@ def test_damaged_file_cli_strict(tmp_path: Path) -> None:
     from ingest_samples import write_gz
     from typer.testing import CliRunner
 
-    from engine.cli import app
+    from engine.app.cli import app
 
     lines = list(SPOT)
     lines[TRADE_LINE] = lines[TRADE_LINE][:50]
@@ -468,8 +468,8 @@ def test_cli_quarantines_what_used_to_crash(tmp_path: Path, case: str) -> None:
 
     from typer.testing import CliRunner
 
-    from engine.cli import app
-    from engine.ingest.session import read_manifest, session_topics
+    from engine.app.cli import app
+    from engine.app.ingest.session import read_manifest, session_topics
     from engine.log import EmbeddedLog
 
     ingest, line, reason = _cli_case(tmp_path, case)

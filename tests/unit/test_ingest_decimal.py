@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from engine.ingest.decimal import DecimalError, ScaledCache, format_scaled, parse_scaled
+from engine.app.ingest.decimal import DecimalError, ScaledCache, format_scaled, parse_scaled
 
 
 @pytest.mark.parametrize(

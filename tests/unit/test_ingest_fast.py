@@ -27,11 +27,11 @@ from ingest_samples import (
     sample_lines,
 )
 
-from engine.ingest import binance, lobster
-from engine.ingest.decimal import DecimalError, parse_scaled
-from engine.ingest.fastparse import MAX_DIGITS, parse_scaled_fast
-from engine.ingest.session import Item, Oracle
-from engine.ingest.source import InputFile, Line, iter_lines
+from engine.app.ingest import binance, lobster
+from engine.app.ingest.decimal import DecimalError, parse_scaled
+from engine.app.ingest.fastparse import MAX_DIGITS, parse_scaled_fast
+from engine.app.ingest.session import Item, Oracle
+from engine.app.ingest.source import InputFile, Line, iter_lines
 from tests.factories import items_key
 
 # -- decimals ------------------------------------------------------------------------------------

@@ -29,12 +29,12 @@ from ingest_samples import (
     sample_lines,
 )
 
+from engine.app.ingest import binance, lobster
+from engine.app.ingest.session import Bad, Item, Oracle
+from engine.app.ingest.source import InputFile, Line, iter_lines
 from engine.events.catalogue import encode
 from engine.events.control import RecordQuarantined
 from engine.events.market import MARKET_RECORD
-from engine.ingest import binance, lobster
-from engine.ingest.session import Bad, Item, Oracle
-from engine.ingest.source import InputFile, Line, iter_lines
 from tests.factories import items_key
 
 SPOT = sample_lines(BINANCE_SPOT, 200)

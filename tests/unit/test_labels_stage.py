@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from engine.app.pipelines import SHIPPED
 from engine.events.book import BOOK_MID
 from engine.events.control import ClockTicked, InstrumentSpec, SessionClosed
 from engine.events.decisions import LABEL, new_records
@@ -27,7 +28,7 @@ WDO = InstrumentSpec("WDOU25", "B3", "America/Sao_Paulo", 1, 0, 5, 1, "BRL")
 
 
 def stage(spec: InstrumentSpec = BTC, **config: Any) -> LabelsStage:
-    resolved = resolve(RunConfig(pipeline="labels", stages={"labels": config}), spec)
+    resolved = resolve(SHIPPED, RunConfig(pipeline="labels", stages={"labels": config}), spec)
     return LabelsStage(StageContext("s", spec, resolved["stages"]["labels"], 0))
 
 

@@ -29,13 +29,13 @@ from engine.runtime.topology import resolve
 from streams.features import INDEX
 from streams.models import ONLINE_FEATURES, ModelsStage
 from streams.models.online import OnlineModel, OnlineState
-from tests.models_helpers import PIPELINE
+from tests.models_helpers import PIPELINE, PIPELINES
 
 BTC = InstrumentSpec("BTCUSDT", "BINANCE-USDM", "UTC", 2, 3, 10, 1, "USDT")
 
 
 def stage(**config: Any) -> ModelsStage:
-    resolved = resolve(RunConfig(pipeline=PIPELINE.name, stages={"models": config}), BTC)
+    resolved = resolve(PIPELINES, RunConfig(pipeline=PIPELINE.name, stages={"models": config}), BTC)
     return ModelsStage(StageContext("s", BTC, resolved["stages"]["models"], 0))
 
 

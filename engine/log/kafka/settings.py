@@ -74,5 +74,5 @@ META_TOPIC = "tapedeck.meta"
 and run manifests, keyed ``<kind>/<name>``."""
 META_SCHEMA = "tapedeck.meta"
 WORKER_STATE_SCHEMA = "tapedeck.worker_state"
-"""Schema of the worker's state topic (engine.worker): only each key's newest value matters."""
+"""Schema of the worker's state topic (engine.app.worker): only each key's newest value matters."""
 COMPACTED_SCHEMAS = frozenset({META_SCHEMA, WORKER_STATE_SCHEMA})

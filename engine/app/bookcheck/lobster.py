@@ -1,0 +1,72 @@
+"""LOBSTER: every orderbook row against the rebuilt book, with window resyncs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from engine.app.bookcheck import CheckError, CheckReport, Journal, book_config
+from engine.app.ingest.session import oracle_topic
+from engine.events.market import F_LAST, LEVEL_UPDATED, new_records
+from engine.log import EmbeddedLog
+from streams.book import BookProcessor
+
+
+def _oracle(log: EmbeddedLog, session: str) -> np.ndarray[Any, Any]:
+    from engine.events.book import BOOK_TOP_DTYPE
+
+    topic = oracle_topic(session)
+    if not log.has_topic(topic):
+        raise CheckError(f"session {session!r} has no oracle topic {topic}; re-ingest it")
+    reader, chunks, offset = log.reader(topic), [], 0
+    while (batch := reader.read(offset, 1 << 16)) is not None:
+        chunks.append(np.asarray(batch.records).view(BOOK_TOP_DTYPE).copy())
+        offset = batch.next_offset
+    return np.concatenate(chunks) if chunks else np.zeros(0, BOOK_TOP_DTYPE)
+
+
+def _side(row: Any, prefix: str) -> list[tuple[int, int]]:
+    return [
+        (int(p), int(s))
+        for p, s in zip(row[f"{prefix}_price"], row[f"{prefix}_size"], strict=True)
+        if s
+    ]
+
+
+def _resync(book: BookProcessor, side: int, want: list[tuple[int, int]], offset: int) -> int:
+    """Add oracle levels deeper than every level the book holds; returns how many."""
+    have = book.levels(side)
+    if len(have) >= len(want):
+        return 0
+    worst = have[-1][0] if have else None
+    missing = [(p, s) for p, s in want if worst is None or (p < worst if side > 0 else p > worst)]
+    if not missing:
+        return 0
+    records = new_records(LEVEL_UPDATED, len(missing))
+    records["side"] = side
+    records["price"] = [p for p, _ in missing]
+    records["size"] = [s for _, s in missing]
+    records["flags"][-1] = F_LAST
+    book.process(records, offset)
+    return len(missing)
+
+
+def check(log: EmbeddedLog, journal: Journal, session: str) -> CheckReport:
+    """Compare all levels of every orderbook row; see :mod:`engine.app.bookcheck`."""
+    oracle = _oracle(log, session)
+    report = CheckReport(session, f"{oracle_topic(session)} ({len(oracle)} orderbook rows)")
+    book = BookProcessor(book_config(journal.opened.instrument))
+    done = 0  # records of the journal applied so far
+    for row in oracle:
+        upto = int(np.searchsorted(journal.offsets, int(row["offset"]), side="right"))
+        if upto > done:
+            book.process(journal.records[done:upto], int(journal.offsets[done]))
+            done = upto
+        for side, prefix in ((1, "bid"), (-1, "ask")):
+            report.resynced += _resync(book, side, _side(row, prefix), int(row["offset"]))
+        got = {"bid": book.levels(1)[:10], "ask": book.levels(-1)[:10]}
+        want = {"bid": _side(row, "bid"), "ask": _side(row, "ask")}
+        details = {"journal_offset": int(row["offset"]), "oracle_row": report.compared + 1}
+        report.tally(got == want, {**details, "book": got, "orderbook_row": want})
+    return report

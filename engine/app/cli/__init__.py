@@ -1,0 +1,22 @@
+"""The ``tape`` command line. Each module registers its commands on the one Typer app."""
+
+from engine.app.cli import analyst_commands as analyst_commands
+from engine.app.cli import book_commands as book_commands
+from engine.app.cli import cluster_commands as cluster_commands
+from engine.app.cli import db_commands as db_commands
+from engine.app.cli import demo as demo
+from engine.app.cli import ingest_commands as ingest_commands
+from engine.app.cli import log_commands as log_commands
+from engine.app.cli import run_commands as run_commands
+from engine.app.cli import train_commands as train_commands
+from engine.app.cli import worker_commands as worker_commands
+from engine.app.cli.root import app
+from engine.app.pipelines import SHIPPED
+
+
+def main() -> None:
+    """Entry point of the ``tape`` script: the app, with the pipelines Tapedeck ships."""
+    app(obj=SHIPPED)
+
+
+__all__ = ["app", "main"]

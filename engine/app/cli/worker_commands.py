@@ -1,0 +1,128 @@
+"""``tape worker``: host the deterministic topology on a Kafka cluster's journal partitions."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from engine.app.cli.model_options import Models, model_store, with_bundle
+from engine.app.cli.root import LOG_ENV, app, console, context, fail
+from engine.app.cli.run_commands import load_config
+from engine.app.worker import Worker
+from engine.app.worker.loop import WorkerProgress
+from engine.log import LogError
+from engine.log.kafka import KafkaLog
+from engine.log.locate import open_log
+from engine.models import ModelStoreError
+from engine.runtime import ConfigError, RunError
+
+
+@app.command()
+def worker(
+    ctx: typer.Context,
+    log_address: Annotated[
+        str | None,
+        typer.Option(
+            "--log",
+            envvar=LOG_ENV,
+            help="The cluster: kafka://HOST:PORT[,HOST:PORT].",
+            show_default=False,
+        ),
+    ] = None,
+    pipeline: Annotated[str, typer.Option(help="Pipeline every session runs.")] = "default",
+    session: Annotated[
+        list[str] | None,
+        typer.Option(help="Only this session's journal (repeatable; default: every journal)."),
+    ] = None,
+    group: Annotated[
+        str, typer.Option(help="Consumer group: workers sharing it split the sessions.")
+    ] = "tapedeck-workers",
+    worker_id: Annotated[
+        str | None,
+        typer.Option(
+            "--worker-id",
+            help="Stable name of this worker (default: host name). A restarted worker must "
+            "keep its name so it can abort its predecessor's open transaction at once.",
+            show_default=False,
+        ),
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option(help="Run config file (TOML or JSON), as for `tape run`.")
+    ] = None,
+    models: Models = None,
+    bundle: Annotated[
+        str | None,
+        typer.Option("--bundle", help="Model bundle hash or prefix: sets stages.models.bundle."),
+    ] = None,
+    commit_every: Annotated[
+        int,
+        typer.Option(help="Journal events per transaction (results never depend on it).", min=1),
+    ] = 20_000,
+    idle_exit: Annotated[
+        float | None,
+        typer.Option(
+            help="Exit after this many seconds without journal events once every session it "
+            "hosts is complete (default: run until stopped).",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Process session journals on Kafka with the pipeline, exactly once, as one of a group."""
+    address = log_address
+    if not address or not address.startswith("kafka://"):
+        fail(
+            "tape worker runs on a Kafka cluster: pass --log kafka://HOST:PORT (or set "
+            f"{LOG_ENV}); on one machine `tape run` does the same work on the embedded log"
+        )
+    store = model_store(context(ctx).data, models)
+    try:
+        log = open_log(address)
+        assert isinstance(log, KafkaLog)
+        run_config = load_config(config, pipeline)
+        if bundle is not None:
+            run_config = with_bundle(run_config, store, bundle, context(ctx).pipelines)
+        hosted = Worker(
+            log,
+            pipeline,
+            pipelines=context(ctx).pipelines,
+            group=group,
+            worker_id=worker_id,
+            sessions=session,
+            config=run_config,
+            models=store,
+            commit_every=commit_every,
+        )
+        console.print(
+            f"worker {hosted.worker_id} joined group {group} on {log.servers}, pipeline "
+            f"{pipeline}; waiting for journal partitions"
+        )
+        done = hosted.run(idle_exit, _report(hosted))
+    except (LogError, RunError, ConfigError, ModelStoreError) as exc:
+        fail(str(exc), code=1)
+    except KeyboardInterrupt:
+        console.print("stopped; everything up to the last committed transaction is kept")
+        raise typer.Exit(130) from None
+    console.print(
+        f"worker {hosted.worker_id} done: {done.events:,} journal events in {done.cycles} "
+        f"transactions; complete runs: {', '.join(done.completed) or 'none'}"
+    )
+
+
+def _report(hosted: Worker) -> Callable[[WorkerProgress], None]:
+    completed = 0
+
+    def on_cycle(progress: WorkerProgress) -> None:
+        nonlocal completed
+        where = ", ".join(
+            f"{task.session}@{task.next:,}" + (" (complete)" if task.closed else "")
+            for task in hosted.tasks.values()
+        )
+        console.print(f"committed transaction {progress.cycles}: {where}", highlight=False)
+        for run_id in progress.completed[completed:]:
+            console.print(f"run {run_id} complete; its manifest is in the meta topic")
+        completed = len(progress.completed)
+
+    return on_cycle

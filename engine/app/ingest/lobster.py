@@ -1,0 +1,355 @@
+"""LOBSTER message + orderbook CSV pairs to events, and the orderbook rows to the oracle.
+
+Message row -> one record (flag F_LAST, ``ts_recv`` = ``ts_event``: LOBSTER has one clock):
+
+=====  ===========================  =====================================================
+type   event                        side
+=====  ===========================  =====================================================
+1      ``market.order_added``       direction (+1 bid, -1 ask)
+2      ``market.order_cancelled``   direction
+3      ``market.order_deleted``     direction
+4      ``market.order_executed``    direction of the resting order
+5      ``market.trade``, F_HIDDEN   aggressor = -direction (hidden resting order's opposite)
+6      ``market.trade`` (cross)     0 (an auction cross has no aggressor)
+7      ``feed.trading_status_changed``  price -1 halted, 0 quoting, 1 trading
+=====  ===========================  =====================================================
+
+The journal starts with a ``market.book_snapshot``: orderbook row 1 with message 1's effect
+undone (LOBSTER gives no book before message 1). Orderbook row i becomes a ``book.top`` oracle
+row tied to message i's journal record. Time: seconds after midnight (exact decimal, 9 places)
+in America/New_York on ``--date``, converted with that day's UTC offset at noon (the trading
+day never spans a DST switch).
+
+Ranges: the time in ns, sizes, prices and orderbook values must fit int64 and an order id the
+record's unsigned 64-bit slot; a row outside them is quarantined as ``out_of_range``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from datetime import date, datetime
+from itertools import zip_longest
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import numpy as np
+
+from engine.app.ingest import lobster_fast as fast
+from engine.app.ingest.blocks import BLOCK, LineBlocks
+from engine.app.ingest.decimal import DecimalError, parse_scaled
+from engine.app.ingest.records import (
+    INT64_MAX,
+    UINT64_MAX,
+    FixedArray,
+    RecordArray,
+    check_range,
+    fits_int64,
+)
+from engine.app.ingest.session import Bad, Item, Oracle
+from engine.app.ingest.source import FileLines, Line
+from engine.events.book import BOOK_TOP_DTYPE, TOP_LEVELS, new_tops
+from engine.events.control import InstrumentSpec, TradingStatusChanged
+from engine.events.market import F_FIRST, F_HIDDEN, F_LAST
+
+IMPORTER_VERSION = "lobster/1"
+TIME_ZONE = "America/New_York"
+EMPTY_ASK, EMPTY_BID = 9999999999, -9999999999
+_KIND = {1: 2, 2: 3, 3: 4, 4: 5}  # LOBSTER type -> catalogue type id (L3 events)
+_STATUS = {-1: "halted", 0: "quoting", 1: "trading"}
+
+
+def instrument(symbol: str) -> InstrumentSpec:
+    """NASDAQ equity as LOBSTER scales it: price in 1/10000 USD, size in shares."""
+    return InstrumentSpec(symbol, "NASDAQ", TIME_ZONE, 4, 0, 100, 1, "USD")
+
+
+def midnight_ns(day: date, zone: str = TIME_ZONE) -> int:
+    """UTC ns of local midnight of ``day`` plus the zone's offset at noon (exact integers)."""
+    noon = datetime(day.year, day.month, day.day, 12, tzinfo=ZoneInfo(zone))
+    offset = noon.utcoffset()
+    assert offset is not None
+    naive_days = (day - date(1970, 1, 1)).days
+    return (naive_days * 86400 - int(offset.total_seconds())) * 1_000_000_000
+
+
+def _int(text: str, what: str) -> int:
+    try:
+        return parse_scaled(text, 0)
+    except DecimalError as exc:
+        if exc.reason == "out_of_range":  # thousands of digits: an integer, just far too big
+            raise DecimalError(exc.reason, f"{what}: {exc}") from exc
+        raise DecimalError("not_numeric", f"{what} {text!r} is not an integer") from exc
+
+
+Message = tuple[int, int, int, int, int, int]
+"""(ts_ns, type, order_id, size, price, direction)."""
+
+
+def parse_message(text: str, midnight: int) -> Message:
+    """One message row, validated; raises :class:`DecimalError` with the reason."""
+    cols = text.split(",")
+    if len(cols) != 6:
+        raise DecimalError("bad_columns", f"expected 6 columns, found {len(cols)}")
+    seconds = parse_scaled(cols[0], 9)
+    kind = _int(cols[1], "event type")
+    order_id, size = _int(cols[2], "order id"), _int(cols[3], "size")
+    price, direction = _int(cols[4], "price"), _int(cols[5], "direction")
+    if kind not in range(1, 8):
+        raise DecimalError("unknown_event", f"event type {kind} is not one of 1..7")
+    if size < 0:
+        raise DecimalError("negative_size", f"size {size} is negative")
+    if seconds < 0 or order_id < 0 or direction not in (1, -1):
+        raise DecimalError("bad_field", "time and order id must be >= 0, direction 1 or -1")
+    if kind != 7 and price < 0:
+        raise DecimalError("negative_price", f"price {price} is negative")
+    check_range(f"time {cols[0][:30]!r} s after midnight", midnight + seconds, 0, INT64_MAX, " ns")
+    check_range("order id", order_id, 0, UINT64_MAX)
+    check_range("size", size, 0, INT64_MAX)
+    check_range("price", price, -INT64_MAX - 1, INT64_MAX)
+    return midnight + seconds, kind, order_id, size, price, direction
+
+
+def parse_book(text: str, levels: int) -> np.ndarray[Any, Any]:
+    """An orderbook row as a ``(levels, 4)`` array: ask price, ask size, bid price, bid size."""
+    cols = text.split(",")
+    if len(cols) != 4 * levels:
+        raise DecimalError("bad_columns", f"expected {4 * levels} columns, found {len(cols)}")
+    ints = [_int(c, "orderbook value") for c in cols]
+    for k, value in enumerate(ints):
+        what = f"column {k + 1} (level {k // 4 + 1} {_BOOK_COLUMNS[k % 4]})"
+        check_range(what, value, -INT64_MAX - 1, INT64_MAX)
+    values = np.array(ints, dtype=np.int64).reshape(-1, 4)
+    if (values[:, 1] < 0).any() or (values[:, 3] < 0).any():
+        raise DecimalError("negative_size", "an orderbook size is negative")
+    empty_ask, empty_bid = values[:, 0] == EMPTY_ASK, values[:, 2] == EMPTY_BID
+    values[empty_ask, :2] = 0
+    values[empty_bid, 2:] = 0
+    return values
+
+
+_BOOK_COLUMNS = ("ask price", "ask size", "bid price", "bid size")
+
+
+def initial_levels(book: np.ndarray[Any, Any], first: Message) -> dict[int, dict[int, int]]:
+    """The visible book before message ``first``: its row with the message's effect undone.
+
+    Raises :class:`DecimalError` ``out_of_range`` if undoing it gives a size beyond int64.
+    """
+    sides: dict[int, dict[int, int]] = {1: {}, -1: {}}
+    for ask_p, ask_s, bid_p, bid_s in book.tolist():
+        if ask_s:
+            sides[-1][ask_p] = ask_s
+        if bid_s:
+            sides[1][bid_p] = bid_s
+    _, kind, _, size, price, direction = first
+    if kind in (1, 2, 3, 4):
+        level = sides[direction]
+        level[price] = level.get(price, 0) + (-size if kind == 1 else size)
+        if level[price] <= 0:
+            del level[price]
+        else:
+            what = f"orderbook row 1 with message 1 undone, size at price {price}"
+            check_range(what, level[price], 0, INT64_MAX)
+    return sides
+
+
+class LobsterConverter:
+    """Message and orderbook lines to journal items and oracle rows (pure: no I/O).
+
+    Given the :class:`~engine.app.ingest.source.FileLines` of both files, it converts blocks of
+    row pairs with the compiled :func:`engine.app.ingest.lobster_fast.scan` and passes each pair
+    scan is not sure about through the pair-by-pair path (:meth:`_pair`), which any other
+    iterables of lines take throughout. Both give the same items; ``fast=False`` forces the
+    pair-by-pair path (the reference the tests compare against); ``block`` is the size in
+    bytes of the pieces the inputs are read in.
+    """
+
+    def __init__(
+        self,
+        day: date,
+        messages: str,
+        books: str,
+        levels: int = TOP_LEVELS,
+        chunk: int = 8192,
+        fast: bool = True,
+        block: int = BLOCK,
+    ) -> None:
+        if not 1 <= levels <= TOP_LEVELS:
+            raise ValueError(f"LOBSTER files with {levels} levels: 1..{TOP_LEVELS} supported")
+        self.midnight = midnight_ns(day)
+        self.sources = (messages, books)
+        self.levels, self.chunk, self.block = levels, chunk, block
+        self._buf = RecordArray(chunk + 1024)
+        self._tops: list[tuple[int, int, np.ndarray[Any, Any]]] = []  # pending, from _pair
+        self._top_rows = FixedArray(BOOK_TOP_DTYPE, chunk + 1024)
+        self._ordinal = -1  # ordinal of the last market record yielded or buffered
+        self._last_ts = 0
+        self.fast = fast and fits_int64(self.midnight) and chunk > 0
+
+    def convert(self, messages: Iterable[Line], books: Iterable[Line]) -> Iterator[Item]:
+        """Items for each (message, orderbook) row pair, in order."""
+        if self.fast and isinstance(messages, FileLines) and isinstance(books, FileLines):
+            yield from self._convert_blocks(messages, books)
+            return
+        for msg_line, book_line in zip_longest(messages, books):
+            if msg_line is None or book_line is None:
+                line = msg_line or book_line
+                assert line is not None
+                yield self._row_count(0 if msg_line is not None else 1, line)
+                continue
+            yield from self._slow(msg_line, book_line)
+        yield from self._flush()
+
+    def _row_count(self, which: int, line: Line) -> Bad:
+        return Bad.at(
+            self.sources[which],
+            line,
+            "row_count",
+            "the message and orderbook files have different row counts",
+        )
+
+    def _slow(self, msg_line: Line, book_line: Line) -> Iterator[Item]:
+        yield from self._pair(msg_line, book_line)
+        if len(self._buf) >= self.chunk:
+            yield from self._flush()
+
+    def _convert_blocks(self, messages: FileLines, books: FileLines) -> Iterator[Item]:
+        rows, tops = LineBlocks(messages, self.block), LineBlocks(books, self.block)
+        state = np.zeros(fast.STATE_SIZE, np.int64)
+        scratch = fast.scratch()
+        try:
+            while rows.available() and tops.available():
+                # What the Python path added goes in first, in order; if it cannot (a value
+                # out of range, which _flush will raise), pairs go the Python way so that
+                # everything happens as it always did.
+                if not (self._buf.settle() and self._settle_tops() and self._state_in(state)):
+                    yield from self._slow(rows.take_line(), tops.take_line())
+                    continue
+                status, mpos, bpos, done = fast.scan(
+                    rows.array, rows.pos, rows.end, tops.array, tops.pos, tops.end,
+                    self.levels, self.midnight, self.chunk,
+                    state, self._buf.words, self._top_rows.words, scratch,
+                )  # fmt: skip
+                rows.advance(mpos, done)
+                tops.advance(bpos, done)
+                self._state_out(state)
+                if status == fast.FULL:
+                    yield from self._flush()
+                elif status == fast.SLOW:
+                    yield from self._slow(rows.take_line(), tops.take_line())
+                elif status == fast.GROW:
+                    self._buf.reserve(self.chunk)
+                    self._top_rows.reserve(self.chunk)
+            # one file ended: the rest of the other are rows without a partner
+            for which, blocks in enumerate((rows, tops)):
+                while blocks.available():
+                    yield self._row_count(which, blocks.take_line())
+        finally:
+            rows.close()
+            tops.close()
+        yield from self._flush()
+
+    def _state_in(self, state: np.ndarray[Any, Any]) -> bool:
+        # in the order of lobster_fast's S_* slots
+        values = (self._last_ts, self._ordinal, self._buf.n, self._top_rows.n)
+        if not all(fits_int64(v) for v in values):
+            return False
+        state[:] = values
+        return True
+
+    def _state_out(self, state: np.ndarray[Any, Any]) -> None:
+        self._last_ts = int(state[fast.S_LAST_TS])
+        self._ordinal = int(state[fast.S_ORDINAL])
+        self._buf.n = int(state[fast.S_RECORDS])
+        self._top_rows.n = int(state[fast.S_TOPS])
+
+    def _flush(self) -> Iterator[Item]:
+        if len(self._buf):
+            yield self._buf.take()
+        if self._tops:
+            self._top_rows.extend(self._pending_tops())
+            self._tops = []
+        if self._top_rows.n:
+            yield Oracle(self._top_rows.take_array())
+
+    def _settle_tops(self) -> bool:
+        """Move the pending oracle rows into the array; False if a value does not fit."""
+        if self._tops:
+            try:
+                pending = self._pending_tops()
+            except Exception:  # _flush raises it again, where it always has
+                return False
+            self._top_rows.extend(pending)
+            self._tops = []
+        return True
+
+    def _pending_tops(self) -> np.ndarray[Any, Any]:
+        tops = new_tops(len(self._tops))
+        for i, (ordinal, ts, row) in enumerate(self._tops):
+            tops[i]["offset"], tops[i]["ts_event"], tops[i]["ts_recv"] = ordinal, ts, ts
+            n = len(row)
+            tops[i]["ask_price"][:n], tops[i]["ask_size"][:n] = row[:, 0], row[:, 1]
+            tops[i]["bid_price"][:n], tops[i]["bid_size"][:n] = row[:, 2], row[:, 3]
+        return tops
+
+    def _bad(self, which: int, line: Line, exc: DecimalError) -> Bad:
+        return Bad.at(self.sources[which], line, exc.reason, str(exc), self._last_ts)
+
+    def _pair(self, msg_line: Line, book_line: Line) -> Iterator[Item]:
+        msg: Message | None = None
+        try:
+            msg = parse_message(msg_line.text(), self.midnight)
+            if msg[0] < self._last_ts:
+                raise DecimalError("time_backwards", f"time {msg[0]} ns < previous {self._last_ts}")
+        except DecimalError as exc:
+            msg = None
+            yield self._bad(0, msg_line, exc)
+        try:
+            book = parse_book(book_line.text(), self.levels)
+        except DecimalError as exc:
+            yield self._bad(1, book_line, exc)
+            book = None
+        if msg is not None and book is not None and self._ordinal < 0:
+            try:
+                sides = initial_levels(book, msg)
+            except DecimalError as exc:
+                msg = None
+                yield self._bad(0, msg_line, exc)
+            else:
+                self._snapshot(sides, msg[0])
+        if msg is not None and self._ordinal >= 0:
+            yield from self._message(msg)
+        if book is not None:
+            if self._ordinal < 0:
+                yield Bad.at(
+                    self.sources[1],
+                    book_line,
+                    "no_message",
+                    "its message row was quarantined and no book precedes it",
+                )
+            else:
+                self._tops.append((self._ordinal, self._last_ts, book))
+
+    def _snapshot(self, sides: dict[int, dict[int, int]], ts: int) -> None:
+        levels = [(1, i, p, sides[1][p]) for i, p in enumerate(sorted(sides[1], reverse=True))]
+        levels += [(-1, i, p, sides[-1][p]) for i, p in enumerate(sorted(sides[-1]))]
+        for k, (side, i, p, q) in enumerate(levels):
+            flags = (F_FIRST if k == 0 else 0) | (F_LAST if k == len(levels) - 1 else 0)
+            self._buf.rows.append((8, side, flags, i, ts, ts, p, q, 0, 0, 0))
+        self._ordinal += len(levels)
+
+    def _message(self, msg: Message) -> Iterator[Item]:
+        ts, kind, order_id, size, price, direction = msg
+        self._last_ts = ts
+        if kind == 7:
+            yield from self._flush()
+            status = _STATUS.get(price, f"unknown ({price})")
+            yield TradingStatusChanged(ts, ts, status, f"LOBSTER type 7, price {price}")
+            return
+        if kind in _KIND:
+            row = (_KIND[kind], direction, F_LAST, 0, ts, ts, price, size, order_id, 0, 0)
+        else:
+            side, flags = (-direction, F_LAST | F_HIDDEN) if kind == 5 else (0, F_LAST)
+            row = (1, side, flags, 0, ts, ts, price, size, 0, 0, 0)
+        self._buf.rows.append(row)
+        self._ordinal += 1

@@ -1,0 +1,388 @@
+"""Running an importer into a session: idempotency, quarantine, progress and the summary.
+
+Importers are pure converters (lines in, events out); this module is the I/O edge around them.
+A converter yields, in journal order, numpy arrays of market records, low-rate control events,
+and :class:`Bad` items for input it could not convert. This driver writes the first two to the
+session journal through :class:`~engine.log.journal.JournalWriter` and the last to the quarantine.
+
+Idempotency: ``<data>/sessions/<name>.json`` records the fingerprint (sha256 of the input bytes,
+the importer and its version, and the arguments that change the output). An identical re-run is
+a no-op; anything else for an existing session is refused. An interrupted or ``--strict``-stopped
+ingest removes what it wrote, so no half session is ever left behind as if it were whole.
+"""
+
+from __future__ import annotations
+
+import queue
+import shutil
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, cast
+
+import msgspec
+import numpy as np
+
+from engine.app.ingest.source import Line
+from engine.events.book import TOP_RECORD_SIZE
+from engine.events.control import (
+    InstrumentSpec,
+    RecordQuarantined,
+    SessionClosed,
+    SessionOpened,
+)
+from engine.log import EmbeddedLog, PartitionWriter, TopicCodec, TopicConfig
+from engine.log.journal import JournalWriter, journal_topic, quarantine_topic
+
+
+class IngestError(Exception):
+    """An ingest that cannot proceed; the message says why and what to do."""
+
+
+class StrictStopError(IngestError):
+    """``--strict`` met its first bad record."""
+
+
+@dataclass(frozen=True)
+class Bad:
+    """An input record a converter could not turn into events."""
+
+    source: str
+    line: int
+    byte_offset: int
+    raw: str
+    reason: str
+    detail: str
+    ts_recv: int = 0
+
+    @classmethod
+    def at(cls, source: str, line: Line, reason: str, detail: str, ts_recv: int = 0) -> Bad:
+        """The bad record on ``line`` of ``source``, kept with its position and raw text."""
+        return cls(source, line.number, line.offset, line.text(), reason, detail, ts_recv)
+
+
+@dataclass(frozen=True)
+class Oracle:
+    """Rows of a venue's own book (``book.top`` records) for ``<session>.oracle``.
+
+    Their ``offset`` field holds the 0-based ordinal of the market record each row follows
+    (counting market records only); the driver turns it into that record's journal offset.
+    """
+
+    tops: np.ndarray[Any, Any]
+
+
+Item = np.ndarray[Any, Any] | msgspec.Struct | Bad | Oracle
+
+
+@dataclass
+class Summary:
+    """What an ingest did, for the user and the sidecar."""
+
+    session: str
+    lines: int = 0
+    records: int = 0
+    events: int = 0
+    quarantined: Counter[str] = field(default_factory=Counter)
+    notes: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    skipped: bool = False
+
+
+class Manifest(msgspec.Struct, frozen=True):
+    """The sidecar ``<data>/sessions/<name>.json`` of an ingested session."""
+
+    session: str
+    importer: str
+    fingerprint: str
+    inputs: list[str]
+    status: str
+    lines: int = 0
+    records: int = 0
+    quarantined: dict[str, int] = {}
+
+
+def manifest_path(log: EmbeddedLog, session: str) -> Path:
+    """Where a session's sidecar lives."""
+    return log.root / "sessions" / f"{session}.json"
+
+
+def read_manifest(log: EmbeddedLog, session: str) -> Manifest | None:
+    """A session's sidecar, or None when the session was not ingested."""
+    path = manifest_path(log, session)
+    return msgspec.json.decode(path.read_bytes(), type=Manifest) if path.is_file() else None
+
+
+def check_new(log: EmbeddedLog, session: str, fingerprint: str, inputs: list[str]) -> bool:
+    """True if this exact ingest already happened (a no-op); raise if it conflicts."""
+    existing = read_manifest(log, session)
+    if existing is not None and existing.status == "complete":
+        if existing.fingerprint == fingerprint:
+            return True
+        raise IngestError(
+            f"session {session!r} already holds a different ingest ({existing.importer} of "
+            f"{', '.join(existing.inputs)}, fingerprint {existing.fingerprint[:12]}); this input "
+            f"(fingerprint {fingerprint[:12]}) differs. Use another --session name."
+        )
+    if existing is None and log.has_topic(journal_topic(session)):
+        raise IngestError(
+            f"session {session!r} has a journal that no ingest recorded (written by a feed or "
+            "another tool); refusing to add to it. Use another --session name."
+        )
+    _remove_session(log, session)  # leftovers of an interrupted ingest
+    return False
+
+
+def session_topics(session: str) -> list[str]:
+    """Every topic an ingest may write for ``session``."""
+    return [journal_topic(session), quarantine_topic(session), f"{session}.oracle"]
+
+
+def _remove_session(log: EmbeddedLog, session: str) -> None:
+    for topic in session_topics(session):
+        shutil.rmtree(log.root / "topics" / topic, ignore_errors=True)
+    manifest_path(log, session).unlink(missing_ok=True)
+
+
+def _write_manifest(log: EmbeddedLog, manifest: Manifest) -> None:
+    path = manifest_path(log, manifest.session)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_bytes(msgspec.json.format(msgspec.json.encode(manifest)))
+    tmp.replace(path)
+
+
+@dataclass
+class IngestJob:
+    """One ingest: where it goes, what it is, and the converted stream of items."""
+
+    log: EmbeddedLog
+    session: str
+    importer: str
+    fingerprint: str
+    inputs: list[str]
+    instrument: InstrumentSpec
+    source: str
+    strict: bool = False
+
+
+def run(job: IngestJob, items: Iterable[Item], lines: Callable[[], int]) -> Summary:
+    """Write ``items`` into the session; ``lines()`` tells how many input lines were read."""
+    summary = Summary(job.session)
+    if check_new(job.log, job.session, job.fingerprint, job.inputs):
+        summary.skipped = True
+        return summary
+    _write_manifest(
+        job.log, Manifest(job.session, job.importer, job.fingerprint, job.inputs, "in_progress")
+    )
+    started = time.perf_counter()
+    writer = JournalWriter(job.log, job.session)
+    ahead = Prefetch(items)
+    try:
+        try:
+            last_ts = _drive(job, writer, ahead, summary)
+        finally:
+            ahead.close()
+        writer.event(SessionClosed(last_ts, last_ts, job.session, "end of input"))
+        summary.events += 1
+        writer.close()
+    except BaseException:
+        writer.close()
+        _remove_session(job.log, job.session)
+        raise
+    summary.lines = lines()
+    summary.seconds = time.perf_counter() - started
+    _write_manifest(
+        job.log,
+        Manifest(
+            job.session,
+            job.importer,
+            job.fingerprint,
+            job.inputs,
+            "complete",
+            summary.lines,
+            summary.records,
+            dict(sorted(summary.quarantined.items())),
+        ),
+    )
+    return summary
+
+
+_END = object()
+
+
+class Prefetch(Iterator[Item]):
+    """The items of ``items``, converted in a thread while the caller writes the previous ones.
+
+    Conversion (compiled parsing, decompression) and writing (copies, checksums, fsync) both
+    release the GIL, so on two cores they overlap. Order is kept; at most ``depth`` items wait,
+    so memory stays bounded. An exception in conversion is raised to the caller in place of
+    the item it stopped at; :meth:`close` stops the thread (and closes ``items``) early.
+    """
+
+    def __init__(self, items: Iterable[Item], depth: int = 8) -> None:
+        self._items = items
+        self._queue: queue.Queue[Any] = queue.Queue(depth)
+        self._stop = threading.Event()
+        self._done = False
+        self._thread = threading.Thread(target=self._produce, name="ingest-convert", daemon=True)
+        self._thread.start()
+
+    def _produce(self) -> None:
+        it: Iterator[Item] | None = None
+        try:
+            it = iter(self._items)
+            for item in it:
+                if not self._put(item):
+                    return
+            self._put(_END)
+        except BaseException as exc:  # handed to the consumer, which raises it
+            self._put(_Raised(exc))
+        finally:
+            # A generator has to be closed by the thread that runs it.
+            close = getattr(it, "close", None)
+            if close is not None:
+                close()
+
+    def _put(self, item: Any) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def __next__(self) -> Item:
+        if self._done:
+            raise StopIteration
+        item = self._queue.get()
+        if item is _END:
+            self._done = True
+            raise StopIteration
+        if isinstance(item, _Raised):
+            self._done = True
+            raise item.exc
+        return cast(Item, item)
+
+    def close(self) -> None:
+        """Stop converting and wait for the thread to finish."""
+        self._stop.set()
+        self._thread.join()
+
+
+@dataclass(frozen=True)
+class _Raised:
+    exc: BaseException
+
+
+def oracle_topic(session: str) -> str:
+    """Topic of the venue's own book rows, which ``tape book-check`` compares against."""
+    return f"{session}.oracle"
+
+
+class _OracleWriter:
+    """Writes oracle rows with their ordinals turned into journal offsets."""
+
+    def __init__(self, log: EmbeddedLog, session: str) -> None:
+        self.log, self.session = log, session
+        self.writer: PartitionWriter | None = None
+        # (first ordinal, first journal offset) of market arrays not yet fully referenced
+        self.runs: list[tuple[int, int, int]] = []
+        self.ordinals = 0
+
+    def saw_market(self, n: int, journal_offset: int) -> None:
+        self.runs.append((self.ordinals, journal_offset, n))
+        self.ordinals += n
+
+    def write(self, tops: np.ndarray[Any, Any]) -> None:
+        # A plain copy of a structured array with padding (book.top has 4 bytes after
+        # ``levels``) copies field by field and leaves the padding uninitialised, which made
+        # the oracle bytes differ from run to run; copying the raw records keeps them zero.
+        tops = tops.view(np.dtype((np.void, tops.dtype.itemsize))).copy().view(tops.dtype)
+        ordinals = tops["offset"].astype(np.int64)
+        offsets = np.zeros(len(tops), dtype=np.uint64)
+        for start, base, n in self.runs:
+            hit = (ordinals >= start) & (ordinals < start + n)
+            offsets[hit] = (base + ordinals[hit] - start).astype(np.uint64)
+        tops["offset"] = offsets
+        # rows before the first record keep offset 0; drop runs no later row can refer to
+        low = int(ordinals.max()) if len(ordinals) else 0
+        self.runs = [r for r in self.runs if r[0] + r[2] > low]
+        if self.writer is None:
+            topic = oracle_topic(self.session)
+            config = TopicConfig(
+                "book.top", 1, TopicCodec.FIXED, record_size=TOP_RECORD_SIZE, timestamp_offset=8
+            )
+            self.log.create_topic(topic, config)
+            self.writer = self.log.writer(topic)
+        self.writer.append_array(tops)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+def _drive(job: IngestJob, writer: JournalWriter, items: Iterator[Item], summary: Summary) -> int:
+    opened = False
+    last_ts = 0
+    oracle = _OracleWriter(job.log, job.session)
+    try:
+        for item in items:
+            if isinstance(item, Oracle):
+                oracle.write(item.tops)
+                continue
+            if isinstance(item, np.ndarray):
+                oracle.saw_market(len(item), writer.next_offset + (0 if opened else 1))
+            opened, last_ts = _one(job, writer, item, summary, opened, last_ts)
+        if not opened:
+            writer.event(SessionOpened(0, 0, job.session, job.instrument, job.source))
+            summary.events += 1
+    finally:
+        oracle.close()
+    return last_ts
+
+
+def _one(
+    job: IngestJob, writer: JournalWriter, item: Item, summary: Summary, opened: bool, last_ts: int
+) -> tuple[bool, int]:
+    if isinstance(item, Bad):
+        _quarantine(job, writer, item, summary)
+        return opened, last_ts
+    assert not isinstance(item, Oracle)
+    ts = int(item["ts_event"][0]) if isinstance(item, np.ndarray) else int(item.ts_event)  # type: ignore[attr-defined]
+    if not opened:
+        writer.event(SessionOpened(ts, ts, job.session, job.instrument, job.source))
+        summary.events += 1
+    if isinstance(item, np.ndarray):
+        writer.market(item)
+        summary.records += len(item)
+        return True, int(item["ts_event"][-1])
+    writer.event(item)
+    summary.events += 1
+    return True, max(last_ts, ts)
+
+
+def _quarantine(job: IngestJob, writer: JournalWriter, bad: Bad, summary: Summary) -> None:
+    writer.quarantine(
+        RecordQuarantined(
+            bad.ts_recv,
+            bad.ts_recv,
+            bad.source,
+            bad.line,
+            bad.byte_offset,
+            bad.raw,
+            bad.reason,
+            bad.detail,
+        )
+    )
+    summary.quarantined[bad.reason] += 1
+    if job.strict:
+        raise StrictStopError(
+            f"{bad.source}:{bad.line} (byte {bad.byte_offset}): {bad.reason}: {bad.detail}\n"
+            f"  line: {bad.raw[:200]}\n--strict stops at the first bad record; nothing was kept. "
+            "Fix the input, or run without --strict to quarantine bad records and go on."
+        )

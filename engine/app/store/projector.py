@@ -1,0 +1,332 @@
+"""The projector: a consumer of the log that fills the store's tables, exactly once.
+
+It reads topic partitions in offset order, turns each batch into rows (:mod:`engine.app.store.rows`)
+and writes them in one database transaction together with its new position in every partition
+it read (table ``consumer_offsets``, one row per consumer group, topic and partition). A crash
+anywhere rolls back the rows and the position together, so the next start resumes exactly
+after the last committed batch: no row is lost or written twice, and projecting again adds
+nothing. Rows go in with PostgreSQL ``COPY`` (psycopg's ``cursor.copy`` on the SQLAlchemy
+connection's driver connection) or SQLite ``executemany``.
+
+Consumer groups: ``store`` projects journals, quarantines and run topics; ``store.book_deltas``
+projects a journal's book changes into ``book_deltas`` when asked (off by default), so that
+switching it on later back-fills them without touching the rest.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import sqlalchemy as sa
+from sqlalchemy import Engine, exc
+
+from engine.app.store import migrate
+from engine.app.store.migrate import display
+from engine.app.store.rows import (
+    COLUMNS,
+    RUN_TABLES,
+    Mapper,
+    Rows,
+    journal_mapper,
+    quarantine_mapper,
+)
+from engine.app.store.schema import Base
+from engine.app.store.sql import ProjectError, move, new_instruments, write
+from engine.log import Batch, EmbeddedLog
+from engine.log.journal import JOURNAL_SCHEMA, journal_topic, quarantine_topic
+from engine.runtime.manifest import RunError, RunManifest, list_runs, read_manifest
+
+GROUP = "store"
+"""Consumer group of everything but book deltas."""
+DELTAS_GROUP = "store.book_deltas"
+"""Consumer group projecting journals' book changes into ``book_deltas``."""
+DEFAULT_BATCH = 65536
+"""Log records per transaction."""
+FOLLOW_PAUSE = 0.2
+"""Seconds between looks at the log when ``follow`` finds nothing new."""
+
+_OFFSETS = Base.metadata.tables["consumer_offsets"]
+_RUNS = Base.metadata.tables["runs"]
+_OUTPUTS = Base.metadata.tables["run_outputs"]
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What to project: one run (with its session's journal), one session (journal and every
+    run of it), or everything in the data directory."""
+
+    run: str | None = None
+    session: str | None = None
+
+    def describe(self) -> str:
+        """For messages: ``run X``, ``session Y`` or ``every session and run``."""
+        if self.run:
+            return f"run {self.run}"
+        return f"session {self.session}" if self.session else "every session and run"
+
+
+@dataclass(frozen=True)
+class Source:
+    """One topic partition the projector reads, the group it reads it for and its mapper."""
+
+    group: str
+    topic: str
+    partition: int
+    mapper: Mapper
+
+
+@dataclass
+class Progress:
+    """How far a projection is: log records read of those there were when it started."""
+
+    records: int = 0
+    total: int = 0
+    rows: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def row_count(self) -> int:
+        """Rows written, all tables together."""
+        return sum(self.rows.values())
+
+    def add(self, table: str, n: int) -> None:
+        """Count ``n`` rows written to ``table``."""
+        self.rows[table] = self.rows.get(table, 0) + n
+
+
+def sessions(log: EmbeddedLog) -> list[str]:
+    """Every session with a journal in the log, sorted."""
+    suffix = ".journal"
+    return [
+        t.removesuffix(suffix)
+        for t in log.topics()
+        if t.endswith(suffix) and log.config(t).schema_name == JOURNAL_SCHEMA
+    ]
+
+
+def resolve(log: EmbeddedLog, scope: Scope) -> tuple[list[str], list[RunManifest]]:
+    """The sessions and runs in ``scope``; :class:`ProjectError` if it names nothing."""
+    known = sessions(log)
+    if scope.run:
+        try:
+            manifest = read_manifest(log.root, scope.run)
+        except RunError as error:
+            raise ProjectError(str(error)) from None
+        return [manifest.session], [manifest]
+    runs = list_runs(log.root)
+    if scope.session:
+        if scope.session not in known:
+            raise ProjectError(
+                f"no session {scope.session!r} in {log.root} (sessions: "
+                f"{', '.join(known) or 'none'}); see `tape topics`"
+            )
+        return [scope.session], [m for m in runs if m.session == scope.session]
+    return known, runs
+
+
+def sources(log: EmbeddedLog, scope: Scope, book_deltas: bool = False) -> list[Source]:
+    """Every topic partition to read for ``scope``."""
+    names, runs = resolve(log, scope)
+    out = []
+    for session in names:
+        journal = journal_topic(session)
+        out.append(Source(GROUP, journal, 0, journal_mapper(session, book_deltas=False)))
+        if book_deltas:
+            out.append(Source(DELTAS_GROUP, journal, 0, journal_mapper(session, book_deltas=True)))
+        quarantine = quarantine_topic(session)
+        if log.has_topic(quarantine):
+            out.append(Source(GROUP, quarantine, 0, quarantine_mapper(session)))
+    topics = log.topics()
+    for manifest in runs:
+        prefix = f"run.{manifest.run_id}."
+        for topic in topics:
+            if not topic.startswith(prefix):
+                continue
+            config = log.config(topic)
+            if config.schema_name in RUN_TABLES:
+                _, make = RUN_TABLES[config.schema_name]
+                mapper = make(manifest.run_id)
+                out.extend(Source(GROUP, topic, p, mapper) for p in range(config.partitions))
+    return out
+
+
+class Projector:
+    """Projects the log in data directory ``log.root`` into the store at ``url``."""
+
+    def __init__(
+        self, log: EmbeddedLog, url: str, book_deltas: bool = False, batch: int = DEFAULT_BATCH
+    ) -> None:
+        if batch < 1:
+            raise ProjectError(f"batch must be at least 1 log record, got {batch}")
+        self.log = log
+        self.url = url
+        self.book_deltas = book_deltas
+        self.batch = batch
+        check_schema(url)
+        self.engine: Engine = migrate.open_engine(url)
+
+    def close(self) -> None:
+        """Release the database connections."""
+        self.engine.dispose()
+
+    def project(
+        self, scope: Scope, on_progress: Callable[[Progress], None] | None = None
+    ) -> Progress:
+        """Project everything in ``scope`` up to the log's current end; returns the counts."""
+        began = time.perf_counter()
+        progress = Progress()
+        runs = resolve(self.log, scope)[1]
+        for manifest in runs:
+            progress.add("runs", 0)
+            self._project_manifest(manifest, progress)
+        chosen = sources(self.log, scope, self.book_deltas)
+        committed = self._committed()
+        plan = []
+        for source in chosen:
+            reader = self.log.reader(source.topic, source.partition)
+            key = (source.group, source.topic, source.partition)
+            start = committed.get(key, reader.start_offset)
+            plan.append((source, reader, start, reader.end_offset))
+            progress.total += max(0, reader.end_offset - start)
+        pending = _Pending()
+        for source, reader, start, end in plan:
+            key = (source.group, source.topic, source.partition)
+            position = start
+            while position < end:
+                room = min(self.batch - pending.records, end - position)
+                batch = reader.read(position, room)
+                if batch is None or not len(batch):
+                    break
+                pending.add(source.mapper(batch), key, committed.get(key), batch)
+                progress.records += len(batch)
+                position = batch.next_offset
+                if pending.records >= self.batch:
+                    self._flush(pending, committed, progress)
+                    pending = _Pending()
+                    if on_progress is not None:
+                        progress.seconds = time.perf_counter() - began
+                        on_progress(progress)
+        self._flush(pending, committed, progress)
+        progress.seconds = time.perf_counter() - began
+        if on_progress is not None:
+            on_progress(progress)
+        return progress
+
+    def follow(
+        self,
+        scope: Scope,
+        on_progress: Callable[[Progress], None] | None = None,
+        stop: Callable[[], bool] = lambda: False,
+    ) -> Iterator[Progress]:
+        """Project ``scope`` again and again as the log grows (new runs included), yielding each
+        pass that wrote something, until ``stop()`` or an interrupt."""
+        while not stop():
+            progress = self.project(scope, on_progress)
+            if progress.records or progress.row_count:
+                yield progress
+            else:
+                time.sleep(FOLLOW_PAUSE)
+
+    # -- transactions ------------------------------------------------------------------------
+
+    def _committed(self) -> dict[tuple[str, str, int], int]:
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                sa.select(
+                    _OFFSETS.c.consumer_group,
+                    _OFFSETS.c.topic,
+                    _OFFSETS.c.partition,
+                    _OFFSETS.c.next_offset,
+                )
+            )
+            return {(g, t, p): o for g, t, p, o in rows}
+
+    def _flush(
+        self,
+        pending: _Pending,
+        committed: dict[tuple[str, str, int], int],
+        progress: Progress,
+    ) -> None:
+        if not pending.positions:
+            return
+        try:
+            with self.engine.begin() as connection:
+                for key, (before, after) in pending.positions.items():
+                    move(connection, key, before, after)
+                for table, rows in pending.rows.items():
+                    if table == "instruments":
+                        rows = new_instruments(connection, rows)
+                    write(connection, table, rows)
+                    progress.add(table, len(rows))
+        except exc.IntegrityError as error:
+            reason = " ".join(str(error.orig or error).split())
+            raise ProjectError(
+                f"the store at {display(self.url)} refused a batch ({reason}). Another "
+                "projector may be writing to it: run one `tape project` per store."
+            ) from None
+        for key, (_, after) in pending.positions.items():
+            committed[key] = after
+
+    def _project_manifest(self, manifest: RunManifest, progress: Progress) -> None:
+        run = {c: getattr(manifest, c, None) for c in COLUMNS["runs"]}
+        run.update(code_commit=manifest.code.commit, code_dirty=manifest.code.dirty)
+        outputs = [
+            {"run_id": manifest.run_id, **{c: getattr(o, c) for c in COLUMNS["run_outputs"][1:]}}
+            for o in manifest.outputs
+        ]
+        with self.engine.begin() as connection:
+            where = _RUNS.c.run_id == manifest.run_id
+            old = connection.execute(sa.select(_RUNS).where(where)).mappings().first()
+            old_outputs = connection.execute(
+                sa.select(_OUTPUTS)
+                .where(_OUTPUTS.c.run_id == manifest.run_id)
+                .order_by(_OUTPUTS.c.port)
+            ).mappings()
+            if (
+                old is not None
+                and dict(old) == run
+                and [dict(o) for o in old_outputs] == sorted(outputs, key=lambda o: str(o["port"]))
+            ):
+                return
+            connection.execute(sa.delete(_RUNS).where(where))
+            connection.execute(sa.delete(_OUTPUTS).where(_OUTPUTS.c.run_id == manifest.run_id))
+            connection.execute(sa.insert(_RUNS), [run])
+            if outputs:
+                connection.execute(sa.insert(_OUTPUTS), outputs)
+        progress.add("runs", 1)
+        progress.add("run_outputs", len(outputs))
+
+
+@dataclass
+class _Pending:
+    """Rows and positions of the batches not yet committed."""
+
+    rows: Rows = field(default_factory=dict)
+    positions: dict[tuple[str, str, int], tuple[int | None, int]] = field(default_factory=dict)
+    records: int = 0
+
+    def add(
+        self, rows: Rows, key: tuple[str, str, int], committed: int | None, batch: Batch
+    ) -> None:
+        """Queue one batch's rows and move the partition's position past it."""
+        for table, values in rows.items():
+            self.rows.setdefault(table, []).extend(values)
+        before = self.positions[key][0] if key in self.positions else committed
+        self.positions[key] = (before, batch.next_offset)
+        self.records += len(batch)
+
+
+def check_schema(url: str) -> None:
+    """:class:`ProjectError` unless the store at ``url`` is at the newest migration."""
+    reached, newest = migrate.current(url), migrate.head()
+    if reached == newest:
+        return
+    where = display(url)
+    if reached is None:
+        raise ProjectError(f"the store at {where} has no tables yet: run `tape db upgrade` first")
+    raise ProjectError(
+        f"the store at {where} is at schema revision {reached}, the projector needs {newest}: "
+        "run `tape db upgrade`"
+    )

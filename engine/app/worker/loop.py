@@ -1,0 +1,255 @@
+"""``tape worker``: a plain confluent-kafka loop hosting the topology, exactly once.
+
+Each cycle reads up to ``commit_every`` journal records from the partitions the consumer
+group gave this worker, pushes them through each session's topology, and in ONE Kafka
+transaction produces the outputs, each session's state (:class:`TaskState`, to the state
+topic) and the consumed journal offsets (``send_offsets_to_transaction``). Outputs, state and
+position therefore move together or not at all: a worker killed mid-cycle leaves an open
+transaction that the next owner of its transactional id aborts, and read-committed consumers
+never see its records. The restarted worker resumes from the committed offsets with the
+committed state, and the output topics end up exactly as one uninterrupted run would leave
+them (the commit and abort markers take offsets, so output offsets are not contiguous).
+
+Why not faust-streaming: its exactly-once mode has open duplicate bugs, its tables keep state
+per key rather than the whole-topology snapshots the processors define, and its agents see one
+event at a time where the runtime cuts slices. docs/operations.md has the full argument.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+
+from engine.app.mirror import kafka_chain
+from engine.app.worker.task import SessionTask, TaskState
+from engine.events.control import InstrumentSpec
+from engine.log import LogError, Record, TopicCodec, TopicConfig, TopicPartition
+from engine.log.kafka import KafkaLog
+from engine.log.kafka.clients import latest_by_key
+from engine.log.kafka.settings import WORKER_STATE_SCHEMA
+from engine.models import ModelSource, run_models
+from engine.runtime.manifest import (
+    OutputSummary,
+    RunManifest,
+    code_version,
+    outputs_hash,
+)
+from engine.runtime.topology import Catalog, RunConfig, config_hash, resolve
+
+STATE_TOPIC = "tapedeck.worker_state"
+"""Compacted topic of each session's latest :class:`TaskState`, keyed ``<group>/<journal>``."""
+JOURNALS = "^.*\\.journal$"
+"""Subscription pattern of every session journal."""
+
+
+class WorkerError(LogError):
+    """The worker cannot go on; the last committed transaction is intact."""
+
+
+@dataclass
+class WorkerProgress:
+    """What a worker has done so far, for its log line."""
+
+    cycles: int = 0
+    events: int = 0
+    completed: list[str] = field(default_factory=list)
+    """Run ids finished by this worker."""
+
+
+class Worker:
+    """One member of a consumer group hosting sessions' topologies (see the module doc)."""
+
+    def __init__(
+        self,
+        log: KafkaLog,
+        pipeline_name: str,
+        *,
+        pipelines: Catalog,
+        group: str = "tapedeck-workers",
+        worker_id: str | None = None,
+        sessions: list[str] | None = None,
+        config: RunConfig | None = None,
+        models: ModelSource | None = None,
+        commit_every: int = 20_000,
+    ) -> None:
+        self.pipelines = pipelines
+        self.pipeline = pipelines.get(pipeline_name)  # fails here, before joining the group
+        self.log = log
+        self.pipeline_name = pipeline_name
+        self.group = group
+        self.worker_id = worker_id or socket.gethostname()
+        self.config = config or RunConfig(pipeline=pipeline_name)
+        if self.config.pipeline != pipeline_name:
+            self.config = msgspec.structs.replace(self.config, pipeline=pipeline_name)
+        self.models = models
+        self.commit_every = commit_every
+        self.tasks: dict[tuple[str, int], SessionTask] = {}
+        self.progress = WorkerProgress()
+        log.create_topic(STATE_TOPIC, TopicConfig(WORKER_STATE_SCHEMA, 1, TopicCodec.MSGPACK))
+        # A stable transactional id: a restarted worker fences its killed predecessor and
+        # aborts its open transaction at once, instead of readers waiting for its timeout.
+        self.producer = log.producer(f"tapedeck.{group}.{pipeline_name}.{self.worker_id}")
+        self.consumer = log.consumer(group)
+        topics = [f"{s}.journal" for s in sessions] if sessions else [JOURNALS]
+        self._resume: dict[tuple[str, int], TaskState] = {}
+        self.consumer.subscribe(topics, on_assign=self._assigned, on_revoke=self._revoked)
+
+    def _assigned(self, partitions: list[TopicPartition]) -> list[TopicPartition]:
+        # Called inside consume(): each partition starts where its committed state says.
+        states = committed_states(self.log)
+        chosen = []
+        for tp in partitions:
+            key = (tp.topic, tp.partition)
+            state = states.get(state_key(self.group, self.pipeline_name, *key))
+            if state is not None:
+                self._resume[key] = state
+            chosen.append(TopicPartition(*key, state.kafka_next if state else None))
+        return chosen
+
+    def _revoked(self, partitions: list[TopicPartition]) -> None:
+        # Called inside consume(), between transactions: everything done is committed.
+        for tp in partitions:
+            self.tasks.pop((tp.topic, tp.partition), None)
+
+    def run(
+        self,
+        idle_exit: float | None = None,
+        on_cycle: Callable[[WorkerProgress], None] | None = None,
+    ) -> WorkerProgress:
+        """Process until stopped; with ``idle_exit``, return after that many seconds without
+        new journal records once every hosted session is complete."""
+        idle_since = time.monotonic()
+        try:
+            while True:
+                records = self.consumer.consume(self.commit_every, 0.5)
+                if records:
+                    self._cycle(records)
+                    idle_since = time.monotonic()
+                    if on_cycle is not None:
+                        on_cycle(self.progress)
+                elif not self.consumer.assignment():
+                    idle_since = time.monotonic()  # still joining: not idle yet
+                elif (
+                    idle_exit is not None
+                    and time.monotonic() - idle_since >= idle_exit
+                    and all(t.closed for t in self.tasks.values())
+                ):
+                    return self.progress
+        finally:
+            self.consumer.close()
+
+    def _cycle(self, records: list[Record]) -> None:
+        by_partition: dict[tuple[str, int], list[Record]] = {}
+        for record in records:
+            by_partition.setdefault((record.topic, record.partition), []).append(record)
+        self.producer.begin_transaction()
+        try:
+            finished: list[SessionTask] = []
+            for key, batch in by_partition.items():
+                task = self._task(key, batch[0])
+                if task.closed:
+                    continue  # records after session.closed belong to no run
+                task.push(batch)
+                state = msgspec.msgpack.encode(task.state())
+                self.producer.produce(
+                    STATE_TOPIC,
+                    state,
+                    state_key(self.group, self.pipeline_name, *key).encode(),
+                    0,
+                    records[-1].timestamp,
+                )
+                if task.closed:
+                    finished.append(task)
+            self.producer.send_offsets(
+                [TopicPartition(t, p, b[-1].offset + 1) for (t, p), b in by_partition.items()],
+                self.consumer,
+            )
+            self.producer.commit_transaction()
+        except BaseException:
+            self._abort()
+            raise
+        self.progress.cycles += 1
+        self.progress.events += len(records)
+        for task in finished:
+            self._complete(task)
+
+    def _abort(self) -> None:
+        with contextlib.suppress(LogError):  # fenced or unreachable: the cluster aborts it
+            self.producer.abort_transaction()
+
+    def _task(self, key: tuple[str, int], first: Record) -> SessionTask:
+        task = self.tasks.get(key)
+        if task is not None:
+            return task
+        state = self._resume.pop(key, None)
+        if state is None:
+            if first.offset != self._low(key):
+                raise WorkerError(
+                    f"{key[0]}/{key[1]}: group {self.group!r} resumed at offset {first.offset} "
+                    f"but no worker state was committed for it in {STATE_TOPIC}. Reset the "
+                    "group's offsets to the beginning (docs/operations.md) and restart."
+                )
+            task = SessionTask.fresh(
+                self.log, self.producer, first, self.pipeline, self._resolve, self.models
+            )
+        else:
+            chosen = self.pipelines.get(str(state.config["pipeline"]))
+            task = SessionTask(self.log, self.producer, state, chosen, self.models)
+        self.tasks[key] = task
+        return task
+
+    def _resolve(self, instrument: InstrumentSpec) -> dict[str, Any]:
+        return resolve(self.pipelines, self.config, instrument)
+
+    def _low(self, key: tuple[str, int]) -> int:
+        return self.log.watermarks(*key)[0]
+
+    def _complete(self, task: SessionTask) -> None:
+        """Hash what the run's topics hold, as stored, and record the run's manifest."""
+        outputs = []
+        for name, (stage, port, topic) in task.ports.items():
+            count, chain = kafka_chain(self.log, topic)
+            first, last = task.times.get(name, (0, 0))
+            outputs.append(
+                OutputSummary(
+                    name, stage, topic, port.event_type.qualified_name, count, chain, first, last
+                )
+            )
+        manifest = RunManifest(
+            run_id=task.run_id,
+            session=task.session,
+            pipeline=task.pipeline.name,
+            status="complete",
+            journal_topic=f"{task.session}.journal",
+            journal_start=0,
+            journal_stop=task.next,
+            code=code_version(),
+            config=task.config,
+            config_hash=config_hash(task.config),
+            models=run_models(task.config, self.models) if self.models is not None else {},
+            outputs=outputs,
+            outputs_hash=outputs_hash(outputs),
+            started=datetime.now(UTC).isoformat(timespec="seconds"),
+        )
+        self.log.put_meta(f"run/{task.run_id}", msgspec.json.encode(manifest))
+        self.progress.completed.append(task.run_id)
+
+
+def state_key(group: str, pipeline_name: str, topic: str, partition: int) -> str:
+    """Key of a journal partition's :class:`TaskState` in :data:`STATE_TOPIC`."""
+    return f"{group}/{pipeline_name}/{topic}/{partition}"
+
+
+def committed_states(log: KafkaLog) -> dict[str, TaskState]:
+    """The newest committed :class:`TaskState` under each key of :data:`STATE_TOPIC`."""
+    return {
+        k: msgspec.msgpack.decode(v, type=TaskState)
+        for k, v in latest_by_key(log, STATE_TOPIC).items()
+    }

@@ -1,7 +1,0 @@
-"""The distributed worker: the deterministic topology hosted on Kafka partitions
-(docs/operations.md)."""
-
-from engine.worker.loop import Worker, WorkerError
-from engine.worker.task import SessionTask, TaskState
-
-__all__ = ["SessionTask", "TaskState", "Worker", "WorkerError"]
