@@ -43,7 +43,8 @@ class SessionOpened(_Event, tag=100, frozen=True):
 
 
 class SessionClosed(_Event, tag=101, frozen=True):
-    """A session journal ends; no market event follows it."""
+    """A session journal ends; no market event follows it (unless ``session.resumed`` reopens
+    a live session stopped by its operator)."""
 
     session: Annotated[str, _doc("session name")]
     reason: Annotated[str, _doc("why it closed: end of input, end of trading day, operator")]
@@ -94,6 +95,36 @@ class TradingStatusChanged(_Event, tag=107, frozen=True):
     detail: Annotated[str, _doc("the venue's own indication, e.g. LOBSTER type 7 price -1")]
 
 
+class FeedSubscribed(_Event, tag=120, frozen=True):
+    """A live feed connected to the venue and subscribed to its streams; a snapshot follows."""
+
+    url: Annotated[str, _doc("the stream endpoint connected to")]
+    streams: Annotated[list[str], _doc("the venue's stream names subscribed to")]
+    connection: Annotated[int, _doc("1 for the session's first connection, then 2, 3...")]
+
+
+class FeedDisconnected(_Event, tag=121, frozen=True):
+    """A live feed's connection ended; it reconnects, resubscribes and re-snapshots."""
+
+    connection: Annotated[int, _doc("the connection that ended (see feed.subscribed)")]
+    reason: Annotated[str, _doc("closed (by the venue), error, timeout or stopped")]
+    detail: Annotated[str, _doc("close code and reason, or the error, as received")]
+
+
+class SessionResumed(_Event, tag=122, frozen=True):
+    """A live session closed by its operator (``session.closed``) continues in this journal."""
+
+    session: Annotated[str, _doc("session name")]
+    reason: Annotated[str, _doc("why it resumed, e.g. tape live restarted")]
+
+
+class FlattenPosition(_Event, tag=123, frozen=True):
+    """Operator command: cancel the working entry and close the whole position at market."""
+
+    reason: Annotated[str, _doc("why, as the operator gave it")]
+    operator: Annotated[str, _doc("who issued the command")]
+
+
 CONTROL_STRUCTS: tuple[tuple[str, type[_Event]], ...] = (
     ("session.opened", SessionOpened),
     ("session.closed", SessionClosed),
@@ -103,5 +134,9 @@ CONTROL_STRUCTS: tuple[tuple[str, type[_Event]], ...] = (
     ("quarantine.record_quarantined", RecordQuarantined),
     ("feed.gap_detected", FeedGapDetected),
     ("feed.trading_status_changed", TradingStatusChanged),
+    ("feed.subscribed", FeedSubscribed),
+    ("feed.disconnected", FeedDisconnected),
+    ("session.resumed", SessionResumed),
+    ("control.flatten", FlattenPosition),
 )
 """(stable name, struct) of every low-rate event type; the tag is its type id."""
