@@ -132,7 +132,7 @@ def verify(
     by the hashes its config names, from ``models`` (default ``<data>/models``).
     """
     manifest = read_manifest(log.root, run_id)
-    if manifest.status != "complete":
+    if manifest.status not in ("complete", "stopped"):
         raise RunError(
             f"run {run_id} is not complete (status {manifest.status}); finish it with "
             f"`tape run {manifest.session} --run-id {run_id}` before verifying it"

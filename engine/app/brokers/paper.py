@@ -3,11 +3,13 @@
 It is a venue of its own, built from the same pure pieces as the backtest: the ``book`` and
 ``mid`` processors rebuild the book from the journal as it is written, and the simulated
 exchange of :mod:`streams.trading.execution` (queue position, ten levels, stops, reduce-only,
-fees per venue) matches our orders against it. Its latency model: an order handed over when
-the venue clock (the newest event time journaled) is ``t`` reaches the book at
-``t + latency_ms`` and acts on the first book state at or after that instant, exactly as in a
-backtest. Its reports become ``broker.*`` events for the journal; the ``trading`` stage learns
-of fills only from there, so a replay sees exactly what the live run saw.
+fees per venue) matches our orders against it. Its latency model: an order sent at event
+time ``t`` (the pipeline's clock when it decided: the newest event time journaled) reaches the
+book at ``t + latency_ms`` and acts on the first book state at or after that instant, exactly
+as in a backtest. As that depends on nothing but the journal and the order, the broker acts
+the same whether it is handed an order before or after it has seen the event that caused it.
+Its reports become ``broker.*`` events for the journal; the ``trading`` stage learns of fills
+only from there, so a replay sees exactly what the live run saw.
 
 **Restart.** The paper broker keeps nothing but what the journal and the run's ``orders``
 topic hold: :meth:`PaperBroker.recover` replays the journal through it with each order handed
@@ -82,15 +84,14 @@ class PaperBroker:
         self.reported = 0
 
     def submit(self, order: OrderSubmitted) -> None:
-        """An order reaches the book ``latency_ms`` after the venue clock now."""
-        self.venue.submit(msgspec.structs.replace(order, arrives_at=self._arrival()))
+        """An order reaches the book ``latency_ms`` after the event time it was sent at."""
+        arrives = order.ts_event + self.venue.latency
+        self.venue.submit(msgspec.structs.replace(order, arrives_at=arrives))
 
     def cancel(self, request: CancelRequested) -> None:
-        """A cancel request reaches the book ``latency_ms`` after the venue clock now."""
-        self.venue.cancel(msgspec.structs.replace(request, arrives_at=self._arrival()))
-
-    def _arrival(self) -> int:
-        return self.venue.clock + self.venue.latency
+        """A cancel reaches the book ``latency_ms`` after the event time it was sent at."""
+        arrives = request.ts_event + self.venue.latency
+        self.venue.cancel(msgspec.structs.replace(request, arrives_at=arrives))
 
     def on_journal(self, pieces: list[Slice]) -> None:
         """Move the book and match our orders against it; journal what happened to them."""

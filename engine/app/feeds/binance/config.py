@@ -42,6 +42,12 @@ class FeedConfig:
     def __post_init__(self) -> None:
         if self.market not in PUBLIC_ENDPOINTS:
             raise ValueError(f"market must be spot or usdm, got {self.market!r}")
+        for name, url, schemes in (
+            ("--ws-url", self.ws_url, ("ws://", "wss://")),
+            ("--rest-url", self.rest_url, ("http://", "https://")),
+        ):
+            if url is not None and not url.startswith(schemes):
+                raise ValueError(f"{name} must start with {' or '.join(schemes)}, got {url!r}")
 
     @property
     def streams(self) -> list[str]:
@@ -52,11 +58,15 @@ class FeedConfig:
     @property
     def stream_url(self) -> str:
         """The combined-stream URL to connect to."""
-        base = (self.ws_url or PUBLIC_ENDPOINTS[self.market][0]).rstrip("/")
+        base = (PUBLIC_ENDPOINTS[self.market][0] if self.ws_url is None else self.ws_url).rstrip(
+            "/"
+        )
         return f"{base}/stream?streams={'/'.join(self.streams)}"
 
     @property
     def depth_url(self) -> str:
         """The REST depth-snapshot URL (without the query)."""
-        base = (self.rest_url or PUBLIC_ENDPOINTS[self.market][1]).rstrip("/")
+        base = (
+            PUBLIC_ENDPOINTS[self.market][1] if self.rest_url is None else self.rest_url
+        ).rstrip("/")
         return base + DEPTH_PATHS[self.market]

@@ -6,11 +6,21 @@ A frame becomes the recorder's line ``<receive_ts_ns> <json>`` and goes through
 ``ts_recv`` (NautilusTrader's ``ts_init``): replay reads it from the journal like any field.
 Receive times never go backwards (the converter would quarantine such a line), so a wall clock
 stepped back by NTP is held at the last time seen.
+
+**Event time of messages without one.** Spot book tickers and REST snapshots carry no venue
+time; the importer stamps them with the recorder's receive time. Live, the feed stamps them
+with the venue's time estimated from the newest message that had one (its ``E`` plus the local
+time since it was received), so a journal keeps the venue's time base even where the venue's
+clock and ours differ (a recording replayed through the exchange simulator, a skewed local
+clock). The estimate is journaled, so replay reads it like any field.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import msgspec
+import numpy as np
 
 from engine.app.feeds.binance.resume import FeedResume
 from engine.app.feeds.binance.schemas import IDS
@@ -30,6 +40,8 @@ class FrameParser:
         self.frames = 0
         self.bytes = 0
         self.last_ts = last_ts
+        self.venue: tuple[int, int] | None = None
+        """(venue event time, local receive time) of the newest message that had one."""
 
     def items(self, body: bytes, received: int) -> list[Item]:
         """The journal items of one frame received at ``received`` (ns)."""
@@ -38,7 +50,22 @@ class FrameParser:
         self.frames += 1
         line = Line(self.frames, self.bytes, raw)
         self.bytes += len(raw) + 1
-        return self.converter.message(line)
+        items = self.converter.message(line)
+        for item in items:
+            if isinstance(item, np.ndarray):
+                self._venue_time(item)
+        return items
+
+    def _venue_time(self, records: np.ndarray[Any, Any]) -> None:
+        """Stamp records without a venue time with the estimated venue time (see above)."""
+        timed = records["ts_event"] != records["ts_recv"]
+        if timed.any():
+            last = np.flatnonzero(timed)[-1]
+            self.venue = (int(records["ts_event"][last]), int(records["ts_recv"][last]))
+        if not timed.all() and self.venue is not None:
+            event, at = self.venue
+            untimed = ~timed
+            records["ts_event"][untimed] = event + (records["ts_recv"][untimed] - at)
 
     def stamp(self, received: int) -> int:
         """``received``, held at the last receive time if the clock went back."""

@@ -24,6 +24,8 @@ class FeedResume:
     last_depth_id: int = 0
     last_ticker_id: int = 0
     last_recv: int = 0
+    last_event: int = 0
+    """The newest market event time journaled (the venue's clock when the journal stopped)."""
     connections: int = 0
     opened: bool = False
     closed: bool = False
@@ -38,7 +40,7 @@ def resume_from_journal(log: EmbeddedLog, session: str) -> FeedResume:
         return FeedResume()
     reader = log.reader(topic)
     newest = {_TRADE: 0, _LEVEL: 0, _QUOTE: 0}
-    last_recv = connections = 0
+    last_recv = last_event = connections = 0
     opened = closed = False
     offset = reader.start_offset
     while (batch := reader.read(offset, _READ)) is not None:
@@ -46,6 +48,7 @@ def resume_from_journal(log: EmbeddedLog, session: str) -> FeedResume:
         if isinstance(batch, FixedBatch):
             records = batch.view(MARKET_RECORD)
             last_recv = max(last_recv, int(records["ts_recv"].max()))
+            last_event = max(last_event, int(records["ts_event"].max()))
             for type_id in newest:
                 ids = records["id"][records["type_id"] == type_id]
                 if len(ids):
@@ -59,6 +62,6 @@ def resume_from_journal(log: EmbeddedLog, session: str) -> FeedResume:
             if isinstance(event, SessionClosed | SessionResumed):
                 closed = isinstance(event, SessionClosed)
     return FeedResume(
-        newest[_TRADE], newest[_LEVEL], newest[_QUOTE], last_recv, connections, opened, closed,
-        offset,
+        newest[_TRADE], newest[_LEVEL], newest[_QUOTE], last_recv, last_event, connections,
+        opened, closed, offset,
     )  # fmt: skip

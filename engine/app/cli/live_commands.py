@@ -1,0 +1,252 @@
+"""``tape live binance SYMBOL``, and ``tape halt | resume | flatten SESSION`` (docs/live.md)."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+import tomllib
+from datetime import time as day_time
+from pathlib import Path
+from typing import Annotated, Any
+
+import msgspec
+import typer
+
+from engine.app.brokers import BrokerRefusedError, LiveMoney
+from engine.app.cli.model_options import Models, model_store, with_bundle
+from engine.app.cli.root import app, console, context, err_console, fail
+from engine.app.cli.run_commands import print_trading_report
+from engine.app.feeds.binance import FeedConfig, resume_from_journal
+from engine.app.ingest import binance
+from engine.app.live.commands import (
+    Command,
+    CommandError,
+    command_address,
+    default_operator,
+    journal_directly,
+    send_command,
+)
+from engine.app.live.hours import AlwaysOpen, CalendarHours, Hours
+from engine.app.live.session import LIVE_SNAPSHOT_EVERY, LiveConfig, LiveSession
+from engine.app.live.status import LiveStatus
+from engine.log import EmbeddedLog, FsyncPolicy, LogError
+from engine.models import ModelStoreError
+from engine.runtime import ConfigError, RunConfig, RunError
+
+LIVE_FSYNC = "interval:100"
+"""The journal's durability in ``tape live`` unless ``--fsync`` says otherwise: a process
+crash loses nothing; a power loss at most the last 100 ms (docs/live.md says why)."""
+
+live_app = typer.Typer(help="Live trading sessions: a venue's feed in, paper orders out.")
+app.add_typer(live_app, name="live")
+
+
+def _live_config_file(path: Path | None, pipeline: str | None) -> tuple[RunConfig, dict[str, Any]]:
+    """The run config of a config file (its ``[broker]`` table apart), ``--pipeline`` first."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            raw = path.read_bytes()
+            is_toml = path.suffix == ".toml"
+            data = tomllib.loads(raw.decode()) if is_toml else msgspec.json.decode(raw)
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, msgspec.DecodeError) as exc:
+            fail(f"cannot read config {path}: {exc}")
+    broker = data.pop("broker", {})
+    data.setdefault("snapshot_every", LIVE_SNAPSHOT_EVERY)
+    if pipeline:
+        data["pipeline"] = pipeline
+    try:
+        return msgspec.convert(data, type=RunConfig), broker
+    except msgspec.ValidationError as exc:
+        fail(f"config {path}: {exc}")
+
+
+def _hours(calendar: str | None, roll: str | None) -> Hours:
+    if calendar is not None:
+        try:
+            return CalendarHours(calendar)
+        except ValueError as exc:
+            fail(str(exc))
+    if roll is None:
+        return AlwaysOpen()
+    try:
+        return AlwaysOpen(day_time.fromisoformat(roll))
+    except ValueError:
+        fail(f"--roll must be a UTC time of day like 00:00, got {roll!r}")
+
+
+def _status_line(status: LiveStatus) -> None:
+    line = (
+        f"live {status.session}: {status.events:,} events ({status.events_per_second:,.0f}/s) "
+        f"lag {status.lag_events} ev {status.lag_ms:.1f} ms | latency p50 "
+        f"{status.latency_p50_us:,.0f} us p99 {status.latency_p99_us:,.0f} us | position "
+        f"{status.position} equity {status.equity:,.2f} PnL {status.pnl:+,.2f} | decisions "
+        f"{status.decisions} orders {status.orders} fills {status.fills}"
+    )
+    if status.feed_error:
+        line += f" | feed: {status.feed_error}"
+    if sys.stderr.isatty():
+        err_console.print(line, end="\r", overflow="crop", no_wrap=True)
+    else:
+        err_console.print(line)
+
+
+@live_app.command("binance")
+def live_binance(
+    ctx: typer.Context,
+    symbol: Annotated[str, typer.Argument(help="Binance symbol, e.g. BTCUSDT.")],
+    session: Annotated[str, typer.Option("--session", help="Session name (new, or to resume).")],
+    market: Annotated[str, typer.Option(help="spot or usdm (USD-M futures).")] = "spot",
+    ws_url: Annotated[
+        str | None, typer.Option(help="Stream base URL (default: Binance's public one).")
+    ] = None,
+    rest_url: Annotated[
+        str | None, typer.Option(help="REST base URL (default: Binance's public one).")
+    ] = None,
+    pipeline: Annotated[str | None, typer.Option(help="Pipeline (default: default).")] = None,
+    config: Annotated[
+        Path | None, typer.Option(help="Run config, TOML or JSON; may hold a [broker] table.")
+    ] = None,
+    bundle: Annotated[str | None, typer.Option(help="Model bundle hash (tape train).")] = None,
+    models: Models = None,
+    broker: Annotated[
+        str, typer.Option(help="paper, simulated (the pipeline's own venue), or a real one.")
+    ] = "paper",
+    live_money: Annotated[
+        bool, typer.Option("--live-money", help="Consent to real money (with the config's).")
+    ] = False,
+    run_id: Annotated[
+        str | None, typer.Option("--run-id", help="Name the run; an unfinished one resumes.")
+    ] = None,
+    duration: Annotated[
+        float | None, typer.Option(help="Stop after this many seconds.", min=0.0)
+    ] = None,
+    tick_ms: Annotated[int, typer.Option(help="clock.ticked interval in ms (0: none).")] = 1000,
+    paper_latency_ms: Annotated[
+        float, typer.Option(help="Paper broker: order latency in ms.", min=0.001)
+    ] = 1.0,
+    calendar: Annotated[
+        str | None, typer.Option(help="Trade this exchange calendar's hours (e.g. XNYS).")
+    ] = None,
+    roll: Annotated[
+        str | None, typer.Option(help="24/7 venues: close the session daily at HH:MM UTC.")
+    ] = None,
+    end_with_feed: Annotated[
+        bool, typer.Option("--end-with-feed", help="Close when the feed says it has ended.")
+    ] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No status line.")] = False,
+) -> None:
+    """Trade SYMBOL live on paper: Binance's feed in, the pipeline, the paper broker out.
+
+    Ctrl-C or SIGTERM stops cleanly (resumable with the same --session and --run-id)."""
+    if market not in ("spot", "usdm"):
+        fail(f"--market must be spot or usdm, got {market!r}")
+    root = ctx.find_root()
+    policy = context(ctx).fsync
+    source = root.get_parameter_source("fsync")
+    if source is None or source.name == "DEFAULT":  # no --fsync given
+        policy = FsyncPolicy.parse(LIVE_FSYNC)
+    log = EmbeddedLog(context(ctx).data, policy)
+    store = model_store(log.root, models)
+    run_config, broker_entry = _live_config_file(config, pipeline)
+    symbol = symbol.upper()
+    try:
+        if bundle is not None:
+            run_config = with_bundle(run_config, store, bundle, context(ctx).pipelines)
+        live = LiveConfig(
+            session=session,
+            feed=FeedConfig(symbol, market, ws_url, rest_url, end_with_feed=end_with_feed),
+            instrument=binance.instrument(market, symbol),
+            pipelines=context(ctx).pipelines,
+            run=run_config,
+            run_id=run_id,
+            broker=broker,
+            consent=LiveMoney(live_money, broker_entry),
+            paper_latency_ms=paper_latency_ms,
+            tick_ms=tick_ms,
+            duration=duration,
+            hours=_hours(calendar, roll),
+            models=store,
+        )
+        result = asyncio.run(_run(log, live, quiet))
+    except (
+        RunError,
+        ConfigError,
+        ModelStoreError,
+        BrokerRefusedError,
+        LogError,
+        ValueError,
+    ) as exc:
+        fail(str(exc), code=1)
+    m = result.manifest
+    console.print(
+        f"session {session} closed ({result.reason}); run {m.run_id} {m.status}: journal "
+        f"{m.journal_start:,}..{m.journal_stop - 1:,}, outputs hash {m.outputs_hash[:16]}"
+    )
+    print_trading_report(m, live.instrument)
+    console.print(f"verify it: tape replay {m.run_id} --verify")
+
+
+async def _run(log: EmbeddedLog, config: LiveConfig, quiet: bool) -> Any:
+    session = LiveSession(log, config, on_status=None if quiet else _status_line)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, session.stop, f"{signal.Signals(sig).name} received")
+    return await session.run()
+
+
+Reason = Annotated[str, typer.Option("--reason", help="Why (journaled with the command).")]
+Operator = Annotated[
+    str | None, typer.Option("--operator", help="Who (default: user@host).", show_default=False)
+]
+
+
+def _command(ctx: typer.Context, session: str, command: Command) -> None:
+    log = context(ctx).log
+    reply = send_command(command_address(log.root, session), command)
+    try:
+        if reply is None:  # no live session: the journal takes it directly
+            offset = journal_directly(
+                log, session, command, resume_from_journal(log, session).last_event
+            )
+            where = "journaled (no live session is running; the next run acts on it)"
+        elif reply.error:
+            raise CommandError(reply.error)
+        else:
+            offset, where = reply.offset, "journaled by the live session"
+    except CommandError as exc:
+        fail(str(exc), code=1)
+    console.print(f"{command.command} {where} at {session}.journal offset {offset:,}")
+
+
+@app.command("halt")
+def halt_command(
+    ctx: typer.Context,
+    session: Annotated[str, typer.Argument(help="Live session.")],
+    reason: Reason,
+    operator: Operator = None,
+) -> None:
+    """Stop new orders in SESSION (control.halt_trading) until `tape resume`."""
+    _command(ctx, session, Command("halt", reason, operator or default_operator()))
+
+
+@app.command("resume")
+def resume_command(
+    ctx: typer.Context,
+    session: Annotated[str, typer.Argument(help="Live session.")],
+    operator: Operator = None,
+) -> None:
+    """Allow orders again in SESSION (control.resume_trading)."""
+    _command(ctx, session, Command("resume", "", operator or default_operator()))
+
+
+@app.command("flatten")
+def flatten_command(
+    ctx: typer.Context,
+    session: Annotated[str, typer.Argument(help="Live session.")],
+    reason: Reason = "operator flatten",
+    operator: Operator = None,
+) -> None:
+    """Cancel the working entry and close SESSION's position at market (control.flatten)."""
+    _command(ctx, session, Command("flatten", reason, operator or default_operator()))
