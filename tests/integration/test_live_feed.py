@@ -27,16 +27,20 @@ TRADE, LEVEL, QUOTE, SNAPSHOT = 1, 6, 7, 8
 SYNCED, STALE = 1, 2
 
 
-def _comparable(records: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
-    """The records with receive times zeroed, and event times that are receive times too."""
+def _comparable(
+    records: np.ndarray[Any, Any], untimed: np.ndarray[Any, Any]
+) -> np.ndarray[Any, Any]:
+    """The records with receive times zeroed, and the event times of messages that carry
+    none (derived from receive times) zeroed too."""
     out = records.copy()
-    from_receipt = out["ts_event"] == out["ts_recv"]
-    out["ts_event"][from_receipt] = 0
+    out["ts_event"][untimed] = 0
     out["ts_recv"] = 0
     return out
 
 
-@pytest.mark.parametrize(("recording", "ingested"), [(SPOT, "demo-btcusdt-spot"), (USDM, "demo-btcusdt-usdm")])
+@pytest.mark.parametrize(
+    ("recording", "ingested"), [(SPOT, "demo-btcusdt-spot"), (USDM, "demo-btcusdt-usdm")]
+)
 def test_live_journal_equals_the_file_ingest(
     recording: Path, ingested: str, samples_master: Path, tmp_path: Path
 ) -> None:
@@ -45,11 +49,13 @@ def test_live_journal_equals_the_file_ingest(
     filed, filed_events = journal(samples_master, ingested)
     assert stats.repeats == 0 and stats.quarantined == 0 and stats.connections == 1
     assert len(live) == len(filed) > 10_000
-    # spot snapshots and book tickers carry no venue time: their event time is the receive
-    # time in both journals, so it is compared only where the venue sent one
-    live_cmp, filed_cmp = _comparable(live), _comparable(filed)
-    assert (live_cmp["ts_event"] == 0).sum() == (filed_cmp["ts_event"] == 0).sum()
-    assert live_cmp.tobytes() == filed_cmp.tobytes()
+    # spot snapshots and book tickers carry no venue time: the file stamps them with the
+    # recorder's receive time, the live feed with the venue time it estimates, so their event
+    # times are compared only for being in the venue's time base (the recorder's clock was
+    # 1.3 s behind the venue's)
+    untimed = filed["ts_event"] == filed["ts_recv"]
+    assert _comparable(live, untimed).tobytes() == _comparable(filed, untimed).tobytes()
+    assert (np.abs(live["ts_event"][untimed] - filed["ts_event"][untimed]) < 5e9).all()
     assert (live["ts_recv"] > filed["ts_recv"]).all()  # received now, not in 2024
     gaps = [(g.expected_update_id, g.received_update_id, g.detail)
             for g in live_events if isinstance(g, FeedGapDetected)]  # fmt: skip
