@@ -4,6 +4,8 @@ session journal over real loopback sockets, and the journal read back."""
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -71,3 +73,60 @@ def journal(data: Path, session: str) -> tuple[np.ndarray[Any, Any], list[msgspe
 def quarantined(data: Path, session: str) -> list[msgspec.Struct]:
     """The session's quarantined records."""
     return read_topic(EmbeddedLog(data), quarantine_topic(session))[1]
+
+
+REPO = Path(__file__).resolve().parents[1]
+PYTHON = sys.executable
+TAPE = str(Path(sys.executable).with_name("tape"))
+
+
+class Simulator:
+    """``tape exchange-sim`` as a real process: ``with Simulator(path) as urls``."""
+
+    def __init__(self, recording: Path, *args: str) -> None:
+        self.args = [TAPE, "exchange-sim", str(recording), *args]
+        self.proc: subprocess.Popen[str] | None = None
+
+    def __enter__(self) -> tuple[str, str]:
+        self.proc = subprocess.Popen(
+            self.args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+        )
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline().strip()
+        ws, rest = line.removeprefix("ws-url=").split(" rest-url=")
+        assert ws.startswith("ws://127.0.0.1:"), line
+        assert rest.startswith("http://127.0.0.1:"), line
+        return ws, rest
+
+    def __exit__(self, *exc: object) -> None:
+        assert self.proc is not None
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
+def live_process(
+    data: Path, urls: tuple[str, str], session: str, run_id: str, *args: str
+) -> subprocess.Popen[bytes]:
+    """``tape live binance BTCUSDT`` (with the test pipelines) as a real process."""
+    command = [
+        PYTHON, "-m", "tests.live_cli", "--data", str(data), "live", "binance", "BTCUSDT",
+        "--session", session, "--ws-url", urls[0], "--rest-url", urls[1], "--run-id", run_id,
+        "--quiet", *args,
+    ]  # fmt: skip
+    return subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def journal_end(data: Path, session: str) -> int:
+    """How many events the session's journal holds now (0 before it exists)."""
+    log = EmbeddedLog(data)
+    topic = journal_topic(session)
+    return log.reader(topic).end_offset if log.has_topic(topic) else 0
+
+
+def wait_for_journal(data: Path, session: str, events: int, timeout: float = 60.0) -> int:
+    """Wait until the journal holds at least ``events`` events; how many it holds."""
+    deadline = time.monotonic() + timeout
+    while (end := journal_end(data, session)) < events:
+        assert time.monotonic() < deadline, f"journal {session} stuck at {end} events"
+        time.sleep(0.05)
+    return end

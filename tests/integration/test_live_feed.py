@@ -47,7 +47,9 @@ def test_live_journal_equals_the_file_ingest(
     stats = feed_recording(tmp_path, recording, "live")
     live, live_events = journal(tmp_path, "live")
     filed, filed_events = journal(samples_master, ingested)
-    assert stats.repeats == 0 and stats.quarantined == 0 and stats.connections == 1
+    assert stats.repeats == 0
+    assert stats.quarantined == 0
+    assert stats.connections == 1
     assert len(live) == len(filed) > 10_000
     # spot snapshots and book tickers carry no venue time: the file stamps them with the
     # recorder's receive time, the live feed with the venue time it estimates, so their event
@@ -90,17 +92,21 @@ def test_a_gap_is_journaled_resnapshotted_and_the_book_resyncs(
     stats = feed_recording(tmp_path, SPOT, "live", [parse("drop:40@1000")], speed=20)
     records, events = journal(tmp_path, "live")
     gaps = [e for e in events if isinstance(e, FeedGapDetected)]
-    assert stats.gaps == len(gaps) == 1 and stats.snapshots == 2
+    assert stats.gaps == len(gaps) == 1
+    assert stats.snapshots == 2
     assert "spot continuity" in gaps[0].detail
     flagged = np.flatnonzero(records["flags"] & F_GAP)
     snapshots = _snapshot_offsets(records)
-    assert len(snapshots) == 2 and snapshots[1] > flagged[0]  # a new snapshot after the gap
+    assert len(snapshots) == 2
+    assert snapshots[1] > flagged[0]
     tops = _final_book(tmp_path, "live")
     stale_after_gap = tops[tops["status"] & STALE != 0]
     assert len(stale_after_gap) > 0  # the book knew it was stale...
     assert tops["status"][-1] == SYNCED  # ...until the snapshot resynchronised it
     report = check_session(EmbeddedLog(tmp_path), "live")
-    assert report.ok and report.mismatched == 0 and report.gaps == 1
+    assert report.ok
+    assert report.mismatched == 0
+    assert report.gaps == 1
     # the book is stale only briefly: it is compared almost as often as without the gap
     unfaulted = check_session(EmbeddedLog(samples_master), "demo-btcusdt-spot").compared
     assert unfaulted - 40 < report.compared < unfaulted
@@ -139,24 +145,30 @@ def test_a_disconnect_reconnects_resnapshots_and_loses_or_repeats_nothing(tmp_pa
     # messages back: the feed must skip those 25 and lose none
     stats = feed_recording(tmp_path, USDM, "live", [parse("close:25@1500")])
     records, events = journal(tmp_path, "live")
-    assert stats.connections == 2 and stats.repeats == 25
+    assert stats.connections == 2
+    assert stats.repeats == 25
     kinds = [type(e) for e in events if isinstance(e, FeedSubscribed | FeedDisconnected)]
     assert kinds == [FeedSubscribed, FeedDisconnected, FeedSubscribed, FeedDisconnected]
     drop = next(e for e in events if isinstance(e, FeedDisconnected))
-    assert drop.connection == 1 and drop.reason == "closed"
+    assert drop.connection == 1
+    assert drop.reason == "closed"
     _assert_every_message_once(records, USDM)
     assert len(_snapshot_offsets(records)) == 2  # re-snapshotted after the reconnect
     assert _final_book(tmp_path, "live")["status"][-1] == SYNCED
     report = check_session(EmbeddedLog(tmp_path), "live")
-    assert report.ok and report.mismatched == 0
+    assert report.ok
+    assert report.mismatched == 0
 
 
 def test_a_malformed_frame_is_quarantined_and_the_session_goes_on(tmp_path: Path) -> None:
     stats = feed_recording(tmp_path, SPOT, "live", [parse("malformed@1200")])
     (bad,) = quarantined(tmp_path, "live")
     assert stats.quarantined == 1
-    assert bad.reason == "bad_json" and "not valid JSON" in bad.detail
-    assert bad.line > 1200 and bad.byte_offset > 0  # its place in the session's feed
-    assert bad.source.startswith("ws://127.0.0.1:") and '{"stream"' in bad.raw
+    assert bad.reason == "bad_json"
+    assert "not valid JSON" in bad.detail
+    assert bad.line > 1200
+    assert bad.byte_offset > 0
+    assert bad.source.startswith("ws://127.0.0.1:")
+    assert '{"stream"' in bad.raw
     records, _ = journal(tmp_path, "live")
     _assert_every_message_once(records, SPOT)
