@@ -33,15 +33,11 @@ class LiveMoney:
     """The config file's ``[broker]`` table (empty when it has none)."""
 
 
-def choose_broker(
-    name: str,
-    consent: LiveMoney,
-    paper: Callable[[], Broker],
-    adapters: Mapping[str, BrokerFactory],
-) -> Broker:
-    """The broker called ``name`` (see the module docstring)."""
-    if name == "paper":
-        return paper()
+def check_consent(name: str, consent: LiveMoney, adapters: Mapping[str, BrokerFactory]) -> None:
+    """Raise :class:`BrokerRefusedError` unless broker ``name`` may start (see above); a
+    session checks this before it touches anything."""
+    if name in ("paper", "simulated"):
+        return
     entry = consent.entry
     if not (consent.flag and entry.get("name") == name and entry.get("live_money") is True):
         raise BrokerRefusedError(
@@ -50,11 +46,22 @@ def choose_broker(
             f"{'yes' if consent.flag else 'no'}, [broker] {dict(entry) or 'none'}). "
             "Use --broker paper to trade on paper."
         )
-    factory = adapters.get(name)
-    if factory is None:
+    if name not in adapters:
         known = ", ".join(sorted(adapters)) or "none"
         raise BrokerRefusedError(
             f"no adapter for broker {name!r} is installed (installed: {known}); docs/live.md "
             "explains how a real venue's adapter plugs in"
         )
-    return factory(dict(entry))
+
+
+def choose_broker(
+    name: str,
+    consent: LiveMoney,
+    paper: Callable[[], Broker],
+    adapters: Mapping[str, BrokerFactory],
+) -> Broker:
+    """The broker called ``name`` (see the module docstring)."""
+    check_consent(name, consent, adapters)
+    if name == "paper":
+        return paper()
+    return adapters[name](dict(consent.entry))

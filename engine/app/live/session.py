@@ -28,7 +28,7 @@ from pathlib import Path
 import msgspec
 
 from engine.app.brokers import Broker, LiveMoney, OrderGateway, PaperBroker, choose_broker
-from engine.app.brokers.choose import BrokerFactory
+from engine.app.brokers.choose import BrokerFactory, check_consent
 from engine.app.feeds.binance import BinanceFeed, FeedConfig, resume_from_journal
 from engine.app.live.commands import Command, command_address, serve_commands
 from engine.app.live.hours import NS, AlwaysOpen, Clock, Hours, WallClock
@@ -96,6 +96,7 @@ class LiveSession:
         clock: Clock | None = None,
         on_status: Callable[[LiveStatus], None] | None = None,
     ) -> None:
+        check_consent(config.broker, config.consent, config.adapters)
         self.log, self.config = log, config
         self.clock = clock or WallClock()
         self.on_status = on_status
