@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import replace
 from typing import Any
 
 from engine.runtime.driver import PortOutput
@@ -124,7 +123,8 @@ def _cut(piece: Slice, every: int) -> list[Slice]:
 
 
 def split(piece: Slice, offsets: list[int]) -> list[Slice]:
-    """``piece`` cut just before each of ``offsets`` (ascending, inside the slice)."""
+    """``piece`` cut just before each of ``offsets`` (ascending, inside the slice). The parts
+    are new slices: what stages derived from the whole (``Slice.derived``) is not theirs."""
     out: list[Slice] = []
     start = piece.start
     for stop in [*offsets, piece.stop]:
@@ -132,8 +132,6 @@ def split(piece: Slice, offsets: list[int]) -> list[Slice]:
             continue
         lo, hi = start - piece.start, stop - piece.start
         market: Any = piece.market[lo:hi] if piece.market is not None else None
-        out.append(
-            replace(piece, start=start, stop=stop, market=market, control=piece.control[lo:hi])
-        )
+        out.append(Slice(start, stop, market, piece.control[lo:hi]))
         start = stop
     return out

@@ -72,7 +72,10 @@ def test_orders_are_on_disk_in_their_step_and_other_ports_within_the_bound(sampl
 def test_split_cuts_market_and_control_slices() -> None:
     records = np.zeros(10, dtype=[("x", "<i8")])
     records["x"] = np.arange(10)
-    parts = split(Slice(100, 110, market=records), [103, 107])
+    whole = Slice(100, 110, market=records)
+    whole.derived["journal_columns"] = "of the whole slice"
+    parts = split(whole, [103, 107])
+    assert all(not p.derived for p in parts)  # views of the whole are not a part's
     assert [(p.start, p.stop) for p in parts] == [(100, 103), (103, 107), (107, 110)]
     assert parts[1].market is not None
     assert parts[1].market["x"].tolist() == [3, 4, 5, 6]

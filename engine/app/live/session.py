@@ -21,9 +21,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Coroutine, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import msgspec
 
@@ -129,12 +130,12 @@ class LiveSession:
         if self._stop.is_set():
             raise asyncio.CancelledError("stopped before the session opened")
         started = self._start()
-        tasks = [asyncio.create_task(self._follow(), name="feed")]
-        tasks += [asyncio.create_task(self._closes(window.closes, window.reason))]
+        tasks = [self._spawn(self._follow(), "feed")]
+        tasks += [self._spawn(self._closes(window.closes, window.reason), "schedule")]
         if self.config.tick_ms > 0:
-            tasks.append(asyncio.create_task(self._ticks(), name="ticks"))
+            tasks.append(self._spawn(self._ticks(), "clock"))
         if self.on_status is not None:
-            tasks.append(asyncio.create_task(self._report_status(), name="status"))
+            tasks.append(self._spawn(self._report_status(), "status"))
         server = await serve_commands(self._address, self._command)
         try:
             await self._stop.wait()
@@ -145,6 +146,17 @@ class LiveSession:
                 task.cancel()
             server.close()
         return LiveResult(self._reason, self._finish(started))
+
+    def _spawn(self, work: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
+        """A task of the session; if it fails, the session stops (never runs on half-blind)."""
+        task = asyncio.create_task(work, name=name)
+
+        def done(finished: asyncio.Task[None]) -> None:
+            if not finished.cancelled() and (exc := finished.exception()) is not None:
+                self.stop(f"{name} failed: {type(exc).__name__}: {exc}", "stopped")
+
+        task.add_done_callback(done)
+        return task
 
     # -- start ---------------------------------------------------------------------------
 

@@ -176,7 +176,10 @@ class BinanceFeed:
 
     async def _receive(self, ws: aiohttp.ClientWebSocketResponse[bool]) -> tuple[str, str]:
         while True:
-            msg = await ws.receive()
+            try:
+                msg = await ws.receive()  # answers the venue's pings too, which can fail
+            except (aiohttp.ClientError, ConnectionError) as exc:
+                return "error", f"{type(exc).__name__}: {exc}"
             if msg.type in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY):
                 data = msg.data if isinstance(msg.data, bytes) else msg.data.encode()
                 self._frame(data, self.clock())
