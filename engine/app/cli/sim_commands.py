@@ -42,8 +42,9 @@ def exchange_sim(
     fault: Annotated[
         list[str] | None,
         typer.Option(
-            help="KIND[:N]@MESSAGE: drop:N, close[:N], stall:SECONDS or malformed before stream "
-            "message MESSAGE (0-based). Repeatable. Also: POST /control."
+            help="KIND[:N]@MESSAGE: drop:N, close[:N], stall:SECONDS, malformed, or pace:X (X "
+            "times the recorded pace from there; 0: max) before stream message MESSAGE "
+            "(0-based). Repeatable. Also: POST /control."
         ),
     ] = None,
     snapshot_wait: Annotated[

@@ -99,6 +99,7 @@ class Exchange:
             (i for i, msg in enumerate(recording.messages) if msg.kind == "snapshot"), None
         )
         self._started = asyncio.get_running_loop().time()
+        self._repace = False
 
     # -- clients ---------------------------------------------------------------------------
 
@@ -123,6 +124,12 @@ class Exchange:
     def post(self, fault: Fault) -> None:
         """A fault from the control endpoint: it acts before the next message."""
         self._posted.append(fault)
+
+    def pace(self, speed: float | None) -> None:
+        """From the next message on, replay at ``speed`` times the recorded pace (None: as
+        fast as the clients read): a burst, or a calm, on demand."""
+        self.speed = speed
+        self._repace = True
 
     async def snapshot(self, limit: int) -> bytes:
         """The REST depth snapshot a client asked for (see the module docstring)."""
@@ -152,6 +159,10 @@ class Exchange:
                 self._index += 1
                 continue
             await self._faults()
+            if self._repace and msg.ts:  # a new pace counts from this message
+                self._repace = False
+                if self.speed is not None:
+                    self._started = loop.time() - (msg.ts - first_ts) / 1e9 / self.speed
             if self.speed is not None and msg.ts:
                 delay = self._started + (msg.ts - first_ts) / 1e9 / self.speed - loop.time()
                 if delay > 0:
@@ -248,6 +259,8 @@ class Exchange:
             msg = self._next_stream_message()
             if msg is not None:
                 await self._broadcast(msg.body[: len(msg.body) // 2], msg)
+        elif fault.kind == "pace":
+            self.pace(fault.arg or None)
         elif fault.kind == "close":
             for client in list(self.clients):
                 await client.close(1011, "simulated fault: connection closed")

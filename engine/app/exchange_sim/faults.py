@@ -14,13 +14,16 @@ before the next message. Kinds:
     nothing is sent for that long; connections stay open.
 ``malformed``
     one frame that is not valid JSON (the next message cut in half) goes out before it.
+``pace:X``
+    not a fault, but scheduled the same way: from here on replay at ``X`` times the recorded
+    pace (``pace:0``: as fast as the clients read), e.g. a burst at a known message.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-KINDS = ("drop", "close", "stall", "malformed")
+KINDS = ("drop", "close", "stall", "malformed", "pace")
 
 
 class FaultError(ValueError):

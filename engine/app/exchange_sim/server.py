@@ -8,7 +8,8 @@
   answered as Binance does.
 * ``GET /control``: the tape's status as JSON; ``POST /control`` with
   ``{"fault": "drop", "count": 5}`` (or ``close``, ``stall`` with ``seconds``, ``malformed``)
-  injects a fault before the next message.
+  injects a fault before the next message, and ``{"speed": 10}`` (or ``"max"``) changes the
+  pace from the next message on.
 """
 
 from __future__ import annotations
@@ -173,13 +174,27 @@ def _status_handler(exchange: Exchange) -> Handler:
 def _fault_handler(exchange: Exchange) -> Handler:
     async def fault(request: web.Request) -> web.StreamResponse:
         try:
-            parsed = from_json(await request.json())
+            body = await request.json()
+            if isinstance(body, dict) and "speed" in body:
+                return _pace(exchange, body["speed"])
+            parsed = from_json(body)
         except (FaultError, ValueError) as exc:
             return web.json_response({"error": str(exc)}, status=400)
         exchange.post(parsed)
         return web.json_response({"accepted": str(parsed)})
 
     return fault
+
+
+def _pace(exchange: Exchange, speed: object) -> web.Response:
+    """``{"speed": X}`` (times the recorded pace) or ``{"speed": "max"}``."""
+    if speed == "max":
+        exchange.pace(None)
+    elif isinstance(speed, int | float) and speed > 0:
+        exchange.pace(float(speed))
+    else:
+        raise FaultError(f'speed must be a positive number or "max", got {speed!r}')
+    return web.json_response({"accepted": f"speed {speed}"})
 
 
 @dataclass(frozen=True)

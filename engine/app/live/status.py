@@ -74,10 +74,10 @@ class StatusTracker:
         self.session, self.run_id, self.clock = session, run_id, clock
         self.events = self.decisions = self.orders = self.fills = 0
         self.processed_latency: deque[int] = deque(maxlen=WINDOW)
-        self.decision_latency: deque[int] = deque(maxlen=WINDOW)
-        """Receive of the causing event -> decision emitted, ns (every decision)."""
-        self.order_latency: deque[int] = deque(maxlen=WINDOW)
-        """Receive of the causing event -> order handed to the broker, ns."""
+        self.decision_latency: deque[tuple[int, int]] = deque(maxlen=WINDOW)
+        """(receive time of the causing event, ns it took to the decision), every decision."""
+        self.order_latency: deque[tuple[int, int]] = deque(maxlen=WINDOW)
+        """(receive time of the causing event, ns it took to hand the order to the broker)."""
         self.recent: deque[Decision] = deque(maxlen=10)
         self.portfolio: Any = None
         self.last_recv = 0
@@ -103,7 +103,8 @@ class StatusTracker:
             assert isinstance(records, np.ndarray)
             self.decisions += len(records)
             for cause, record in zip(output.causes.tolist(), records, strict=True):
-                self.decision_latency.append(now - _received(piece, cause))
+                received = _received(piece, cause)
+                self.decision_latency.append((received, now - received))
                 self.recent.append(
                     Decision(int(record["ts_event"]), int(record["direction"]),
                              float(record["confidence"]))
@@ -117,7 +118,8 @@ class StatusTracker:
         """The gateway handed an order or cancel to the broker."""
         self.orders += 1
         if self._piece is not None:
-            self.order_latency.append(handed.at - _received(self._piece, handed.event.cause))
+            received = _received(self._piece, handed.event.cause)
+            self.order_latency.append((received, handed.at - received))
 
     def status(self, appended: int, feed: FeedStats | None = None) -> LiveStatus:
         """The status now; ``appended``: journal events appended so far this process."""
