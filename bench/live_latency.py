@@ -5,7 +5,8 @@ Run: ``.venv/bin/python bench/live_latency.py [FILE] [--warmup S] [--paced S] [-
 (default: the bundled Binance spot day, ``replays/samples/binance_spot_btcusdt_20240808.gz``,
 346 s). ``tape exchange-sim`` serves the recording in its own process; in this process a
 ``tape live`` session (``LiveSession``: the ``default`` pipeline, the paper broker, clock ticks,
-journal appends with ``fsync interval:100`` as ``tape live`` does) follows it over loopback.
+the journal synced every 100 ms by a background thread, as ``tape live`` does) follows it
+over loopback.
 The recording is played in three phases, switched by the simulator itself at the first message
 of each (``--fault pace:X@MESSAGE``):
 
@@ -50,7 +51,7 @@ from engine.app.ingest import binance
 from engine.app.live.session import LiveConfig, LiveSession
 from engine.app.pipelines import SHIPPED
 from engine.events.market import MARKET_RECORD
-from engine.log import EmbeddedLog, FixedBatch, FsyncPolicy
+from engine.log import EmbeddedLog, FixedBatch, FsyncMode, FsyncPolicy
 from engine.log.journal import journal_topic
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -132,19 +133,27 @@ def main() -> None:
     parser.add_argument("--warmup-speed", type=float, default=4.0)
     parser.add_argument("--burst", type=float, default=10.0)
     parser.add_argument(
-        "--fsync", default="interval:100", help="journal durability (tape live's default)"
+        "--fsync",
+        default="background:100",
+        help="journal durability: background:MS (tape live's default: appends unsynced, a "
+        "thread syncs every MS), or a --fsync policy (batch, interval:MS, never) in the append",
     )
     args = parser.parse_args()
     market, symbol = binance.detect(args.file)
     starts, venue_times = _phase_starts(args.file, args.warmup, args.paced)
     with tempfile.TemporaryDirectory() as tmp:
-        log = EmbeddedLog(tmp, FsyncPolicy.parse(args.fsync))
+        background = args.fsync.startswith("background:")
+        policy = FsyncPolicy(FsyncMode.NEVER) if background else FsyncPolicy.parse(args.fsync)
+        log = EmbeddedLog(tmp, policy)
         proc, ws, rest = _simulator(
             args.file, (starts[0], starts[1]), args.warmup_speed, args.burst
         )
         try:
             feed = FeedConfig(symbol, market, ws, rest, end_with_feed=True)
-            config = LiveConfig("bench", feed, binance.instrument(market, symbol), SHIPPED)
+            sync_ms = int(args.fsync.partition(":")[2]) if background else 0
+            config = LiveConfig(
+                "bench", feed, binance.instrument(market, symbol), SHIPPED, sync_ms=sync_ms
+            )
             session = LiveSession(log, config)
             began = time.perf_counter()
             result = asyncio.run(session.run())

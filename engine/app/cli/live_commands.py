@@ -28,15 +28,16 @@ from engine.app.live.commands import (
     send_command,
 )
 from engine.app.live.hours import AlwaysOpen, CalendarHours, Hours
-from engine.app.live.session import LIVE_SNAPSHOT_EVERY, LiveConfig, LiveSession
+from engine.app.live.session import LiveConfig, LiveSession
 from engine.app.live.status import LiveStatus
-from engine.log import EmbeddedLog, FsyncPolicy, LogError
+from engine.log import EmbeddedLog, FsyncMode, FsyncPolicy, LogError
 from engine.models import ModelStoreError
 from engine.runtime import ConfigError, RunConfig, RunError
 
-LIVE_FSYNC = "interval:100"
-"""The journal's durability in ``tape live`` unless ``--fsync`` says otherwise: a process
-crash loses nothing; a power loss at most the last 100 ms (docs/live.md says why)."""
+LIVE_SYNC_MS = 100
+"""Unless ``--fsync`` says otherwise, ``tape live`` appends without syncing and a background
+thread syncs the journal every 100 ms: a process crash loses nothing, a power loss at most
+the last 100 ms, and no sync ever stalls a message (docs/live.md)."""
 
 live_app = typer.Typer(help="Live trading sessions: a venue's feed in, paper orders out.")
 app.add_typer(live_app, name="live")
@@ -53,7 +54,6 @@ def _live_config_file(path: Path | None, pipeline: str | None) -> tuple[RunConfi
         except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, msgspec.DecodeError) as exc:
             fail(f"cannot read config {path}: {exc}")
     broker = data.pop("broker", {})
-    data.setdefault("snapshot_every", LIVE_SNAPSHOT_EVERY)
     if pipeline:
         data["pipeline"] = pipeline
     try:
@@ -142,11 +142,10 @@ def live_binance(
     Ctrl-C or SIGTERM stops cleanly (resumable with the same --session and --run-id)."""
     if market not in ("spot", "usdm"):
         fail(f"--market must be spot or usdm, got {market!r}")
-    root = ctx.find_root()
-    policy = context(ctx).fsync
-    source = root.get_parameter_source("fsync")
+    policy, sync_ms = context(ctx).fsync, 0
+    source = ctx.find_root().get_parameter_source("fsync")
     if source is None or source.name == "DEFAULT":  # no --fsync given
-        policy = FsyncPolicy.parse(LIVE_FSYNC)
+        policy, sync_ms = FsyncPolicy(FsyncMode.NEVER), LIVE_SYNC_MS
     log = EmbeddedLog(context(ctx).data, policy)
     store = model_store(log.root, models)
     run_config, broker_entry = _live_config_file(config, pipeline)
@@ -167,6 +166,7 @@ def live_binance(
             tick_ms=tick_ms,
             duration=duration,
             hours=_hours(calendar, roll),
+            sync_ms=sync_ms,
             models=store,
         )
         result = asyncio.run(_run(log, live, quiet))

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 from collections import deque
 from collections.abc import Callable, Coroutine, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -40,7 +41,8 @@ from engine.events.broker import BrokerReport
 from engine.events.control import ClockTicked, InstrumentSpec, SessionClosed
 from engine.events.trading import CancelRequested, OrderSubmitted
 from engine.log import EmbeddedLog
-from engine.log.journal import journal_topic
+from engine.log.journal import journal_topic, quarantine_topic
+from engine.log.syncer import BackgroundSync
 from engine.models import ModelSource
 from engine.runtime.driver import PortOutput, slice_of
 from engine.runtime.live import LiveRunner, split
@@ -48,11 +50,6 @@ from engine.runtime.manifest import RunManifest, new_run_id, output_topic, run_d
 from engine.runtime.processor import Slice
 from engine.runtime.runs import StartedRun, seal_run, start_run
 from engine.runtime.topology import Catalog, RunConfig
-
-LIVE_SNAPSHOT_EVERY = 100_000
-"""Journal events between run snapshots when no config says otherwise: a restart replays at
-most this many."""
-
 
 @dataclass
 class LiveConfig:
@@ -62,7 +59,7 @@ class LiveConfig:
     feed: FeedConfig
     instrument: InstrumentSpec
     pipelines: Catalog
-    run: RunConfig = field(default_factory=lambda: RunConfig(snapshot_every=LIVE_SNAPSHOT_EVERY))
+    run: RunConfig = field(default_factory=RunConfig)
     run_id: str | None = None
     broker: str = "paper"
     """``paper``, ``simulated`` (the pipeline's own simulated venue: a backtest on live data),
@@ -76,6 +73,9 @@ class LiveConfig:
     """Seconds to run, then stop (resumable)."""
     hours: Hours = field(default_factory=AlwaysOpen)
     visible_within: float = 0.1
+    sync_ms: int = 0
+    """Sync the journal from a background thread every this many ms (0: the log's own fsync
+    policy only). ``tape live`` appends without syncing and syncs this way every 100 ms."""
     models: ModelSource | None = None
 
 
@@ -191,6 +191,12 @@ class LiveSession:
         for batch in started.runner.reader.batches(started.runner.offset):  # catch up
             self._step(slice_of(batch))
         self.journal.subscribers.append(self._on_journal)
+        self._syncer = None
+        if config.sync_ms:
+            topics = (journal_topic(session), quarantine_topic(session))
+            directories = [log.reader(topic).directory for topic in topics]
+            self._syncer = BackgroundSync(directories, config.sync_ms)
+        gc.freeze()  # what setup built is permanent: collections stay short on the hot path
         self.feed = BinanceFeed(
             config.feed, config.instrument, self.journal, resume, self.clock.now
         )
@@ -351,6 +357,8 @@ class LiveSession:
         if self.broker is not None:
             self.broker.close()
         self.journal.close()
+        if self._syncer is not None:
+            self._syncer.stop()
         if not self._address.startswith("\0"):
             with contextlib.suppress(OSError):
                 Path(self._address).unlink()
