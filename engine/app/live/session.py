@@ -51,6 +51,7 @@ from engine.runtime.processor import Slice
 from engine.runtime.runs import StartedRun, seal_run, start_run
 from engine.runtime.topology import Catalog, RunConfig
 
+
 @dataclass
 class LiveConfig:
     """One live session of one instrument (docs/live.md)."""
