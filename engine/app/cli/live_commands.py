@@ -180,6 +180,9 @@ def live_binance(
     ) as exc:
         fail(str(exc), code=1)
     m = result.manifest
+    if m is None:
+        console.print(f"session {session}: {result.reason}; nothing was journaled")
+        return
     console.print(
         f"session {session} closed ({result.reason}); run {m.run_id} {m.status}: journal "
         f"{m.journal_start:,}..{m.journal_stop - 1:,}, outputs hash {m.outputs_hash[:16]}"

@@ -85,7 +85,8 @@ class LiveResult:
     """How a live session ended."""
 
     reason: str
-    manifest: RunManifest
+    manifest: RunManifest | None
+    """The sealed run (None when stopped before the session opened)."""
 
 
 class LiveSession:
@@ -110,6 +111,9 @@ class LiveSession:
         self._queue: deque[Slice] = deque()
         self._pumping = False
         self._drain_timer: asyncio.TimerHandle | None = None
+        self._feed_stop = asyncio.Event()
+        self._syncer: BackgroundSync | None = None
+        self._address = command_address(log.root, config.session)
 
     def stop(self, reason: str, status: str = "stopped") -> None:
         """End the session (a signal handler, a test, the scheduler)."""
@@ -129,7 +133,7 @@ class LiveSession:
         window = self.config.hours.window(self.clock.now())
         await self._until(window.opens)
         if self._stop.is_set():
-            raise asyncio.CancelledError("stopped before the session opened")
+            return LiveResult(f"{self._reason} before the session opened", None)
         started = self._start()
         tasks = [self._spawn(self._follow(), "feed")]
         tasks += [self._spawn(self._closes(window.closes, window.reason), "schedule")]
@@ -169,40 +173,50 @@ class LiveSession:
             opened=resume.opened, closed=resume.closed, clock=self.clock.now,
         )  # fmt: skip
         self.journal.publish([])  # session.opened (or .resumed) before the run reads it
-        run_id = config.run_id or new_run_id(log.root, session, config.run.pipeline)
-        existing = (run_dir(log.root, run_id) / "manifest.json").is_file()
-        handed = self._orders_handed(run_id) if existing else []
-        run_config = None if existing else self._run_config(run_id)
-        started = start_run(
-            log, session, run_config, pipelines=config.pipelines, run_id=run_id,
-            models=config.models,
-        )  # fmt: skip
-        self.tracker = StatusTracker(session, run_id, self.clock.now)
-        trading = started.resolved["stages"].get("trading", {})
-        gateway = None
-        if trading.get("venue") == "broker":
-            self.broker = self._broker(run_id)
-            if isinstance(self.broker, PaperBroker) and existing:
-                self.broker.recover(self._cut(handed), handed, self._journaled_reports(run_id))
-            gateway = OrderGateway(self.broker, len(handed), self.clock.now, self.tracker.handed)
-        self.gateway = gateway
+        started, handed = self._open_run()
+        self.tracker = StatusTracker(session, started.manifest.run_id, self.clock.now)
+        self.gateway = self._open_broker(started, handed)
         self.live = LiveRunner(
             started.runner, hook=self._hook, visible_within=config.visible_within
         )
         for batch in started.runner.reader.batches(started.runner.offset):  # catch up
             self._step(slice_of(batch))
         self.journal.subscribers.append(self._on_journal)
-        self._syncer = None
         if config.sync_ms:
             topics = (journal_topic(session), quarantine_topic(session))
             directories = [log.reader(topic).directory for topic in topics]
             self._syncer = BackgroundSync(directories, config.sync_ms)
-        gc.freeze()  # what setup built is permanent: collections stay short on the hot path
         self.feed = BinanceFeed(
             config.feed, config.instrument, self.journal, resume, self.clock.now
         )
-        self._address = command_address(log.root, session)
+        gc.freeze()  # what setup built is permanent: collections stay short on the hot path
         return started
+
+    def _open_run(self) -> tuple[StartedRun, list[OrderSubmitted | CancelRequested]]:
+        """Start the run, or resume it; and the orders it had handed to its broker."""
+        config, log = self.config, self.log
+        run_id = config.run_id or new_run_id(log.root, config.session, config.run.pipeline)
+        existing = (run_dir(log.root, run_id) / "manifest.json").is_file()
+        handed = self._orders_handed(run_id) if existing else []
+        started = start_run(
+            log, config.session, None if existing else self._run_config(run_id),
+            pipelines=config.pipelines, run_id=run_id, models=config.models,
+        )  # fmt: skip
+        return started, handed
+
+    def _open_broker(
+        self, started: StartedRun, handed: list[OrderSubmitted | CancelRequested]
+    ) -> OrderGateway | None:
+        """The broker and its gateway when the run trades through one (a resumed paper
+        broker is rebuilt from the journal first)."""
+        if started.resolved["stages"].get("trading", {}).get("venue") != "broker":
+            return None
+        run_id = started.manifest.run_id
+        self.broker = self._broker(run_id)
+        if isinstance(self.broker, PaperBroker) and started.manifest.resumed_from:
+            self.broker.recover(self._cut(handed), handed, self._journaled_reports(run_id))
+        assert self.tracker is not None
+        return OrderGateway(self.broker, len(handed), self.clock.now, self.tracker.handed)
 
     def _run_config(self, run_id: str) -> RunConfig:
         """The run's config: the given one, with the broker's settings for ``trading``."""
@@ -295,7 +309,6 @@ class LiveSession:
     # -- the other inputs ----------------------------------------------------------------
 
     async def _follow(self) -> None:
-        self._feed_stop = asyncio.Event()
         assert self.feed is not None
         ended = await self.feed.run(self._feed_stop)
         if ended == "end of feed":
