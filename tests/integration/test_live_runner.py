@@ -15,7 +15,8 @@ from engine.app.cli import app
 from engine.app.feeds.binance import FeedConfig
 from engine.app.ingest import binance
 from engine.app.live.session import LiveConfig, LiveSession
-from engine.events.control import ClockTicked
+from engine.events import decode
+from engine.events.control import ClockTicked, HaltTrading
 from engine.log import EmbeddedLog
 from engine.log.journal import JournalWriter, journal_topic
 from engine.log.notify import AppendWaiter
@@ -137,3 +138,20 @@ def test_tape_live_refuses_real_money_without_consent(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert "would trade real money" in result.output
     assert not (tmp_path / "topics").exists()
+
+
+def test_tape_halt_without_a_live_session_journals_directly(samples: Path) -> None:
+    runner = CliRunner()
+    args = ["--data", str(samples), "halt", "demo-btcusdt-spot", "--reason", "maintenance"]
+    result = runner.invoke(app, [*args, "--operator", "ops@desk"])
+    assert result.exit_code == 0, result.output
+    assert "no live session is running" in result.output
+    reader = EmbeddedLog(samples).reader(journal_topic("demo-btcusdt-spot"))
+    last = list(reader.batches())[-1]
+    (event,) = [decode(v) for v in last.values()][-1:]
+    assert isinstance(event, HaltTrading)
+    assert (event.reason, event.operator) == ("maintenance", "ops@desk")
+    assert f"offset {reader.end_offset - 1:,}" in result.output
+    missing = runner.invoke(app, ["--data", str(samples), "flatten", "no-such-session"])
+    assert missing.exit_code == 1
+    assert "no session 'no-such-session'" in missing.output

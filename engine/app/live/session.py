@@ -32,6 +32,7 @@ import msgspec
 from engine.app.brokers import Broker, LiveMoney, OrderGateway, PaperBroker, choose_broker
 from engine.app.brokers.choose import BrokerFactory, check_consent
 from engine.app.feeds.binance import BinanceFeed, FeedConfig, resume_from_journal
+from engine.app.ingest.session import read_manifest as read_ingest_manifest
 from engine.app.live.commands import Command, command_address, serve_commands
 from engine.app.live.hours import NS, AlwaysOpen, Clock, Hours, WallClock
 from engine.app.live.journal import LiveJournal
@@ -46,7 +47,7 @@ from engine.log.syncer import BackgroundSync
 from engine.models import ModelSource
 from engine.runtime.driver import PortOutput, slice_of
 from engine.runtime.live import LiveRunner, split
-from engine.runtime.manifest import RunManifest, new_run_id, output_topic, run_dir
+from engine.runtime.manifest import RunError, RunManifest, new_run_id, output_topic, run_dir
 from engine.runtime.processor import Slice
 from engine.runtime.runs import StartedRun, seal_run, start_run
 from engine.runtime.topology import Catalog, RunConfig
@@ -167,6 +168,11 @@ class LiveSession:
 
     def _start(self) -> StartedRun:
         config, log, session = self.config, self.log, self.config.session
+        if read_ingest_manifest(log, session) is not None:
+            raise RunError(
+                f"session {session!r} was ingested from a file (tape ingest); a live session "
+                "journals its own feed: give it a new --session name"
+            )
         resume = resume_from_journal(log, session)
         self.journal = LiveJournal(
             log, session, config.instrument, f"binance live {config.feed.stream_url}",
