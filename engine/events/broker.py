@@ -27,7 +27,7 @@ class _BrokerEvent(msgspec.Struct, frozen=True, array_like=True, forbid_unknown_
     order_id: Annotated[int, _doc("the run-local order id the order was sent with")]
 
 
-class BrokerOrderAcknowledged(_BrokerEvent, tag=124, frozen=True):
+class BrokerOrderAcknowledged(_BrokerEvent, tag=90, frozen=True):
     """The broker accepted an order at the venue."""
 
     queue_ahead: Annotated[
@@ -35,7 +35,7 @@ class BrokerOrderAcknowledged(_BrokerEvent, tag=124, frozen=True):
     ]
 
 
-class BrokerOrderFilled(_BrokerEvent, tag=125, frozen=True):
+class BrokerOrderFilled(_BrokerEvent, tag=91, frozen=True):
     """The broker executed (part of) an order."""
 
     price: Annotated[int, _doc("execution price, price units")]
@@ -45,14 +45,14 @@ class BrokerOrderFilled(_BrokerEvent, tag=125, frozen=True):
     liquidity: Annotated[str, _doc("maker (rested in the book) or taker")]
 
 
-class BrokerOrderCancelled(_BrokerEvent, tag=126, frozen=True):
+class BrokerOrderCancelled(_BrokerEvent, tag=92, frozen=True):
     """What was left of an order is no longer working at the broker."""
 
     remaining: Annotated[int, _doc("quantity that will never execute, size units")]
     reason: Annotated[str, _doc("requested, book_too_thin, position_closed, or the broker's")]
 
 
-class BrokerOrderRejected(_BrokerEvent, tag=127, frozen=True):
+class BrokerOrderRejected(_BrokerEvent, tag=93, frozen=True):
     """The broker refused an order, or a cancel request that found nothing to cancel."""
 
     reason: Annotated[str, _doc("machine-readable reason code, e.g. too_late_to_cancel")]
