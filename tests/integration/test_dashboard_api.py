@@ -17,8 +17,8 @@ from engine.events import decode
 from engine.events.control import HaltTrading
 from engine.log import EmbeddedLog
 from engine.log.journal import JournalWriter, journal_topic
-from engine.runtime.runs import session_opened
 from engine.runtime import read_manifest
+from engine.runtime.runs import session_opened
 from tests.dashboard_support import TAMPERED, TRADED, tampered_offset, tape
 
 BASE = "http://127.0.0.1:8765"
@@ -53,7 +53,8 @@ def test_lists_sessions_and_runs_with_status_bundle_and_hash(api: TestClient) ->
     assert runs[TRADED]["events"] == sum(o.count for o in manifest.outputs)
     page = api.get("/")
     assert page.status_code == 200
-    assert TRADED in page.text and "demo-btcusdt-spot-day" in page.text
+    assert TRADED in page.text
+    assert "demo-btcusdt-spot-day" in page.text
 
 
 def test_run_summary_has_report_fills_and_the_in_sample_period(api: TestClient) -> None:
@@ -66,7 +67,8 @@ def test_run_summary_has_report_fills_and_the_in_sample_period(api: TestClient) 
     card = summary["card"]
     assert card["same_session"] is True
     labels = [p["label"] for p in card["periods"]]
-    assert labels[0].startswith("in-sample") and labels[1].startswith("out-of-sample")
+    assert labels[0].startswith("in-sample")
+    assert labels[1].startswith("out-of-sample")
     assert card["periods"][0]["end"] < card["periods"][1]["start"]
 
 
@@ -76,14 +78,16 @@ def test_charts_are_downsampled_and_full_resolution_in_a_small_window(api: TestC
     mid_count = next(o.count for o in mids if o.port == "mid")
     assert mid_count > 1000
     assert 100 <= len(whole["lines"]["mid"]) <= 200
-    assert whole["lines"]["equity"] and whole["fills"]["total"] > 0
+    assert whole["lines"]["equity"]
+    assert whole["fills"]["total"] > 0
     first, last = whole["lines"]["mid"][0][0], whole["lines"]["mid"][-1][0]
     # a window of 2 % of the run holds fewer than 200 mids: every one of them comes back
     start = first + (last - first) * 0.50
     end = first + (last - first) * 0.52
     window = api.get(f"/api/runs/{TRADED}/charts?points=200&start={start}&end={end}").json()
     times = [t for t, _ in window["lines"]["mid"]]
-    assert times and all(start <= t <= end for t in times)
+    assert times
+    assert all(start <= t <= end for t in times)
     assert len(times) < 200
     finer = api.get(f"/api/runs/{TRADED}/charts?points=20000&start={start}&end={end}").json()
     assert [t for t, _ in finer["lines"]["mid"]] == times
@@ -91,14 +95,16 @@ def test_charts_are_downsampled_and_full_resolution_in_a_small_window(api: TestC
 
 def test_trace_of_an_order_reaches_the_journal(api: TestClient) -> None:
     tree = api.get(f"/api/runs/{TRADED}/trace/orders/0").json()
-    assert tree["port"] == "orders" and tree["event"]["type"] == "orders.order_submitted@1"
+    assert tree["port"] == "orders"
+    assert tree["event"]["type"] == "orders.order_submitted@1"
 
     def ports(node: dict[str, Any]) -> set[str]:
         return {node["port"]}.union(*(ports(c) for c in node["inputs"]))
 
     assert {"decisions", "votes", "predictions", "features", "journal"} <= ports(tree)
     page = api.get(f"/runs/{TRADED}/trace/orders/0")
-    assert page.status_code == 200 and "market." in page.text
+    assert page.status_code == 200
+    assert "market." in page.text
 
 
 def test_verify_from_the_api_is_bit_for_bit_identical(api: TestClient) -> None:
@@ -120,7 +126,8 @@ def test_a_tampered_journal_shows_the_first_divergence(api: TestClient) -> None:
     assert d["cause"] == tampered
     assert d["journal_event"]["type"] == "market.order_added@1"
     differing = [f["name"] for f in d["fields"] if f["differs"]]
-    assert differing and "cause" not in differing
+    assert differing
+    assert "cause" not in differing
     assert d["trace"] == f"/runs/{TAMPERED}/trace/{d['port']}/{d['offset']}"
     assert api.get(d["trace"]).status_code == 200
 
@@ -129,7 +136,8 @@ def test_feature_drift_of_the_bundle_inputs(api: TestClient) -> None:
     drift = api.get(f"/api/runs/{TRADED}/drift").json()
     assert drift["available"] is True
     psi = [f["psi"] for f in drift["features"]]
-    assert len(psi) > 10 and psi == sorted(psi, reverse=True)
+    assert len(psi) > 10
+    assert psi == sorted(psi, reverse=True)
     assert api.get(f"/api/runs/{TAMPERED}/drift").json()["available"] is False
 
 
@@ -186,19 +194,22 @@ def test_operator_commands_need_control_and_are_journaled(
     headers = {"X-Tapedeck-Token": "k"}
     with client(data, token="k") as read_only:
         refused = read_only.post("/api/live/open-wdo/control/halt", headers=headers)
-        assert refused.status_code == 403 and "--control" in refused.json()["error"]
+        assert refused.status_code == 403
+        assert "--control" in refused.json()["error"]
     before = EmbeddedLog(data).watermarks(topic)[1]
     with client(data, token="k", control=True, operator="alice") as c:
         assert c.post("/api/live/open-wdo/control/halt").status_code == 400  # no token
         assert c.post("/api/live/open-wdo/control/explode", headers=headers).status_code == 404
         done = c.post("/api/live/open-wdo/control/halt", headers=headers).json()
         closed = c.post("/api/live/demo-btcusdt-spot/control/halt", headers=headers)
-        assert closed.status_code == 409 and "closed" in closed.json()["error"]
+        assert closed.status_code == 409
+        assert "closed" in closed.json()["error"]
         status = c.get("/api/live/open-wdo").json()
     assert done["journal_offset"] == before
     batch = EmbeddedLog(data).reader(topic).read(before, 1)
     event = decode(batch.values()[0])
-    assert isinstance(event, HaltTrading) and event.operator == "alice"
+    assert isinstance(event, HaltTrading)
+    assert event.operator == "alice"
     assert status["journal"]["halted"] is True
     assert status["commands"][-1]["type"] == "control.halt_trading"
 
@@ -214,7 +225,8 @@ def test_sql_page_is_read_only(dashboard_demo: Path, tmp_path: Path) -> None:
         rows = c.post("/api/query", json={"sql": "SELECT run_id FROM runs"}, headers=headers)
         assert rows.json()["rows"] == [[TAMPERED]]
         write = c.post("/api/query", json={"sql": "DELETE FROM runs"}, headers=headers)
-        assert write.status_code == 409 and "read-only" in write.json()["error"]
+        assert write.status_code == 409
+        assert "read-only" in write.json()["error"]
         again = c.post("/api/query", json={"sql": "SELECT count(*) FROM runs"}, headers=headers)
         assert again.json()["rows"] == [[1]]
         assert c.post("/api/query", json={"sql": "SELECT 1"}).status_code == 400  # no token
