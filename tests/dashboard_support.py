@@ -22,7 +22,7 @@ from engine.app.cli import app
 from engine.events import by_name, decode
 from engine.events.control import SessionClosed
 from engine.events.market import MARKET_RECORD
-from engine.log import EmbeddedLog, FixedBatch
+from engine.log import EmbeddedLog, FixedBatch, PartitionLockedError
 from engine.log.journal import JournalWriter, journal_topic
 
 TRADED = "web-day"
@@ -123,18 +123,31 @@ def served(asgi: Any) -> Iterator[str]:
         sock.close()
 
 
-class LiveFeed:
-    """Replays a recorded session into a new journal in bursts, as a feed would, with
-    ``ts_recv`` set to the wall clock when written (so feed latency is real).
+VENUE_DELAY_NS = (1_500_000, 2_000_000, 2_500_000, 3_000_000, 12_000_000)
+"""How long before we receive it the venue stamps each event, in turn (the feed latency)."""
 
-    Between bursts it releases the journal's writer, so operator commands can be appended.
+
+class LiveFeed:
+    """A feed writing a recorded session into a new journal, as a live one would.
+
+    The first ``history`` events are written at once, as the part of the session that
+    happened before the test looks (event times shifted to end just before now, each
+    received ``VENUE_DELAY_NS`` after its venue stamp): the features are warm when the live
+    part begins. The rest are written in bursts as they "arrive", once :attr:`go` is set:
+    stamped now (``ts_recv``) and a few ms earlier by the venue (``ts_event``). Between bursts
+    the feed releases the journal's writer, so operator commands can be appended.
     """
 
-    def __init__(self, data: Path, source: str, session: str, burst: int = 40) -> None:
+    def __init__(
+        self, data: Path, source: str, session: str, *, history: int = 0, burst: int = 25,
+        close: bool = True,
+    ) -> None:  # fmt: skip
         self.log = EmbeddedLog(data)
-        self.source, self.session, self.burst = source, session, burst
+        self.source, self.session, self.burst, self.close = source, session, burst, close
         self.items = self._recorded()
+        self.history = history
         self.stop = threading.Event()
+        self.go = threading.Event()
         self.written = 0
         self.thread = threading.Thread(target=self._run, daemon=True)
 
@@ -146,46 +159,78 @@ class LiveFeed:
             if isinstance(batch, FixedBatch):
                 items.extend(batch.view(MARKET_RECORD).copy())
             else:
-                items.extend(decode(v) for v in batch.values())
+                items.extend(
+                    d for d in map(decode, batch.values()) if not isinstance(d, SessionClosed)
+                )
             at = batch.next_offset
         return items
 
-    def start(self, pause: float = 0.05) -> LiveFeed:
+    def start(self, pause: float = 0.03) -> LiveFeed:
+        """Start writing; returns once the journal exists (a follower may then open it)."""
         self.pause = pause
         self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.log.has_topic(journal_topic(self.session)) or self.written == 0:
+            assert time.monotonic() < deadline, "the feed wrote nothing"
+            time.sleep(0.01)
         return self
 
     def _run(self) -> None:
-        shift = None
-        for first in range(0, len(self.items), self.burst):
+        start = time.time_ns()
+        shift = start - _ts(self.items[min(self.history, len(self.items) - 1)]) - 20_000_000
+        self._write(self.items[: self.history], lambda ts, delay: (ts + shift, ts + shift + delay))
+        while not self.go.wait(0.05) and not self.stop.is_set():
+            pass
+        for first in range(self.history, len(self.items), self.burst):
             if self.stop.is_set():
                 break
-            writer = JournalWriter(self.log, self.session)
-            now = time.time_ns()
-            for item in self.items[first : first + self.burst]:
-                ts = int(item["ts_event"]) if isinstance(item, np.void) else item.ts_event
-                shift = now - ts - 2_000_000 if shift is None else shift  # venue 2 ms ahead
-                if isinstance(item, np.void):
-                    record = np.array([item], MARKET_RECORD)
-                    record["ts_event"] += shift
-                    record["ts_recv"] = now
-                    writer.market(record)
-                elif not isinstance(item, SessionClosed):
-                    rest = {"ts_event": item.ts_event + shift, "ts_recv": now}
-                    if hasattr(item, "session"):
-                        rest["session"] = self.session
-                    writer.event(msgspec.structs.replace(item, **rest))
-                self.written += 1
-            writer.close()
             time.sleep(self.pause)
-        self.close_session()
+            self._write(self.items[first : first + self.burst], _arriving_now)
+        if self.close:
+            self.close_session()
+
+    def _write(self, items: list[Any], stamp: Any) -> None:
+        writer = self._writer()
+        for item in items:
+            ts_event, ts_recv = stamp(_ts(item), VENUE_DELAY_NS[self.written % len(VENUE_DELAY_NS)])
+            if isinstance(item, np.void):
+                record = np.array([item], MARKET_RECORD)
+                record["ts_event"], record["ts_recv"] = ts_event, ts_recv
+                writer.market(record)
+            else:
+                rest = {"ts_event": ts_event, "ts_recv": ts_recv}
+                if hasattr(item, "session"):
+                    rest["session"] = self.session
+                writer.event(msgspec.structs.replace(item, **rest))
+            self.written += 1
+        writer.close()
+
+    def _writer(self) -> JournalWriter:
+        """The journal's writer, once an operator command being appended has let go of it."""
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                return JournalWriter(self.log, self.session)
+            except PartitionLockedError:
+                assert time.monotonic() < deadline, "the journal stayed locked"
+                time.sleep(0.01)
 
     def close_session(self) -> None:
         """Append ``session.closed`` (ends ``tape run --follow``)."""
-        writer = JournalWriter(self.log, self.session)
+        writer = self._writer()
         now = time.time_ns()
         writer.event(SessionClosed(now, now, self.session, "end of the test feed"))
         writer.close()
 
     def join(self) -> None:
         self.thread.join(timeout=120)
+
+
+def _arriving_now(_: int, delay: int) -> tuple[int, int]:
+    """(ts_event, ts_recv) of an event received now, stamped ``delay`` earlier by the venue."""
+    now = time.time_ns()
+    return now - delay, now
+
+
+def _ts(item: Any) -> int:
+    return int(item["ts_event"]) if isinstance(item, np.void) else int(item.ts_event)

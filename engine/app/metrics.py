@@ -29,7 +29,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from threading import Thread
+from threading import Event, Thread
 from typing import Any
 from wsgiref.simple_server import WSGIServer
 
@@ -201,8 +201,9 @@ class RunMeter:
     left a backlog (so the runner went straight on; an interval in which it waited for the
     feed is not a processing time); the end-to-end latency is now minus the ``ts_recv`` of
     the slice's last journal event. Orders, fills and rejections are counted from the run's
-    topics and gaps from the journal, at most every ``count_every`` seconds (the run appends
-    its outputs in batches, at the latest when it waits for the feed).
+    topics and gaps from the journal by a thread every ``count_every`` seconds, between
+    :meth:`start` and :meth:`stop` (the run appends its outputs in batches, at the latest
+    when it waits for the feed, so they are counted when they reach the log).
     """
 
     def __init__(
@@ -217,7 +218,9 @@ class RunMeter:
         self.count_every = count_every
         self.done = 0
         self.backlog = False
-        self.last = self.last_count = time.perf_counter()
+        self.last = time.perf_counter()
+        self._stop = Event()
+        self._counter = Thread(target=self._count_until_stopped, name="metrics-count", daemon=True)
 
     def __call__(self, progress: Progress) -> None:
         now = time.perf_counter()
@@ -228,17 +231,29 @@ class RunMeter:
         self.done, self.backlog = progress.events, progress.stop > progress.offset
         batch = self.journal.read(progress.offset - 1, 1)
         if batch is not None:
-            ts_recv = _ts_recv(batch)
-            self.metrics.latency(self.session, ts_recv, time.time_ns())
-        if now - self.last_count >= self.count_every or not self.backlog:
-            self.count()
-            self.last_count = now
+            self.metrics.latency(self.session, _ts_recv(batch), time.time_ns())
         self.last = time.perf_counter()
+
+    def start(self) -> RunMeter:
+        """Start counting the run's outputs and the journal's gaps."""
+        self._counter.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop counting, after counting what was appended last."""
+        self._stop.set()
+        if self._counter.is_alive():
+            self._counter.join(timeout=10)
+        self.count()
 
     def count(self) -> None:
         """Count what the run and the journal appended since the last count."""
         for tail in self.tails:
             self.metrics.count(self.session, tail.events())
+
+    def _count_until_stopped(self) -> None:
+        while not self._stop.wait(self.count_every):
+            self.count()
 
 
 def _ts_recv(batch: Batch) -> int:

@@ -43,7 +43,7 @@ def metered(
     except OSError as exc:
         fail(f"cannot serve metrics on 127.0.0.1:{port}: {exc.strerror}; choose another port")
     err_console.print(f"metrics: http://127.0.0.1:{server.port}/metrics")
-    meter = RunMeter(metrics, log, session, run_id)
+    meter = RunMeter(metrics, log, session, run_id).start()
 
     def both(p: Progress) -> None:
         progress(p)
@@ -52,5 +52,5 @@ def metered(
     try:
         yield both
     finally:
-        meter.count()
+        meter.stop()
         server.close()

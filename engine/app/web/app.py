@@ -228,7 +228,16 @@ def api_control(d: Dashboard, request: Request) -> Any:
     return {"session": session, "command": command, "journal_offset": offset}
 
 
-async def api_live_stream(d: Dashboard, request: Request) -> Response:
+def api_live_stream(d: Dashboard) -> Handler:
+    """Server-sent events: the live status every :data:`LIVE_INTERVAL_SECONDS`."""
+
+    async def stream(request: Request) -> Response:
+        return await _live_stream(d, request)
+
+    return stream
+
+
+async def _live_stream(d: Dashboard, request: Request) -> Response:
     try:
         session = guard.session(d.log, request.path_params["session"])
     except (guard.BadRequestError, guard.NotFoundError) as exc:
@@ -315,7 +324,7 @@ def create_app(settings: WebSettings) -> Starlette:
         Route(r + "/verify", api_verify_state(d), methods=["GET"]),
         Route(r + "/verify", api_verify_start(d), methods=["POST"]),
         Route("/api/live/{session}", api_live(d)),
-        Route("/api/live/{session}/stream", lambda request: api_live_stream(d, request)),
+        Route("/api/live/{session}/stream", api_live_stream(d)),
         Route("/api/live/{session}/control/{command}", api_control(d), methods=["POST"]),
         Route("/api/query", api_query(d), methods=["POST"]),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),

@@ -99,7 +99,8 @@ class LiveWatch:
         if run is not None:
             run["events_per_s"] = (processed - processed0) / span if span > 0 else 0.0
             run["lag_events"] = max(0, end - 1 - processed)
-            run["lag_seconds"] = max(0.0, (self.last_ts_event - run["last_ts"]) / 1e9)
+            behind = (self.last_ts_event - run["last_ts"]) / 1e9 if processed >= 0 else None
+            run["lag_seconds"] = None if behind is None else max(0.0, behind)
         return status
 
     def _latency(self) -> dict[str, Any]:

@@ -57,7 +57,7 @@ function baseOption(title, range) {
     useUTC: true,
     title: { text: title, left: 8, top: 4, textStyle: { fontSize: 13 } },
     legend: { top: 4, right: 8 },
-    grid: { left: 70, right: 60, top: 32, bottom: 28 },
+    grid: { left: 70, right: 60, top: 52, bottom: 28 },
     tooltip: { trigger: "axis" },
     xAxis: { type: "time", min: range[0], max: range[1] },
     dataZoom: [{ type: "inside", filterMode: "none" }],
@@ -357,7 +357,7 @@ function livePage() {
   chart.setOption({
     animation: false, useUTC: true, legend: { top: 4, right: 8 }, tooltip: { trigger: "axis" },
     title: { text: "events/s and lag", left: 8, top: 4, textStyle: { fontSize: 13 } },
-    grid: { left: 70, right: 60, top: 32, bottom: 28 },
+    grid: { left: 70, right: 60, top: 52, bottom: 28 },
     xAxis: { type: "time" }, yAxis: [{ type: "value", name: "events/s" }, { type: "value", name: "lag (events)" }],
     series: [line("rate", "journal events/s", []), line("lag", "lag", [], { yAxisIndex: 1 })],
   });
@@ -397,9 +397,10 @@ function showLive(s, chart, history) {
   for (const h of Object.values(history)) if (h.length > 240) h.shift();
   chart.setOption({ series: [{ id: "rate", data: history.rate }, { id: "lag", data: history.lag }] });
   if (!run) { document.getElementById("live-run").textContent = "no run of this session yet: start `tape run SESSION --follow`"; return; }
-  document.getElementById("live-run").replaceChildren("run ", el("a", { href: `/runs/${run.run_id}` }, run.run_id), ` (${run.status}), processed through journal offset ${fmtNum(run.processed, 0)}`);
+  const through = run.processed < 0 ? "no output appended yet" : `processed through journal offset ${fmtNum(run.processed, 0)}`;
+  document.getElementById("live-run").replaceChildren("run ", el("a", { href: `/runs/${run.run_id}` }, run.run_id), ` (${run.status}), `, el("span", { id: "processed", "data-offset": String(run.processed) }, through));
   document.getElementById("t-run-rate").textContent = fmtNum(run.events_per_s, 1);
-  document.getElementById("t-lag").textContent = `${fmtNum(run.lag_events, 0)} events / ${fmtNum(run.lag_seconds, 3)} s`;
+  document.getElementById("t-lag").textContent = run.lag_seconds === null ? `${fmtNum(run.lag_events, 0)} events` : `${fmtNum(run.lag_events, 0)} events / ${fmtNum(run.lag_seconds, 3)} s`;
   document.getElementById("t-orders").textContent = `${run.orders} / ${run.fills}`;
   const p = run.portfolio;
   const scale = Math.pow(10, -s.instrument.size_scale);
