@@ -101,6 +101,12 @@ class RunData:
 
     def lines(self) -> dict[str, Series]:
         """Every line the run can draw, by name (absent when the run lacks the port)."""
+        if "lines" not in self._cache:
+            self._cache["lines"] = self._lines()
+        lines: dict[str, Series] = self._cache["lines"]
+        return lines
+
+    def _lines(self) -> dict[str, Series]:
         out: dict[str, Series] = {}
         mid = self.fixed("mid")
         if mid is not None:
@@ -167,7 +173,13 @@ class RunData:
         ]
 
     def rejections(self) -> dict[str, int]:
-        """Decisions refused by risk, by reason (most frequent first)."""
+        """Decisions refused by risk, by reason (most frequent first).
+
+        A complete run's trading report has them already (computed from the same events
+        when the run ended); a running run's are counted from its ``risk`` topic."""
+        done = self.manifest.report.get("trading", {}).get("rejections")
+        if self.manifest.status == "complete" and isinstance(done, dict):
+            return dict(sorted(((str(k), int(v)) for k, v in done.items()), key=lambda kv: -kv[1]))
         counts = Counter(
             e.reason for _, e in self.events("risk") if isinstance(e, DecisionRejected)
         )

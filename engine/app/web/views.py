@@ -162,6 +162,11 @@ def _card(card: Any, run: RunData) -> dict[str, Any]:
     }  # fmt: skip
 
 
+MAIN_LINES = ("mid", "equity", "drawdown", "position")
+"""Lines drawn on the large charts; the rest (decisions, probabilities, votes) get half the
+points, as their charts are half the height."""
+
+
 def charts(run: RunData, start: int | None, end: int | None, points: int) -> dict[str, Any]:
     """Every line of the run in ``[start, end]`` (ns), downsampled to ``points``, and markers."""
     lines = {}
@@ -169,7 +174,7 @@ def charts(run: RunData, start: int | None, end: int | None, points: int) -> dic
     for name, line in run.lines().items():
         shown = line.window(start, end)
         raw += len(shown.ts)
-        lines[name] = pairs(downsample(shown, points))
+        lines[name] = pairs(downsample(shown, points if name in MAIN_LINES else points // 2))
     return {
         "lines": lines,
         "raw_points": raw,

@@ -119,9 +119,9 @@ const CHARTS = {
     return {
       yAxis: { type: "value", min: 0, max: 1 },
       series: [
-        { id: "buy confidence", name: "buy", type: "scatter", symbolSize: 4, color: COLORS.buy, data: c.lines["buy confidence"] || [],
+        { id: "buy confidence", name: "buy", type: "scatter", symbolSize: 4, large: true, largeThreshold: 500, color: COLORS.buy, data: c.lines["buy confidence"] || [],
           markLine: min ? { silent: true, symbol: "none", data: [{ yAxis: min, name: "min confidence" }], label: { formatter: "min confidence {c}" } } : undefined },
-        { id: "sell confidence", name: "sell", type: "scatter", symbolSize: 4, color: COLORS.sell, data: c.lines["sell confidence"] || [] },
+        { id: "sell confidence", name: "sell", type: "scatter", symbolSize: 4, large: true, largeThreshold: 500, color: COLORS.sell, data: c.lines["sell confidence"] || [] },
       ],
     };
   },
@@ -343,6 +343,7 @@ async function runPage() {
   renderTables(summary, runId);
   document.getElementById("sample-note").textContent = sampleNote(c);
   document.body.dataset.renderMs = String(Math.round(performance.now() - started));
+  document.body.dataset.readyMs = String(Math.round(performance.now())); // since navigation began
   document.body.dataset.ready = "1";
   setupVerify(runId);
   renderDrift(runId).catch((e) => { document.getElementById("drift").textContent = e.message; });
