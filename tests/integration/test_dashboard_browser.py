@@ -135,7 +135,7 @@ def test_an_order_trace_goes_back_to_the_journal(page: Any, site: str) -> None:
     ports = page.locator("ul.trace .port").all_inner_texts()
     for port in ("orders", "decisions", "votes", "predictions", "features", "book", "journal"):
         assert port in ports, ports
-    page.screenshot(path=str(SHOTS / "order-trace.png"), full_page=True)
+    page.screenshot(path=str(SHOTS / "order-trace.png"))
 
 
 def test_verify_from_the_page_is_bit_for_bit_identical(page: Any, site: str) -> None:
