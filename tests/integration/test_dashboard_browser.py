@@ -144,6 +144,10 @@ def test_verify_from_the_page_is_bit_for_bit_identical(page: Any, site: str) -> 
     found = page.wait_for_selector("#verify-identical", timeout=WAIT_MS)
     assert found.inner_text().startswith("bit-for-bit identical:")
     page.locator("#verify").screenshot(path=str(SHOTS / "verified.png"))
+    page.goto(site)
+    row = page.locator("#runs tr", has=page.locator(f"a[href='/runs/{TRADED}']"))
+    assert "identical" in row.inner_text()
+    page.screenshot(path=str(SHOTS / "runs.png"))
 
 
 def test_a_tampered_journal_shows_the_divergence(
