@@ -40,7 +40,7 @@ from engine.app.web.live import LiveWatch
 from engine.app.web.settings import WebSettings
 from engine.app.web.verifier import Verifier
 from engine.log import EmbeddedLog
-from engine.runtime import ConfigError, RunError
+from engine.runtime import ConfigError, RunError, RunManifest
 
 HERE = Path(__file__).parent
 LIVE_INTERVAL_SECONDS = 0.5
@@ -132,12 +132,18 @@ def run_page(d: Dashboard, request: Request) -> Response:
     return d.page(request, "run.html", run=manifest)
 
 
-@handled
-def trace_page(d: Dashboard, request: Request) -> Response:
+def _trace(d: Dashboard, request: Request) -> tuple[RunManifest, str, int, Any]:
+    """The run, port and offset a trace URL names (validated), and the trace."""
     manifest = guard.run_manifest(d.log, request.path_params["run_id"])
     port = guard.port(manifest, request.path_params["port"])
     offset = guard.offset(request.path_params["offset"])
-    tree = views.trace_tree(d.log, manifest.run_id, port, offset, d.settings.pipelines)
+    return manifest, port, offset, views.trace_tree(d.log, manifest.run_id, port, offset,
+                                                    d.settings.pipelines)  # fmt: skip
+
+
+@handled
+def trace_page(d: Dashboard, request: Request) -> Response:
+    manifest, port, offset, tree = _trace(d, request)
     return d.page(request, "trace.html", run=manifest, port=port, offset=offset, tree=tree)
 
 
@@ -184,10 +190,7 @@ def api_drift(d: Dashboard, request: Request) -> Any:
 
 @handled
 def api_trace(d: Dashboard, request: Request) -> Any:
-    manifest = guard.run_manifest(d.log, request.path_params["run_id"])
-    port = guard.port(manifest, request.path_params["port"])
-    offset = guard.offset(request.path_params["offset"])
-    return views.trace_tree(d.log, manifest.run_id, port, offset, d.settings.pipelines)
+    return _trace(d, request)[3]
 
 
 @handled

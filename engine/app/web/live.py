@@ -226,16 +226,18 @@ class _RunTail:
             offset = batch.next_offset
         self.next["decisions"] = offset
 
-    def _portfolio(self) -> None:
-        reader = self.reader("portfolio")
+    def _last(self, port: str) -> dict[str, Any] | None:
+        """The newest event of a port's topic, decoded (None: nothing appended yet)."""
+        reader = self.reader(port)
         if reader is None:
-            return
+            return None
         reader.refresh()
-        if reader.end_offset == 0:
-            return
-        batch = reader.read(reader.end_offset - 1, 1)
-        if batch is not None:
-            state = to_dict(batch.values()[0])
+        batch = reader.read(reader.end_offset - 1, 1) if reader.end_offset else None
+        return None if batch is None else to_dict(batch.values()[0])
+
+    def _portfolio(self) -> None:
+        state = self._last("portfolio")
+        if state is not None:
             state["net_pnl"] = state["realised"] + state["unrealised"] - state["fees"]
             self.portfolio = state
 
@@ -243,15 +245,7 @@ class _RunTail:
         """The newest journal offset the run's topics show processed, and its event time."""
         processed, last_ts = -1, 0
         for _, port in self.pipeline.written():
-            reader = self.reader(port.name)
-            if reader is None:
-                continue
-            reader.refresh()
-            if reader.end_offset == 0:
-                continue
-            batch = reader.read(reader.end_offset - 1, 1)
-            assert batch is not None
-            event = to_dict(batch.values()[0])
-            if int(event[port.cause]) > processed:
+            event = self._last(port.name)
+            if event is not None and int(event[port.cause]) > processed:
                 processed, last_ts = int(event[port.cause]), int(event["ts_event"])
         return processed, last_ts
