@@ -33,14 +33,17 @@ from threading import Event, Thread
 from typing import Any
 from wsgiref.simple_server import WSGIServer
 
+import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 from engine.events import decode
+from engine.events.catalogue import is_msgpack
 from engine.events.control import FeedGapDetected
 from engine.events.market import MARKET_RECORD
 from engine.events.trading import DecisionRejected, OrderFilled, OrderRejected, OrderSubmitted
 from engine.log import Batch, EmbeddedLog, FixedBatch, PartitionReader
 from engine.log.journal import journal_topic
+from engine.runtime.driver import OutputWriter, PortOutput
 from engine.runtime.manifest import output_topic
 from engine.runtime.runner import Progress
 
@@ -122,9 +125,11 @@ class PipelineMetrics:
         if seconds is not None:
             self.processing.labels(session).observe(seconds)
 
-    def latency(self, session: str, ts_recv_ns: int, now_ns: int) -> None:
-        """The event the feed received at ``ts_recv_ns`` is processed at ``now_ns``."""
-        self.end_to_end.labels(session).observe(max(0, now_ns - ts_recv_ns) / 1e9)
+    def latency(self, session: str, ts_recv_ns: Iterable[int], now_ns: int) -> None:
+        """The events the feed received at ``ts_recv_ns`` are processed at ``now_ns``."""
+        histogram = self.end_to_end.labels(session)
+        for received in ts_recv_ns:
+            histogram.observe(max(0, now_ns - received) / 1e9)
 
     def count(self, session: str, events: Iterable[Any]) -> None:
         """Count what matters among a slice's events (journal or trading outputs)."""
@@ -199,8 +204,8 @@ class RunMeter:
     Each call follows one slice: events processed and the lag come from the runner's
     progress; the processing time is the wall time since the previous call when that call
     left a backlog (so the runner went straight on; an interval in which it waited for the
-    feed is not a processing time); the end-to-end latency is now minus the ``ts_recv`` of
-    the slice's last journal event. Orders, fills and rejections are counted from the run's
+    feed is not a processing time); the end-to-end latency of each of the slice's journal
+    events is now minus its ``ts_recv``. Orders, fills and rejections are counted from the run's
     topics and gaps from the journal by a thread every ``count_every`` seconds, between
     :meth:`start` and :meth:`stop` (the run appends its outputs in batches, at the latest
     when it waits for the feed, so they are counted when they reach the log).
@@ -228,10 +233,11 @@ class RunMeter:
         self.metrics.processed(
             self.session, progress.events - self.done, seconds, progress.stop - progress.offset
         )
+        first = progress.offset - (progress.events - self.done)
         self.done, self.backlog = progress.events, progress.stop > progress.offset
-        batch = self.journal.read(progress.offset - 1, 1)
-        if batch is not None:
-            self.metrics.latency(self.session, _ts_recv(batch), time.time_ns())
+        now = time.time_ns()
+        for batch in self.journal.batches(first, progress.offset):
+            self.metrics.latency(self.session, journal_ts_recv(batch), now)
         self.last = time.perf_counter()
 
     def start(self) -> RunMeter:
@@ -256,7 +262,38 @@ class RunMeter:
             self.count()
 
 
-def _ts_recv(batch: Batch) -> int:
+def journal_ts_recv(batch: Batch) -> list[int]:
+    """When the feed received each journal event of ``batch`` (its ``ts_recv``)."""
     if isinstance(batch, FixedBatch):
-        return int(batch.view(MARKET_RECORD)["ts_recv"][0])
-    return int(getattr(decode(batch.values()[0]), "ts_recv", 0))
+        received: list[int] = batch.view(MARKET_RECORD)["ts_recv"].tolist()
+        return received
+    return [int(getattr(decode(v), "ts_recv", 0)) for v in batch.values()]
+
+
+def records_ts_recv(values: list[bytes]) -> list[int]:
+    """The ``ts_recv`` of journal events given as canonical bytes (a Kafka worker's records)."""
+    if all(not is_msgpack(v) for v in values):
+        received: list[int] = np.frombuffer(b"".join(values), MARKET_RECORD)["ts_recv"].tolist()
+        return received
+    return [
+        int(getattr(decode(v), "ts_recv", 0))
+        if is_msgpack(v)
+        else int(np.frombuffer(v, MARKET_RECORD)["ts_recv"][0])
+        for v in values
+    ]
+
+
+class MeteredWriter:
+    """An :class:`~engine.runtime.driver.OutputWriter` that counts what it passes on (orders,
+    fills, rejections) into ``metrics`` before handing it to ``inner``."""
+
+    def __init__(self, inner: OutputWriter, metrics: PipelineMetrics, session: str) -> None:
+        self.inner, self.metrics, self.session = inner, metrics, session
+
+    def write(self, output: PortOutput) -> None:
+        if isinstance(output.events, list):  # msgpack ports: risk, orders, executions
+            self.metrics.count(self.session, output.events)
+        self.inner.write(output)
+
+    def drain(self) -> None:
+        self.inner.drain()

@@ -3,6 +3,7 @@ grows its journal; the counters move (docs/dashboard.md, "Metrics")."""
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shutil
 import socket
@@ -107,3 +108,45 @@ def test_counters_move_while_a_live_run_follows_a_growing_journal(
         output, _ = run.communicate(timeout=120)
     assert run.returncode == 0, output
     assert f"http://127.0.0.1:{port}/metrics" in output
+
+
+def test_a_worker_counts_what_its_run_reports(samples: Path) -> None:
+    from engine.app.mirror import mirror_session
+    from engine.app.pipelines import SHIPPED
+    from engine.log import EmbeddedLog
+    from engine.log.kafka import KafkaLog, MockCluster
+    from engine.runtime import execute
+
+    source = EmbeddedLog(samples)
+    reference = execute(source, "demo-wdo", pipelines=SHIPPED).manifest.report["trading"]
+    cluster = MockCluster(brokers=1)
+    log = KafkaLog(cluster.bootstrap)
+    mirror_session(source, log, "demo-wdo", pipelines=SHIPPED)
+    journal_end = log.watermarks("demo-wdo.journal")[1]
+    port = free_port()
+    worker = subprocess.Popen(
+        [TAPE, "--data", str(samples), "worker", "--log", cluster.url, "--session", "demo-wdo",
+         "--worker-id", "m1", "--commit-every", "300", "--idle-exit", "4",
+         "--metrics-port", str(port)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        samples_seen, deadline = [], time.monotonic() + 120
+        while time.monotonic() < deadline and worker.poll() is None:
+            with contextlib.suppress(OSError):
+                samples_seen.append(scrape(port))
+            done = samples_seen and value(samples_seen[-1], "tapedeck_events_processed_total",
+                                          session="demo-wdo")  # fmt: skip
+            if done == journal_end:
+                break
+            time.sleep(0.1)
+        last = samples_seen[-1]
+    finally:
+        output, _ = worker.communicate(timeout=120)
+    assert worker.returncode == 0, output
+    assert value(last, "tapedeck_events_processed_total", session="demo-wdo") == journal_end
+    assert value(last, "tapedeck_journal_lag_events", session="demo-wdo") == 0
+    assert value(last, "tapedeck_processing_seconds_count", session="demo-wdo") >= 2
+    for reason, count in reference["rejections"].items():
+        counted = value(last, "tapedeck_risk_rejections_total", session="demo-wdo", reason=reason)
+        assert counted == count, (reason, counted, count)

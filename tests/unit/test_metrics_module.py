@@ -36,7 +36,7 @@ def test_processed_latency_and_lag() -> None:
     m = PipelineMetrics()
     m.processed("s", 10, 0.002, 3)
     m.processed("s", 5, None, 0)
-    m.latency("s", 1_000_000_000, 1_004_000_000)
+    m.latency("s", [1_000_000_000], 1_004_000_000)
     assert sample(m, "tapedeck_events_processed_total", session="s") == 15
     assert sample(m, "tapedeck_journal_lag_events", session="s") == 0
     assert sample(m, "tapedeck_processing_seconds_count", session="s") == 1

@@ -26,6 +26,24 @@ MetricsPort = Annotated[
 
 
 @contextmanager
+def metrics_endpoint(port: int | None) -> Iterator[PipelineMetrics | None]:
+    """Metrics served on ``http://127.0.0.1:PORT/metrics`` while inside (None: no port)."""
+    if port is None:
+        yield None
+        return
+    metrics = PipelineMetrics()
+    try:
+        server = serve(metrics, port)
+    except OSError as exc:
+        fail(f"cannot serve metrics on 127.0.0.1:{port}: {exc.strerror}; choose another port")
+    err_console.print(f"metrics: http://127.0.0.1:{server.port}/metrics")
+    try:
+        yield metrics
+    finally:
+        server.close()
+
+
+@contextmanager
 def metered(
     port: int | None,
     log: EmbeddedLog,
@@ -34,23 +52,17 @@ def metered(
     progress: Callable[[Progress], None],
 ) -> Iterator[Callable[[Progress], None]]:
     """``progress``, also feeding a metrics endpoint on ``port`` when one is asked for."""
-    if port is None:
-        yield progress
-        return
-    metrics = PipelineMetrics()
-    try:
-        server = serve(metrics, port)
-    except OSError as exc:
-        fail(f"cannot serve metrics on 127.0.0.1:{port}: {exc.strerror}; choose another port")
-    err_console.print(f"metrics: http://127.0.0.1:{server.port}/metrics")
-    meter = RunMeter(metrics, log, session, run_id).start()
+    with metrics_endpoint(port) as metrics:
+        if metrics is None:
+            yield progress
+            return
+        meter = RunMeter(metrics, log, session, run_id).start()
 
-    def both(p: Progress) -> None:
-        progress(p)
-        meter(p)
+        def both(p: Progress) -> None:
+            progress(p)
+            meter(p)
 
-    try:
-        yield both
-    finally:
-        meter.stop()
-        server.close()
+        try:
+            yield both
+        finally:
+            meter.stop()
