@@ -45,6 +45,8 @@ from engine.runtime import ConfigError, RunError, RunManifest
 HERE = Path(__file__).parent
 LIVE_INTERVAL_SECONDS = 0.5
 QUERY_ROWS = 200
+MAX_BODY = 64 * 1024
+"""Largest request body accepted (the only bodies are an SQL statement or nothing)."""
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
     "img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; "
@@ -121,9 +123,8 @@ def require_token(dashboard: Dashboard, request: Request) -> None:
 
 @handled
 def index_page(d: Dashboard, request: Request) -> Response:
-    jobs = {m["run_id"]: d.verifier.get(m["run_id"]) for m in views.runs(d.log, {})}
     return d.page(request, "index.html", sessions=views.sessions(d.log),
-                  runs=views.runs(d.log, jobs))  # fmt: skip
+                  runs=views.runs(d.log, d.verifier.get))  # fmt: skip
 
 
 @handled
@@ -163,8 +164,7 @@ def query_page(d: Dashboard, request: Request) -> Response:
 
 @handled
 def api_runs(d: Dashboard, request: Request) -> Any:
-    listed = views.runs(d.log, {})
-    return views.runs(d.log, {r["run_id"]: d.verifier.get(r["run_id"]) for r in listed})
+    return views.runs(d.log, d.verifier.get)
 
 
 @handled
@@ -342,6 +342,6 @@ def create_app(settings: WebSettings) -> Starlette:
         yield
         d.verifier.close()
 
-    app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+    app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan, max_body_size=MAX_BODY)
     app.state.dashboard = d
     return app

@@ -21,6 +21,7 @@ pipeline is not in the log: the live process exports it as Prometheus histograms
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import Counter, deque
 from typing import Any
@@ -66,9 +67,15 @@ class LiveWatch:
         self.commands: deque[dict[str, Any]] = deque(maxlen=RECENT)
         self.last_ts_event = 0
         self._run: _RunTail | None = None
+        self._lock = threading.Lock()
 
     def poll(self) -> dict[str, Any]:
-        """Read what was appended since the last poll; the session's status now."""
+        """Read what was appended since the last poll; the session's status now (one caller at
+        a time: several pages may watch the same session)."""
+        with self._lock:
+            return self._poll()
+
+    def _poll(self) -> dict[str, Any]:
         self._read_journal()
         manifest = self._newest_run()
         if manifest is not None and (self._run is None or self._run.run_id != manifest.run_id):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ from engine.app.runview.series import pairs
 from engine.app.web.verifier import Job
 from engine.events.control import SessionOpened
 from engine.log import EmbeddedLog
-from engine.runtime import Catalog, Link, list_runs, trace
+from engine.runtime import Catalog, Link, RunError, list_runs, trace
 from engine.runtime.manifest import RunManifest
 from engine.runtime.runs import session_opened
 from streams.trading.report import Report, report_rows
@@ -59,7 +60,7 @@ def sessions(log: EmbeddedLog) -> list[dict[str, Any]]:
         start, end = log.watermarks(topic)
         try:
             opened: SessionOpened | None = session_opened(log, name)
-        except Exception:  # a journal that does not start with session.opened: list it anyway
+        except RunError:  # a journal that does not start with session.opened: list it anyway
             opened = None
         out.append(
             {
@@ -73,11 +74,11 @@ def sessions(log: EmbeddedLog) -> list[dict[str, Any]]:
     return out
 
 
-def runs(log: EmbeddedLog, jobs: dict[str, Job | None]) -> list[dict[str, Any]]:
+def runs(log: EmbeddedLog, job_of: Callable[[str], Job | None]) -> list[dict[str, Any]]:
     """Every run: status, pipeline, bundle, outputs hash, verification state here."""
     out = []
     for m in list_runs(log.root):
-        job = jobs.get(m.run_id)
+        job = job_of(m.run_id)
         out.append(
             {
                 "run_id": m.run_id,
