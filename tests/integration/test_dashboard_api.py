@@ -174,6 +174,10 @@ def test_security_headers_host_check_and_token(api: TestClient) -> None:
     assert "script-src 'self'" in page.headers["content-security-policy"]
     assert page.headers["x-frame-options"] == "DENY"
     assert 'name="tapedeck-token" content="t0ken"' in page.text
+    missing = api.get("/runs/no-such-run")  # a page says so as a page
+    assert missing.status_code == 404
+    assert missing.headers["content-type"].startswith("text/html")
+    assert "no run 'no-such-run'" in missing.text
     rebound = api.get("/api/runs", headers={"Host": "evil.example:8765"})
     assert rebound.status_code == 400
     assert api.post(f"/api/runs/{TRADED}/verify").status_code == 400

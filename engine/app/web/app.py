@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
+import html
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -99,16 +100,24 @@ def handled(endpoint: Callable[[Dashboard, Request], Any]) -> Callable[[Dashboar
             try:
                 result = await anyio.to_thread.run_sync(endpoint, dashboard, request)
             except guard.BadRequestError as exc:
-                return JSON({"error": str(exc)}, status_code=400)
+                return failure(request, str(exc), 400)
             except guard.NotFoundError as exc:
-                return JSON({"error": str(exc)}, status_code=404)
+                return failure(request, str(exc), 404)
             except (RunError, ConfigError, ControlError, StoreError) as exc:
-                return JSON({"error": str(exc)}, status_code=409)
+                return failure(request, str(exc), 409)
             return result if isinstance(result, Response) else JSON(result)
 
         return handler
 
     return bind
+
+
+def failure(request: Request, message: str, status: int) -> Response:
+    """An error for the user: JSON for the API, a page for a browser."""
+    if request.url.path.startswith("/api/"):
+        return JSON({"error": message}, status_code=status)
+    body = f"<!doctype html><title>Tapedeck</title><p>{html.escape(message)}</p>"
+    return HTMLResponse(body + "<p><a href='/'>all sessions and runs</a></p>", status_code=status)
 
 
 def require_token(dashboard: Dashboard, request: Request) -> None:
