@@ -177,7 +177,7 @@ def test_security_headers_host_check_and_token(api: TestClient) -> None:
     missing = api.get("/runs/no-such-run")  # a page says so as a page
     assert missing.status_code == 404
     assert missing.headers["content-type"].startswith("text/html")
-    assert "no run 'no-such-run'" in missing.text
+    assert "no run &#x27;no-such-run&#x27; in this data directory" in missing.text  # escaped
     rebound = api.get("/api/runs", headers={"Host": "evil.example:8765"})
     assert rebound.status_code == 400
     assert api.post(f"/api/runs/{TRADED}/verify").status_code == 400
