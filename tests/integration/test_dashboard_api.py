@@ -8,9 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+import polars as pl
 import pytest
 from starlette.testclient import TestClient
 
+from engine.app.analysis import topic_frame
 from engine.app.pipelines import SHIPPED
 from engine.app.web import WebSettings, create_app
 from engine.events import decode
@@ -62,7 +64,9 @@ def test_run_summary_has_report_fills_and_the_in_sample_period(api: TestClient) 
     manifest = read_manifest(api.app.state.dashboard.log.root, TRADED)
     report = manifest.report["trading"]
     assert summary["fills_total"] == report["fills"] > 0
-    assert sum(summary["rejections"].values()) == sum(report["rejections"].values())
+    risk = topic_frame(EmbeddedLog(api.app.state.dashboard.log.root), f"run.{TRADED}.risk")
+    rejected = risk.filter(pl.col("type") == "risk.decision_rejected")["reason"].value_counts()
+    assert summary["rejections"] == dict(zip(rejected["reason"], rejected["count"], strict=True))
     assert dict(summary["report"])["fills"].startswith(str(report["fills"]))
     card = summary["card"]
     assert card["same_session"] is True

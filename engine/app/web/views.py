@@ -25,8 +25,9 @@ from engine.runtime.runs import session_opened
 from streams.trading.report import Report, report_rows
 
 MAX_MARKERS = 2000
-"""Order and fill markers drawn per view at most (evenly thinned beyond; tables list all)."""
+"""Order and fill markers drawn per view at most (evenly thinned beyond)."""
 MAX_TABLE_ROWS = 500
+"""Orders and fills listed in the run page's tables at most (the first ones)."""
 
 
 class RunCache:
