@@ -67,6 +67,18 @@ class ResumeTrading(_Event, tag=104, frozen=True):
     operator: Annotated[str, _doc("who issued the command")]
 
 
+class FlattenPosition(_Event, tag=108, frozen=True):
+    """Operator command: close the whole position now (cancel working orders, exit at market).
+
+    Journaled by ``tape flatten`` or the dashboard's flatten button (``tape serve
+    --control``); like every command it takes effect where the journal puts it, so a replay
+    flattens at the same event.
+    """
+
+    reason: Annotated[str, _doc("why, as the operator gave it")]
+    operator: Annotated[str, _doc("who issued the command")]
+
+
 class RecordQuarantined(_Event, tag=105, frozen=True):
     """An input record that could not be turned into events, kept with where it came from."""
 
@@ -118,12 +130,8 @@ class SessionResumed(_Event, tag=122, frozen=True):
     reason: Annotated[str, _doc("why it resumed, e.g. tape live restarted")]
 
 
-class FlattenPosition(_Event, tag=123, frozen=True):
-    """Operator command: cancel the working entry and close the whole position at market."""
-
-    reason: Annotated[str, _doc("why, as the operator gave it")]
-    operator: Annotated[str, _doc("who issued the command")]
-
+OperatorCommand = HaltTrading | ResumeTrading | FlattenPosition
+"""The commands an operator can journal (the dashboard's halt, resume and flatten buttons)."""
 
 CONTROL_STRUCTS: tuple[tuple[str, type[_Event]], ...] = (
     ("session.opened", SessionOpened),
@@ -131,12 +139,12 @@ CONTROL_STRUCTS: tuple[tuple[str, type[_Event]], ...] = (
     ("clock.ticked", ClockTicked),
     ("control.halt_trading", HaltTrading),
     ("control.resume_trading", ResumeTrading),
+    ("control.flatten_position", FlattenPosition),
     ("quarantine.record_quarantined", RecordQuarantined),
     ("feed.gap_detected", FeedGapDetected),
     ("feed.trading_status_changed", TradingStatusChanged),
     ("feed.subscribed", FeedSubscribed),
     ("feed.disconnected", FeedDisconnected),
     ("session.resumed", SessionResumed),
-    ("control.flatten", FlattenPosition),
 )
 """(stable name, struct) of every low-rate event type; the tag is its type id."""

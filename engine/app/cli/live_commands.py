@@ -251,5 +251,5 @@ def flatten_command(
     reason: Reason = "operator flatten",
     operator: Operator = None,
 ) -> None:
-    """Cancel the working entry and close SESSION's position at market (control.flatten)."""
+    """Cancel the working entry and close SESSION's position at market (a flatten command)."""
     _command(ctx, session, Command("flatten", reason, operator or default_operator()))

@@ -1,8 +1,8 @@
 """Operator commands for a live session: ``tape halt | resume | flatten SESSION``.
 
 A command is an event in the session journal (``control.halt_trading``,
-``control.resume_trading``, ``control.flatten``), so the ``trading`` stage honours it at the
-same journal offset live and in every replay. The journal has one writer: while ``tape live``
+``control.resume_trading``, ``control.flatten_position``), so the ``trading`` stage honours it
+at the same journal offset live and in every replay. The journal has one writer: while ``tape live``
 runs, it listens on a Unix socket (:func:`command_address`) and journals each command it is
 sent, answering with the offset; when no session is live, the command is appended to the
 journal directly (the next ``tape live`` or ``tape run`` of the session acts on it).
@@ -20,9 +20,9 @@ from pathlib import Path
 
 import msgspec
 
-from engine.events.control import FlattenPosition, HaltTrading, ResumeTrading
+from engine.events.control import FlattenPosition, HaltTrading, OperatorCommand, ResumeTrading
 from engine.log import EmbeddedLog, PartitionLockedError
-from engine.log.journal import JournalWriter, journal_topic
+from engine.log.journal import append_command, journal_topic
 
 COMMANDS = ("halt", "resume", "flatten")
 _UNIX_PATH_MAX = 100
@@ -39,7 +39,7 @@ class Command(msgspec.Struct, frozen=True):
     reason: str = ""
     operator: str = ""
 
-    def event(self, ts_event: int, ts_recv: int) -> msgspec.Struct:
+    def event(self, ts_event: int, ts_recv: int) -> OperatorCommand:
         """The journal event of this command."""
         if self.command == "halt":
             return HaltTrading(ts_event, ts_recv, self.reason, self.operator)
@@ -118,15 +118,9 @@ def journal_directly(log: EmbeddedLog, session: str, command: Command, ts_event:
     if not log.has_topic(journal_topic(session)):
         raise CommandError(f"no session {session!r} in {log.root}")
     try:
-        writer = JournalWriter(log, session)
+        return append_command(log, session, command.event(ts_event, time.time_ns()))
     except PartitionLockedError as exc:
         raise CommandError(
             f"session {session!r} is being written ({exc}) but nothing answers on its command "
             "socket; is it a `tape ingest`? Commands go to live sessions."
         ) from None
-    try:
-        offset = writer.next_offset
-        writer.event(command.event(ts_event, time.time_ns()))
-    finally:
-        writer.close()
-    return offset
