@@ -107,7 +107,7 @@ class TradingStatusChanged(_Event, tag=107, frozen=True):
     detail: Annotated[str, _doc("the venue's own indication, e.g. LOBSTER type 7 price -1")]
 
 
-class FeedSubscribed(_Event, tag=120, frozen=True):
+class FeedSubscribed(_Event, tag=94, frozen=True):
     """A live feed connected to the venue and subscribed to its streams; a snapshot follows."""
 
     url: Annotated[str, _doc("the stream endpoint connected to")]
@@ -115,7 +115,7 @@ class FeedSubscribed(_Event, tag=120, frozen=True):
     connection: Annotated[int, _doc("1 for the session's first connection, then 2, 3...")]
 
 
-class FeedDisconnected(_Event, tag=121, frozen=True):
+class FeedDisconnected(_Event, tag=95, frozen=True):
     """A live feed's connection ended; it reconnects, resubscribes and re-snapshots."""
 
     connection: Annotated[int, _doc("the connection that ended (see feed.subscribed)")]
@@ -123,7 +123,7 @@ class FeedDisconnected(_Event, tag=121, frozen=True):
     detail: Annotated[str, _doc("close code and reason, or the error, as received")]
 
 
-class SessionResumed(_Event, tag=122, frozen=True):
+class SessionResumed(_Event, tag=96, frozen=True):
     """A live session closed by its operator (``session.closed``) continues in this journal."""
 
     session: Annotated[str, _doc("session name")]
