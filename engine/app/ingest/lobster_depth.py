@@ -99,7 +99,7 @@ def _fix_side(keys: Any, sizes: Any, meta: Any, s: int, want_p: Any, want_s: Any
     for j in range(len(want_p)):  # levels of the row held at another size, or not held
         if want_s[j] <= 0:
             continue
-        at = book._find(keys[s], meta[s], want_p[j] * sign)
+        at = book._find(keys, s, meta[s], want_p[j] * sign)
         held = sizes[s, at] if at < meta[s] and keys[s, at] == want_p[j] * sign else 0
         if held != want_s[j]:
             if n == len(out):
