@@ -84,6 +84,15 @@ def _matches(keys: Any, sizes: Any, meta: Any, s: int, want_p: Any, want_s: Any)
     return bool(shown == held)
 
 
+@njit(cache=True, inline="always")
+def _put(out: Any, n: int, i: int, side: int, price: int, size: int) -> int:
+    """Write correction ``n`` (after record ``i``); the next free row, or -1 when full."""
+    if n == len(out):
+        return -1
+    out[n, 0], out[n, 1], out[n, 2], out[n, 3] = i, side, price, size
+    return n + 1
+
+
 @njit(cache=True)
 def _fix_side(keys: Any, sizes: Any, meta: Any, s: int, want_p: Any, want_s: Any, i: int,
               out: Any, n: int) -> int:  # fmt: skip
@@ -92,20 +101,18 @@ def _fix_side(keys: Any, sizes: Any, meta: Any, s: int, want_p: Any, want_s: Any
     for j in range(meta[s] - 1, -1, -1):  # levels held and not in the row: gone
         p = keys[s, j] * sign
         if _has(want_p, want_s, p) == 0:
-            if n == len(out):
+            n = _put(out, n, i, sign, p, 0)
+            if n < 0:
                 return -1
-            out[n, 0], out[n, 1], out[n, 2], out[n, 3] = i, sign, p, 0
-            n += 1
     for j in range(len(want_p)):  # levels of the row held at another size, or not held
         if want_s[j] <= 0:
             continue
         at = book._find(keys, s, meta[s], want_p[j] * sign)
         held = sizes[s, at] if at < meta[s] and keys[s, at] == want_p[j] * sign else 0
         if held != want_s[j]:
-            if n == len(out):
+            n = _put(out, n, i, sign, want_p[j], want_s[j])
+            if n < 0:
                 return -1
-            out[n, 0], out[n, 1], out[n, 2], out[n, 3] = i, sign, want_p[j], want_s[j]
-            n += 1
     return n
 
 
