@@ -48,6 +48,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.toy_lobster import pair, tile
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+WARM_UP = 50_000
+"""Journal events the warm-up replays (every stage has run, numba's cache is loaded)."""
 DEFAULT_FILE = SHARED / "crypto" / "binance_usdm_btcusdt_20240808.gz"
 
 
@@ -90,7 +92,7 @@ def replay(data: Path, bundle: str) -> dict[str, Any]:
     """One timed replay; run in a child process."""
     with tempfile.TemporaryDirectory() as scratch:
         runner, _ = _runner(data, bundle, scratch)  # warm-up: numba's cache, imports
-        runner.advance()
+        runner.advance(stop=WARM_UP)
         runner.close()
     with tempfile.TemporaryDirectory() as scratch:
         runner, topology = _runner(data, bundle, scratch)
