@@ -25,7 +25,6 @@ from typing import Any
 import numpy as np
 from numba import njit
 
-from engine.app.ingest.records import raw_bytes
 from engine.app.ingest.session import Item, Oracle
 from engine.events.market import F_LAST, LEVEL_UPDATED, MARKET_RECORD
 from streams.book import kernel as book
@@ -211,8 +210,7 @@ class DepthReconciler:
         n = 0 if records is None else len(records)
         base, shift = self.ordinal, self.added
         row_of = np.full(n, -1, np.int64)
-        # as opaque bytes: a structured copy would leave book.top's padding uninitialised
-        tops: Any = np.zeros(0) if oracle is None else raw_bytes(oracle).copy().view(oracle.dtype)
+        tops: Any = np.zeros(0) if oracle is None else oracle  # the converter's own: edited here
         inside = np.zeros(0, bool)
         ordinals = np.zeros(0, np.int64)
         if len(tops):

@@ -96,13 +96,13 @@ class FixedArray:
         """Make room for ``extra`` more records."""
         if self.n + extra > len(self.array):
             bigger = self._new(max(2 * len(self.array), self.n + extra))
-            raw_bytes(bigger)[: self.n] = raw_bytes(self.array)[: self.n]
+            _raw(bigger)[: self.n] = _raw(self.array)[: self.n]
             self.array = bigger
 
     def extend(self, records: np.ndarray[Any, Any]) -> None:
         """Append records after the ``n`` held."""
         self.reserve(len(records))
-        raw_bytes(self.array)[self.n : self.n + len(records)] = raw_bytes(records)
+        _raw(self.array)[self.n : self.n + len(records)] = _raw(records)
         self.n += len(records)
 
     def take_array(self) -> np.ndarray[Any, Any]:
@@ -151,7 +151,7 @@ class RecordArray(FixedArray):
         return self.take_array() if self.n else _EMPTY
 
 
-def raw_bytes(records: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+def _raw(records: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
     # Copying structured records field by field skips padding bytes (book.top has some),
     # which would then hold whatever the memory held: copy them as opaque bytes instead.
     return records.view(np.dtype((np.void, records.dtype.itemsize)))
