@@ -318,6 +318,15 @@ def test_config_errors_name_the_stage_and_what_is_allowed(tiled: Path, tmp_path:
 # -- the bench's tiling ----------------------------------------------------------------------
 
 
+def test_the_tiled_book_jumps_back_at_each_seam_as_the_orderbook_does(tiled: Path) -> None:
+    """At each seam the orderbook file jumps back to the first row's book; the journal's depth
+    corrections carry the jump, so the rebuilt book equals every row, none taken from it."""
+    result = CliRunner().invoke(app, ["--data", str(tiled), "book-check", "tiled"])
+    assert result.exit_code == 0, result.output
+    assert re.search(r"compared\s*│\s*4,995\s", result.output), result.output
+    assert re.search(r"resynced\s*│\s*0\s", result.output), result.output
+
+
 def test_tiling_shifts_each_copy_by_the_span_plus_one_millisecond(tmp_path: Path) -> None:
     messages, books, rows = tile(tmp_path, 3, MESSAGES, BOOKS)
     lines = messages.read_text().splitlines()
