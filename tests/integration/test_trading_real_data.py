@@ -244,7 +244,7 @@ def test_trades_queue_model_on_binance(samples_master: Path, tmp_path: Path) -> 
     assert expected[-1][2] == "cross"
     ts = int(market.records[join]["ts_event"])
     submitted = order(1, +1, "limit", 10_000_000, price, ts=ts, latency=0)
-    reports, _ = _queue_trace(market, join, submitted, ExecutionConfig(), join)
+    reports, _ = _queue_trace(market, np.array([join]), submitted, ExecutionConfig())
     fills = [(f.cause - market.base, f.size) for f in reports if isinstance(f, OrderFilled)]
     assert fills == [(i, s) for i, s, _ in expected]
     assert sum(s for _, s in fills) == 10_000_000
