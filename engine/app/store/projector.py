@@ -6,9 +6,7 @@ it read (table ``consumer_offsets``, one row per consumer group, topic and parti
 anywhere rolls back the rows and the position together, so the next start resumes exactly
 after the last committed batch: no row is lost or written twice, and projecting again adds
 nothing. Rows go in with PostgreSQL ``COPY`` (psycopg's ``cursor.copy`` on the SQLAlchemy
-connection's driver connection) or SQLite ``executemany``. On PostgreSQL a transaction commits
-in a thread while the next batch is read and mapped (:class:`_Committer`), one at a time and in
-order.
+connection's driver connection) or SQLite ``executemany``.
 
 Consumer groups: ``store`` projects journals, quarantines and run topics; ``store.book_deltas``
 projects a journal's book changes into ``book_deltas`` when asked (off by default), so that
@@ -19,7 +17,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
@@ -194,25 +191,24 @@ class Projector:
             plan.append((source, reader, start, reader.end_offset))
             progress.total += max(0, reader.end_offset - start)
         pending = _Pending()
-        with _Committer(self, committed, progress) as committer:
-            for source, reader, start, end in plan:
-                key = (source.group, source.topic, source.partition)
-                position = start
-                while position < end:
-                    room = min(self.batch - pending.records, end - position)
-                    batch = reader.read(position, room)
-                    if batch is None or not len(batch):
-                        break
-                    pending.add(source.mapper(batch), key, committer.planned.get(key), batch)
-                    progress.records += len(batch)
-                    position = batch.next_offset
-                    if pending.records >= self.batch:
-                        committer.submit(pending)
-                        pending = _Pending()
-                        if on_progress is not None:
-                            progress.seconds = time.perf_counter() - began
-                            on_progress(progress)
-            committer.submit(pending)
+        for source, reader, start, end in plan:
+            key = (source.group, source.topic, source.partition)
+            position = start
+            while position < end:
+                room = min(self.batch - pending.records, end - position)
+                batch = reader.read(position, room)
+                if batch is None or not len(batch):
+                    break
+                pending.add(source.mapper(batch), key, committed.get(key), batch)
+                progress.records += len(batch)
+                position = batch.next_offset
+                if pending.records >= self.batch:
+                    self._flush(pending, committed, progress)
+                    pending = _Pending()
+                    if on_progress is not None:
+                        progress.seconds = time.perf_counter() - began
+                        on_progress(progress)
+        self._flush(pending, committed, progress)
         progress.seconds = time.perf_counter() - began
         if on_progress is not None:
             on_progress(progress)
@@ -248,12 +244,13 @@ class Projector:
             return {(g, t, p): o for g, t, p, o in rows}
 
     def _flush(
-        self, pending: _Pending, committed: dict[tuple[str, str, int], int]
-    ) -> dict[str, int]:
-        """Write one transaction: the rows and the positions after them; rows per table."""
-        written: dict[str, int] = {}
+        self,
+        pending: _Pending,
+        committed: dict[tuple[str, str, int], int],
+        progress: Progress,
+    ) -> None:
         if not pending.positions:
-            return written
+            return
         try:
             with self.engine.begin() as connection:
                 for key, (before, after) in pending.positions.items():
@@ -262,7 +259,7 @@ class Projector:
                     if table == "instruments":
                         rows = new_instruments(connection, rows)
                     write(connection, table, rows)
-                    written[table] = len(rows)
+                    progress.add(table, len(rows))
         except exc.IntegrityError as error:
             reason = " ".join(str(error.orig or error).split())
             raise ProjectError(
@@ -271,7 +268,6 @@ class Projector:
             ) from None
         for key, (_, after) in pending.positions.items():
             committed[key] = after
-        return written
 
     def _project_manifest(self, manifest: RunManifest, progress: Progress) -> None:
         run = {c: getattr(manifest, c, None) for c in COLUMNS["runs"]}
@@ -320,60 +316,6 @@ class _Pending:
         before = self.positions[key][0] if key in self.positions else committed
         self.positions[key] = (before, batch.next_offset)
         self.records += len(batch)
-
-
-class _Committer:
-    """Commits the projector's transactions one after another, on PostgreSQL in a thread of its
-    own, so that reading and mapping the next batch overlaps the server's work on this one.
-
-    At most one transaction is in flight; the next is handed over only after it committed, so
-    transactions stay in order and a failed one stops everything after it (its error is raised
-    on the next :meth:`submit` or on leaving the ``with``). :attr:`planned` holds each
-    partition's position after the transactions handed over so far: the position a new batch
-    continues from.
-    """
-
-    def __init__(
-        self,
-        projector: Projector,
-        committed: dict[tuple[str, str, int], int],
-        progress: Progress,
-    ) -> None:
-        self.projector, self.committed, self.progress = projector, committed, progress
-        self.planned = dict(committed)
-        overlap = projector.engine.dialect.name == "postgresql"
-        self.pool = ThreadPoolExecutor(1, "tape-project") if overlap else None
-        self.inflight: Future[dict[str, int]] | None = None
-
-    def __enter__(self) -> _Committer:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        try:
-            if exc_info[0] is None:
-                self._wait()
-        finally:
-            if self.pool is not None:
-                self.pool.shutdown(wait=True)
-
-    def submit(self, pending: _Pending) -> None:
-        """Commit ``pending`` after the transaction in flight (in the background on PostgreSQL)."""
-        self._wait()
-        for key, (_, after) in pending.positions.items():
-            self.planned[key] = after
-        if self.pool is None:
-            self._count(self.projector._flush(pending, self.committed))
-        else:
-            self.inflight = self.pool.submit(self.projector._flush, pending, self.committed)
-
-    def _wait(self) -> None:
-        if self.inflight is not None:
-            done, self.inflight = self.inflight, None
-            self._count(done.result())
-
-    def _count(self, written: dict[str, int]) -> None:
-        for table, n in written.items():
-            self.progress.add(table, n)
 
 
 def check_schema(url: str) -> None:
