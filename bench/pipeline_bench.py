@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import tempfile
@@ -102,8 +101,7 @@ def replay(data: Path, bundle: str) -> dict[str, Any]:
         seconds = time.perf_counter() - began
     stages = {s.id: p.seconds for s, p in topology.stages}  # type: ignore[attr-defined]
     counts = {s.port: s.count for s in runner.summaries()}
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"events": end, "seconds": seconds, "stages": stages, "counts": counts, "rss": rss}
+    return {"events": end, "seconds": seconds, "stages": stages, "counts": counts, "rss": _peak()}
 
 
 def live(data: Path, bundle: str, events: int) -> dict[str, Any]:
@@ -142,8 +140,19 @@ def live(data: Path, bundle: str, events: int) -> dict[str, Any]:
             name: float(t / max(1, caused.sum()) * 1e6)
             for (name, _), t in zip(timed, per_stage, strict=True)
         },
-        "rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "rss": _peak(),
     }
+
+
+def _peak() -> float:
+    """This process's peak resident memory, MB: the high-water mark of its own address space
+    (``VmHWM``). Not ``ru_maxrss``: Linux carries that across ``exec``, so a child started
+    from this bench would report the parent's size when it forked (after training)."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM in /proc/self/status")
 
 
 def _child(kind: str, data: Path, bundle: str, live_events: int) -> dict[str, Any]:
