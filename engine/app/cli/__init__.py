@@ -13,12 +13,12 @@ from engine.app.cli import serve_commands as serve_commands
 from engine.app.cli import train_commands as train_commands
 from engine.app.cli import worker_commands as worker_commands
 from engine.app.cli.root import app
-from engine.app.pipelines import SHIPPED
 
 
 def main() -> None:
-    """Entry point of the ``tape`` script: the app, with the pipelines Tapedeck ships."""
-    app(obj=SHIPPED)
+    """Entry point of the ``tape`` script: the app, with the pipelines Tapedeck ships (loaded
+    by the first command that needs them, see ``root.Context.pipelines``)."""
+    app()
 
 
 __all__ = ["app", "main"]

@@ -39,7 +39,6 @@ from engine.runtime.manifest import RunManifest, new_run_id
 from engine.runtime.replay import Divergence, Verification
 from engine.runtime.runner import Progress as RunProgress
 from engine.runtime.runs import session_opened
-from streams.trading.report import Report, report_rows
 
 Quiet = Annotated[bool, typer.Option("--quiet", help="No progress bar.")]
 Batch = Annotated[
@@ -169,6 +168,8 @@ def print_trading_report(manifest: RunManifest, instrument: InstrumentSpec) -> N
     """The simulated account's end-of-run report, when the run's pipeline trades."""
     if "trading" not in manifest.report:
         return
+    from streams.trading.report import Report, report_rows
+
     report = msgspec.convert(manifest.report["trading"], Report)
     table = Table(title=f"trading report of {manifest.run_id}", title_justify="left")
     table.add_column("")
