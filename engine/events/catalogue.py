@@ -13,6 +13,7 @@ from engine.events.control import CONTROL_STRUCTS
 from engine.events.decisions import DECISION_TYPES
 from engine.events.features import FEATURE_TYPES
 from engine.events.market import MARKET_RECORD, MARKET_TYPES, RECORD_SIZE
+from engine.events.models import MODELS_STRUCTS
 from engine.events.trading import TRADING_FIXED_TYPES, TRADING_STRUCTS
 from engine.events.types import Codec, EventType, FieldDoc
 
@@ -65,7 +66,7 @@ def _struct_type(name: str, cls: type[msgspec.Struct]) -> EventType:
 FIXED_TYPES: tuple[EventType, ...] = (
     MARKET_TYPES + BOOK_TYPES + FEATURE_TYPES + DECISION_TYPES + TRADING_FIXED_TYPES
 )
-MSGPACK_STRUCTS = CONTROL_STRUCTS + TRADING_STRUCTS
+MSGPACK_STRUCTS = CONTROL_STRUCTS + TRADING_STRUCTS + MODELS_STRUCTS
 CATALOGUE: tuple[EventType, ...] = FIXED_TYPES + tuple(
     _struct_type(name, cls) for name, cls in MSGPACK_STRUCTS
 )

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from engine.app.cli import app
 from engine.app.training.data import load_rows
 from engine.app.training.fit import Params, fit
-from engine.app.training.train import CONTEXT_GROUPS, MICRO_GROUPS, group_columns
+from engine.app.training.layers import LAYERS, group_columns
 from engine.log import EmbeddedLog
 from engine.log.journal import journal_topic
 from engine.models import ModelStore, load_card
@@ -53,7 +53,7 @@ def rows(trained: Trained) -> tuple[np.ndarray, np.ndarray]:
 # -- the evaluator -----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("groups", [CONTEXT_GROUPS, MICRO_GROUPS])
+@pytest.mark.parametrize("groups", list(LAYERS["two"].values()))
 def test_evaluator_equals_catboost_raw_values_exactly(
     rows: tuple[np.ndarray, np.ndarray], groups: tuple[str, ...]
 ) -> None:

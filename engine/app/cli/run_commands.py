@@ -19,7 +19,7 @@ from rich.tree import Tree
 from engine.app.cli.model_options import Models, model_store, with_bundle
 from engine.app.cli.render import format_ns
 from engine.app.cli.root import app, console, context, fail
-from engine.events.control import InstrumentSpec
+from engine.app.cli.trading_report import print_trading_report
 from engine.models import ModelStoreError
 from engine.runtime import (
     ConfigError,
@@ -34,11 +34,9 @@ from engine.runtime import (
     trace,
     verify,
 )
-from engine.runtime.manifest import RunManifest
 from engine.runtime.replay import Divergence, Verification
 from engine.runtime.runner import Progress as RunProgress
 from engine.runtime.runs import session_opened
-from streams.trading.report import Report, report_rows
 
 Quiet = Annotated[bool, typer.Option("--quiet", help="No progress bar.")]
 Batch = Annotated[
@@ -154,21 +152,8 @@ def run_command(
     )
     if m.models:
         console.print("models: " + ", ".join(f"{k} {v[:16]}" for k, v in m.models.items()))
-    print_trading_report(m, session_opened(log, m.session).instrument)
+    print_trading_report(console, m, session_opened(log, m.session).instrument)
     console.print(f"verify it any time: tape replay {m.run_id} --verify")
-
-
-def print_trading_report(manifest: RunManifest, instrument: InstrumentSpec) -> None:
-    """The simulated account's end-of-run report, when the run's pipeline trades."""
-    if "trading" not in manifest.report:
-        return
-    report = msgspec.convert(manifest.report["trading"], Report)
-    table = Table(title=f"trading report of {manifest.run_id}", title_justify="left")
-    table.add_column("")
-    table.add_column("", justify="right")
-    for label, value in report_rows(report, instrument.currency, instrument.size_scale):
-        table.add_row(label, value)
-    console.print(table)
 
 
 @app.command("runs")
