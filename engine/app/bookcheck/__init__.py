@@ -82,8 +82,8 @@ def read_journal(log: EmbeddedLog, session: str) -> Journal:
             f"no session {session!r} in {log.root} (no topic {topic}); ingest it first"
         )
     reader = log.reader(topic)
-    chunks, offsets, opened, gaps, offset = [], [], None, 0, reader.start_offset
-    while (batch := reader.read(offset, 1 << 20)) is not None:
+    chunks, offsets, opened, gaps = [], [], None, 0
+    for batch in reader.batches(size=1 << 20):
         if isinstance(batch, FixedBatch):
             chunks.append(batch.view(MARKET_RECORD).copy())
             offsets.append(np.arange(batch.base_offset, batch.next_offset, dtype=np.int64))
@@ -92,7 +92,6 @@ def read_journal(log: EmbeddedLog, session: str) -> Journal:
                 event = decode(value)
                 opened = event if isinstance(event, SessionOpened) and opened is None else opened
                 gaps += isinstance(event, FeedGapDetected)
-        offset = batch.next_offset
     if opened is None:
         raise CheckError(f"session {session!r} has no session.opened event")
     empty = np.zeros(0, MARKET_RECORD)
