@@ -34,6 +34,7 @@ from engine.runtime import (
     trace,
     verify,
 )
+from engine.runtime.manifest import RunManifest, code_version
 from engine.runtime.replay import Divergence, Verification
 from engine.runtime.runner import Progress as RunProgress
 from engine.runtime.runs import session_opened
@@ -233,6 +234,7 @@ def replay_command(
             )
             _print_moment(moment)
             return
+        _print_fingerprint(read_manifest(log.root, run_id))
         with _progress(f"replay {run_id}", quiet) as update:
             result = verify(
                 log,
@@ -245,8 +247,6 @@ def replay_command(
             )
     except (RunError, ConfigError, ModelStoreError) as exc:
         fail(str(exc), code=1)
-    for difference in result.code_differences:
-        console.print(f"[yellow]warning:[/] code differs from the run's manifest: {difference}")
     if result.identical:
         topics = len(result.replayed)
         console.print(
@@ -257,6 +257,21 @@ def replay_command(
         return
     _print_divergence(result)
     raise typer.Exit(1)
+
+
+def _print_fingerprint(manifest: RunManifest) -> None:
+    """Before replaying: how this machine and checkout differ from the run's (code first)."""
+    differences = manifest.code.differences(code_version())
+    if not differences:
+        return
+    console.print(
+        f"[yellow]warning:[/] code differs from the run's manifest: this replay runs on another "
+        f"fingerprint than run {manifest.run_id} ({len(differences)} difference"
+        f"{'s' if len(differences) != 1 else ''}); a divergence is then most likely explained "
+        "by one of them:"
+    )
+    for difference in differences:
+        console.print(f"  {difference}")
 
 
 def _until_offset(log: Any, manifest: Any, text: str) -> int:
@@ -291,6 +306,15 @@ def parse_time_ns(text: str) -> int:
 
 
 def _print_divergence(result: Verification) -> None:
+    pipeline = result.manifest.pipeline
+    for port in result.missing_ports:
+        console.print(
+            f"[bold red]replay failed:[/] port {port!r} (topic run.{result.manifest.run_id}."
+            f"{port}) is in the run's manifest, but pipeline {pipeline!r} no longer writes it: "
+            "its stage was removed or renamed, or the port made transient"
+        )
+    if not result.differing_ports:
+        return
     console.print(
         f"[bold red]replay diverged[/] in {len(result.differing_ports)} of "
         f"{len(result.replayed)} topics: {', '.join(result.differing_ports)}"
@@ -309,8 +333,13 @@ def _print_divergence(result: Verification) -> None:
             "the run's own output topics are gone, so the differing event cannot be "
             "shown; only the counts and hashes above"
         )
-        return
-    _print_first(d)
+    else:
+        _print_first(d)
+    console.print(
+        "likely cause" + ("s, most likely first:" if len(result.likely_causes) > 1 else ":")
+    )
+    for cause in result.likely_causes:
+        console.print(f"  {cause}")
 
 
 def _print_first(d: Divergence) -> None:
