@@ -141,7 +141,7 @@ def test_something_that_is_not_a_bundle_is_refused(tmp_path: Path) -> None:
 
 
 FROZEN_V1 = Path(__file__).parents[1] / "data" / "model_card_v1.json"
-"""A real version 1 bundle card, written by ``tape train demo-aapl --until 80%`` before version 2."""
+"""A real version 1 card, written by ``tape train demo-aapl --until 80%`` before version 2."""
 
 
 def test_a_frozen_version_1_card_is_read_through_its_upcaster() -> None:
