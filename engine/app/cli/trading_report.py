@@ -39,29 +39,39 @@ def _verdict(beats: bool | None) -> str:
     return "n/a" if beats is None else ("yes" if beats else "no")
 
 
-def baseline_rows(b: Baselines, unit: str) -> list[tuple[str, str, str]]:
-    """(what, net PnL, beaten?) for the strategy and each baseline."""
+def baseline_rows(b: Baselines, unit: str, size_scale: int = 0) -> list[tuple[str, str, str]]:
+    """(what, net PnL, beaten?) for the strategy and each baseline; sizes in the instrument's
+    units (``size_scale`` decimal places)."""
     share = "" if b.random_beaten_share is None else f" ({b.random_beaten_share:.0%} of draws)"
-    spread = (
-        ""
-        if b.random_p05 is None
-        else f", 5-95% {_money(b.random_p05, '')} .. {_money(b.random_p95, '')}"
-    )
+    size = b.buy_and_hold_size / 10**size_scale
     return [
         ("the strategy", _money(b.strategy, unit), ""),
         ("no trade", _money(b.no_trade, unit), _verdict(b.beats_no_trade)),
         (
-            f"buy and hold (size {b.buy_and_hold_size:,})",
+            f"buy and hold ({size:,.{size_scale}f})",
             _money(b.buy_and_hold, unit),
             _verdict(b.beats_buy_and_hold),
         ),
         (
-            f"random entry, median of {b.random_draws} ({b.random_trades} trades each, same "
-            f"holding times and sizes, seed {b.random_seed}){spread}",
+            f"random entry (median of {b.random_draws})",
             _money(b.random_median, unit),
             _verdict(b.beats_random) + share,
         ),
     ]
+
+
+def random_note(b: Baselines) -> str:
+    """What the random-entry baseline drew, in one line."""
+    spread = (
+        ""
+        if b.random_p05 is None
+        else f"; 5-95%: {_money(b.random_p05, '')} .. {_money(b.random_p95, '')}"
+    )
+    return (
+        f"random entry: {b.random_trades} trade{'s' if b.random_trades != 1 else ''} each, with "
+        f"the strategy's holding times and sizes, at random times and sides (seed "
+        f"{b.random_seed}){spread}"
+    )
 
 
 def _window(console: Console, title: str, part: WindowReport, instrument: InstrumentSpec) -> None:
@@ -81,9 +91,10 @@ def _window(console: Console, title: str, part: WindowReport, instrument: Instru
     )
     for column in ("", "net PnL", "beaten by the strategy?"):
         beside.add_column(column, justify="left" if not column else "right")
-    for row in baseline_rows(part.baselines, unit):
+    for row in baseline_rows(part.baselines, unit, instrument.size_scale):
         beside.add_row(*row)
     console.print(beside)
+    console.print(random_note(part.baselines))
 
 
 def _bundles(console: Console, report: TradingReport, unit: str) -> None:
