@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from engine.models.card import CardError, ModelCard, decode_card, head_of
+from engine.models.card import CardError, ModelCard, decode_card, head_of, named
 from engine.models.store import ModelStoreError
 from engine.models.walkforward import WalkForwardCard, decode_schedule, is_schedule
 
@@ -30,7 +30,7 @@ class ModelSource(Protocol):
 
 def decode_any(raw: bytes, name: str = "") -> Card:
     """A bundle card or a walk-forward card from its bytes; :class:`CardError` otherwise."""
-    if is_schedule(head_of(raw, f"artifact {name[:16]} " if name else "")):
+    if is_schedule(head_of(raw, named(name))):
         return decode_schedule(raw, name)
     return decode_card(raw, name)
 

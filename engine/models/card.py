@@ -19,7 +19,7 @@ baseline; :func:`upcast_v1_v2` reads version 1 cards.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 
@@ -182,6 +182,22 @@ def upcast_v1_v2(card: dict[str, Any]) -> dict[str, Any]:
     return {**card, "version": 2, "data": data}
 
 
+def named(name: str) -> str:
+    """How an error names an artifact: ``artifact 3fa9... `` (empty without a name)."""
+    return f"artifact {name[:16]} " if name else ""
+
+
+CardT = TypeVar("CardT", bound=msgspec.Struct)
+
+
+def converted(head: dict[str, Any], kind: type[CardT], what: str, label: str) -> CardT:
+    """``head`` as a ``kind``; :class:`CardError` naming the ``label`` if it is malformed."""
+    try:
+        return msgspec.convert(head, type=kind)
+    except msgspec.ValidationError as exc:
+        raise CardError(f"{what}is a malformed {label}: {exc}") from None
+
+
 def head_of(raw: bytes, what: str) -> dict[str, Any]:
     """The decoded JSON object of an artifact, or :class:`CardError` if it is not one."""
     try:
@@ -195,7 +211,7 @@ def head_of(raw: bytes, what: str) -> dict[str, Any]:
 
 def decode_card(raw: bytes, name: str = "") -> ModelCard:
     """A card from its bytes; :class:`CardError` if they are not one."""
-    what = f"artifact {name[:16]} " if name else ""
+    what = named(name)
     head = head_of(raw, what)
     if head.get("format") != CARD_FORMAT:
         raise CardError(
@@ -209,10 +225,7 @@ def decode_card(raw: bytes, name: str = "") -> ModelCard:
             f"{what}is a bundle of version {head.get('version')}; this build reads versions 1 "
             f"and {CARD_VERSION}"
         )
-    try:
-        card = msgspec.convert(head, type=ModelCard)
-    except msgspec.ValidationError as exc:
-        raise CardError(f"{what}is a malformed model bundle: {exc}") from None
+    card = converted(head, ModelCard, what, "model bundle")
     if META not in card.models:
         raise CardError(f"{what}names roles {sorted(card.models)}; a bundle needs {META!r}")
     return card

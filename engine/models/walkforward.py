@@ -17,7 +17,15 @@ from typing import Any
 
 import msgspec
 
-from engine.models.card import CardError, Metrics, Rows, SessionSource, head_of
+from engine.models.card import (
+    CardError,
+    Metrics,
+    Rows,
+    SessionSource,
+    converted,
+    head_of,
+    named,
+)
 
 SCHEDULE_FORMAT = "tapedeck.walk-forward"
 SCHEDULE_VERSION = 1
@@ -89,7 +97,7 @@ def is_schedule(head: dict[str, Any]) -> bool:
 
 def decode_schedule(raw: bytes, name: str = "") -> WalkForwardCard:
     """A walk-forward card from its bytes; :class:`CardError` if they are not one."""
-    what = f"artifact {name[:16]} " if name else ""
+    what = named(name)
     head = head_of(raw, what)
     if not is_schedule(head):
         raise CardError(f"{what}is not a walk-forward card")
@@ -98,10 +106,7 @@ def decode_schedule(raw: bytes, name: str = "") -> WalkForwardCard:
             f"{what}is a walk-forward card of version {head.get('version')}; this build reads "
             f"version {SCHEDULE_VERSION}"
         )
-    try:
-        card = msgspec.convert(head, type=WalkForwardCard)
-    except msgspec.ValidationError as exc:
-        raise CardError(f"{what}is a malformed walk-forward card: {exc}") from None
+    card = converted(head, WalkForwardCard, what, "walk-forward card")
     if not card.folds:
         raise CardError(f"{what}is a walk-forward card without folds")
     return card

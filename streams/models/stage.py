@@ -36,7 +36,7 @@ import math
 import re
 from collections import deque
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 import numpy as np
@@ -53,6 +53,7 @@ from engine.events.decisions import (
     PREDICTION,
     new_records,
 )
+from engine.events.models import ModelSwitched
 from engine.runtime.processor import Output, Port, Slice, StageContext, load_state
 from engine.runtime.topology import ConfigError, Stage, typed_config
 from streams.features import INDEX
@@ -135,6 +136,15 @@ class _State(msgspec.Struct, array_like=True):
     announced: int
 
 
+class Stretch(NamedTuple):
+    """Vectors caused from ``offset`` on (to the next stretch) are under ``effect``; the
+    ``model.switched`` that began it (None for the one in effect at a slice's start)."""
+
+    offset: int
+    effect: InEffect
+    switched: ModelSwitched | None
+
+
 class ModelsStage:
     """See the module docstring."""
 
@@ -157,8 +167,8 @@ class ModelsStage:
         vectors, labels = piece.inputs["features"], piece.inputs["labels"]
         assert isinstance(vectors, np.ndarray)
         assert isinstance(labels, np.ndarray)
-        stretches = self._switches(piece)
-        switches = [event for _, event in stretches[1:]]
+        stretches = self._stretches(piece)
+        switches: list[msgspec.Struct] = [s.switched for s in stretches if s.switched]
         if len(vectors) == 0 and len(labels) == 0:
             return (self._empty, switches)
         out = new_records(PREDICTION, len(vectors))
@@ -169,7 +179,7 @@ class ModelsStage:
             return (out, switches)
         out["ts_event"], out["cause"] = vectors["ts_event"], vectors["cause"]
         flags: np.ndarray[Any, Any] = np.zeros(len(vectors), np.uint16)
-        bundled = self._bundles(out, vectors, flags, [s for s, _ in stretches])
+        bundled = self._bundles(out, vectors, flags, stretches)
         online = self._online(vectors, labels, flags)
         out["online"] = online
         probs = np.where(bundled[:, None], out["meta"], online)
@@ -177,10 +187,9 @@ class ModelsStage:
         self.predicted += len(vectors)
         return (out, switches)
 
-    def _switches(self, piece: Slice) -> list[tuple[tuple[int, InEffect], Any]]:
-        """((offset, bundle in effect from it), its ``model.switched``) for every change in
-        the slice, after the bundle in effect at its start (which has no event)."""
-        out: list[tuple[tuple[int, InEffect], Any]] = [((piece.start, self.schedule.current), None)]
+    def _stretches(self, piece: Slice) -> list[Stretch]:
+        """The bundle in effect at the slice's start, then one stretch per change in it."""
+        out = [Stretch(piece.start, self.schedule.current, None)]
         promotions = [
             (piece.start + j, e)
             for j, e in enumerate(piece.control)
@@ -197,23 +206,22 @@ class ModelsStage:
                 offset, event = promotions.pop(0)
                 entry = self.schedule.promote(event.bundle, offset)
             switched = self.schedule.switch(entry, offset, _time_at(piece, offset))
-            out.append(((offset, self.schedule.current), switched))
+            out.append(Stretch(offset, self.schedule.current, switched))
 
     def _bundles(
         self,
         out: np.ndarray[Any, Any],
         vectors: np.ndarray[Any, Any],
         flags: np.ndarray[Any, Any],
-        stretches: list[tuple[int, InEffect]],
+        stretches: list[Stretch],
     ) -> np.ndarray[Any, Any]:
         """Fill the bundle's fields of each stretch of vectors under one bundle; which rows
         had a bundle."""
         causes = vectors["cause"].astype(np.int64)
-        bounds = [int(np.searchsorted(causes, offset)) for offset, _ in stretches[1:]]
+        bounds = [int(np.searchsorted(causes, s.offset)) for s in stretches[1:]]
         bundled = np.zeros(len(vectors), bool)
-        for (_, effect), lo, hi in zip(
-            stretches, [0, *bounds], [*bounds, len(vectors)], strict=True
-        ):
+        for stretch, lo, hi in zip(stretches, [0, *bounds], [*bounds, len(vectors)], strict=True):
+            effect = stretch.effect
             if lo == hi:
                 continue
             if effect.ensemble is None:
