@@ -251,3 +251,74 @@ def test_the_gate_promotes_only_a_candidate_that_beats_the_current_and_the_basel
     assert isinstance(journaled, CandidateEvaluated)
     assert not journaled.promoted
     assert journaled.current == first.candidate.bundle
+
+
+# -- the command line ---------------------------------------------------------------------------
+
+
+def test_tape_train_walk_forward_and_tape_models_list_show_diff(walked: Any) -> None:
+    data, result = walked
+    runner, base = CliRunner(), ["--data", str(data)]
+    trained = runner.invoke(app, [*base, "train", SESSION, "--walk-forward", "--train", "20s",
+                                  "--test", "10s", "--rolling", "--quiet"])  # fmt: skip
+    assert trained.exit_code == 0, trained.output
+    text = flat(trained.output)
+    assert "walk-forward, rolling: every fold scored on a window it never saw" in text
+    card = next(w for w in text.split() if len(w) == 64)
+    listed = flat(runner.invoke(app, [*base, "models", "list"]).output)
+    assert card[:12] in listed
+    assert result.schedule[:12] in listed
+    assert "walk-forward (3 folds, merged)" in listed
+    shown = flat(runner.invoke(app, [*base, "models", "show", result.schedule[:10]]).output)
+    for fold in result.card.folds:
+        assert f"{fold.bundle[:12]}" in shown
+    m = result.card.pooled["meta"]
+    pooled = shown[shown.index("pooled over every fold") :].replace("│", " ").split()
+    assert pooled[4:7] == [f"{m.rows:,}", f"{m.accuracy:.4f}", f"{m.log_loss:.4f}"]
+    a, b = result.card.folds[0].bundle, result.card.folds[1].bundle
+    diffed = flat(runner.invoke(app, [*base, "models", "diff", a[:10], b[:10]]).output)
+    cells = diffed.replace("│", " ").split()
+    at = cells.index("data.until")
+    assert cells[at + 1 : at + 7] == ["walk-forward", "fold", "0", "walk-forward", "fold", "1"]
+    assert "models.meta.hash" in cells
+    same = runner.invoke(app, [*base, "models", "diff", a[:10], a[:12]])
+    assert "are the same card" in flat(same.output)
+    both = runner.invoke(app, [*base, "train", SESSION, "--walk-forward", "--folds", "2",
+                               "--train", "20s", "--test", "10s"])  # fmt: skip
+    assert both.exit_code == 2
+    assert "give --folds N, or --train W --test T, not both" in flat(both.output)
+
+
+def test_retraining_every_n_labels_follows_a_live_session(bundle: Any, tmp_path: Path) -> None:
+    """A feed appends the session in two parts; the retrainer decides once per 300 labels."""
+    from engine.app.training.retrain import Retrainer
+
+    data = copy_samples(bundle.data, tmp_path / "data")
+    log = EmbeddedLog(data)
+    copy_journal(data, "growing", close=False)  # the whole session but its close, so far
+    store = ModelStore(data / "models")
+    options = TrainOptions(Cutoff("100%", fraction=1.0), holdout=0.25)
+    retrainer = Retrainer(log, ["growing"], options, store, None)
+    try:
+        first = retrainer.poll(300)
+        assert first is not None  # 900-odd labels so far: due
+        assert retrainer.poll(300) is None  # nothing new since
+        assert not retrainer.closed
+        writer = JournalWriter(log, "growing")
+        writer.event(_closed("growing"))  # the feed closes the session
+        writer.close()
+        assert retrainer.poll(300) is None  # a few more labels matured, not 300
+        assert retrainer.closed
+        counted = retrainer.labels_so_far()
+    finally:
+        retrainer.close()
+    assert counted == 922  # every label of the sample, as the labels pipeline gives
+    assert first.evaluated.promoted == (first.promoted is not None)
+    if first.promoted is not None:
+        assert retrainer.current == first.candidate.bundle
+
+
+def _closed(session: str) -> Any:
+    from engine.events.control import SessionClosed
+
+    return SessionClosed(2**62, 2**62, session, "end of input")
