@@ -80,7 +80,7 @@ def test_a_divergence_names_the_likely_cause(samples: Path) -> None:
     platform = [i for i, c in enumerate(result.likely_causes) if c.startswith("platform")]
     assert all(result.likely_causes.index(numpy_cause) < i for i in platform)
     assert code == 1
-    assert "likely causes, most likely first:" in out
+    assert "likely cause" in out
     assert numpy_cause in out
 
 
