@@ -74,37 +74,31 @@ class TradingReport(msgspec.Struct, frozen=True, kw_only=True):
     """Each bundle's out-of-sample stretch, when more than one bundle was in effect."""
 
 
-def sample_windows(
-    predictions: np.ndarray[Any, Any] | None,
-) -> tuple[list[tuple[int, int]], list[tuple[int, int]], str]:
+NO_MODELS = "the pipeline has no models stage: nothing was fitted"
+NONE_IN_SAMPLE = (
+    "no prediction was in sample (no bundle, or one fitted before this period): every "
+    "decision used only what was known before it"
+)
+FLAGGED = (
+    "predictions before a bundle's training cut plus its embargo are in sample "
+    "(model.prediction flag 0x08); the rest are out of sample"
+)
+Intervals = list[tuple[int, int]]
+
+
+def sample_windows(predictions: np.ndarray[Any, Any] | None) -> tuple[Intervals, Intervals, str]:
     """(out-of-sample intervals, in-sample intervals, basis) from the predictions' flags."""
     if predictions is None:
-        return [EVERYTHING[0]], [], "the pipeline has no models stage: nothing was fitted"
+        return [EVERYTHING[0]], [], NO_MODELS
     flagged = (predictions["flags"] & P_IN_SAMPLE) != 0
     if not flagged.any():
-        return (
-            [EVERYTHING[0]],
-            [],
-            (
-                "no prediction was in sample (no bundle, or one fitted before this period): "
-                "every decision used only what was known before it"
-            ),
-        )
+        return [EVERYTHING[0]], [], NONE_IN_SAMPLE
     causes = predictions["cause"].astype(np.int64)
     change = np.flatnonzero(np.diff(flagged.astype(np.int8))) + 1
     bounds = [0, *causes[change].tolist(), END]
     states = [bool(flagged[0]), *flagged[change].tolist()]
     spans = list(zip(itertools.pairwise(bounds), states, strict=True))
-    oos = [span for span, flag in spans if not flag]
-    ins = [span for span, flag in spans if flag]
-    return (
-        oos,
-        ins,
-        (
-            "predictions before a bundle's training cut plus its embargo are in sample "
-            "(model.prediction flag 0x08); the rest are out of sample"
-        ),
-    )
+    return [a for a, flag in spans if not flag], [a for a, flag in spans if flag], FLAGGED
 
 
 def bundle_windows(switches: list[Any], oos: list[tuple[int, int]]) -> list[Window]:
