@@ -16,7 +16,7 @@ importer's, a live feed's, or :func:`append_control`'s. A journal has one writer
 a command for a session that a live feed is writing cannot be appended by another process; it
 goes to the session's inbox, and the feed's writer moves it into the journal, in order, when
 the feed calls :meth:`JournalWriter.take_inbox` (a live feed does so in its loop; see
-docs/models.md, "Promotion"). Each such event is journaled with the record key
+docs/models.md, "The lifecycle"). Each such event is journaled with the record key
 ``inbox:<inbox offset>``, so a writer reopened after a crash knows what it already took.
 """
 
