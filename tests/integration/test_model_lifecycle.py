@@ -322,3 +322,36 @@ def _closed(session: str) -> Any:
     from engine.events.control import SessionClosed
 
     return SessionClosed(2**62, 2**62, session, "end of input")
+
+
+def test_a_schedule_resumed_from_a_snapshot_switches_as_if_uninterrupted(
+    walked: Any, tmp_path: Path
+) -> None:
+    from engine.runtime import Runner
+    from engine.runtime.runner import latest_snapshot
+    from tests.models_helpers import topology
+
+    data, result = walked
+    store, log = ModelStore(data / "models"), EmbeddedLog(data)
+
+    def runner(sink: Path, every: int = 0) -> Runner:
+        made = topology(log, config(result.schedule), store)
+        return Runner(log, journal_topic(SESSION), EmbeddedLog(sink), "t", made, sink / "s", every)
+
+    whole = runner(tmp_path / "whole")
+    whole.begin()
+    whole.advance()
+    whole.close()
+    first = runner(tmp_path / "cut", every=250)
+    first.begin()
+    first.advance(stop=result.card.folds[1].switch_offset + 10, batch=64)  # past two switches
+    first.close()
+    snapshot = latest_snapshot(tmp_path / "cut" / "s")
+    assert snapshot is not None
+    second = runner(tmp_path / "cut", every=250)
+    second.resume_from(snapshot)
+    second.advance(batch=500)
+    second.close()
+    assert [(s.port, s.count, s.chain) for s in second.summaries()] == [
+        (s.port, s.count, s.chain) for s in whole.summaries()
+    ]
