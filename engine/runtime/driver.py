@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from engine.events import decode, encode
+from engine.events import EVENTS, decode, encode
 from engine.events.control import InstrumentSpec, SessionClosed
 from engine.events.market import MARKET_RECORD
 from engine.log.reader import Batch, FixedBatch
@@ -237,6 +237,17 @@ class Driver:
 def slice_of(batch: Batch) -> Slice:
     """The journal slice a batch of the journal topic is: market records or low-rate events."""
     if isinstance(batch, FixedBatch):
-        return Slice(batch.base_offset, batch.next_offset, market=batch.view(MARKET_RECORD))
-    events = tuple(decode(v) for v in batch.values())
-    return Slice(batch.base_offset, batch.next_offset, control=events)
+        return market_slice(batch.base_offset, batch.view(MARKET_RECORD))
+    return control_slice(batch.base_offset, batch.values())
+
+
+def market_slice(start: int, records: np.ndarray[Any, Any]) -> Slice:
+    """A slice of journal market records from offset ``start``, older versions upcast."""
+    current = EVENTS.upcasting.current_records(records)
+    return Slice(start, start + len(records), market=current)
+
+
+def control_slice(start: int, values: list[bytes]) -> Slice:
+    """A slice of low-rate journal events from offset ``start``, decoded and upcast."""
+    events = tuple(EVENTS.current(decode(v)) for v in values)
+    return Slice(start, start + len(values), control=events)

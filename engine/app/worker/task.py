@@ -28,7 +28,14 @@ from engine.log import Record
 from engine.log.headers import cause_of, event_headers
 from engine.log.kafka import KafkaLog, KafkaProducer
 from engine.models import ModelSource
-from engine.runtime.driver import Driver, PortOutput, PortSpan, Topology
+from engine.runtime.driver import (
+    Driver,
+    PortOutput,
+    PortSpan,
+    Topology,
+    control_slice,
+    market_slice,
+)
 from engine.runtime.manifest import RunError, output_topic
 from engine.runtime.processor import Port, Slice
 from engine.runtime.runner import topic_config
@@ -194,10 +201,11 @@ class SessionTask:
                     "); the journal on the cluster has a gap or a duplicate. Re-mirror it."
                 )
             if not is_msgpack(run[0].value):
-                market = np.frombuffer(b"".join(r.value for r in run), MARKET_RECORD)
-                yield Slice(first, last + 1, market=market)
+                yield market_slice(
+                    first, np.frombuffer(b"".join(r.value for r in run), MARKET_RECORD)
+                )
             else:
-                yield Slice(first, last + 1, control=tuple(decode(r.value) for r in run))
+                yield control_slice(first, [r.value for r in run])
             start = end
 
 
