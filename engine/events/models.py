@@ -20,7 +20,7 @@ def _doc(text: str) -> msgspec.Meta:
 
 
 class ModelSwitched(
-    msgspec.Struct, tag=120, frozen=True, array_like=True, forbid_unknown_fields=True
+    msgspec.Struct, tag=123, frozen=True, array_like=True, forbid_unknown_fields=True
 ):
     """A bundle took effect in the ``models`` processor: every prediction caused at or after
     ``cause`` (until the next switch) comes from it."""
