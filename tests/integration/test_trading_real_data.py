@@ -588,7 +588,9 @@ def test_the_docs_snippet_runs(samples_master: Path, tmp_path: Path, capsys: Any
     blocks = re.findall(r"```python\n(.*?)```", text, flags=re.DOTALL)
     assert blocks
     for block in blocks:
-        exec(compile(block, "docs/trading.md", "exec"), {"data": tmp_path, "run_id": "t"})
+        names = {"data": tmp_path, "run_id": "t", "samples": samples_master}
+        exec(compile(block, "docs/trading.md", "exec"), names)
     shown = capsys.readouterr().out
     assert "round trips" in shown
     assert "not annualised" in shown
+    assert "beats no trade / buy and hold / random:" in shown

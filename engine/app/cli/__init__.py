@@ -7,6 +7,7 @@ from engine.app.cli import db_commands as db_commands
 from engine.app.cli import demo as demo
 from engine.app.cli import ingest_commands as ingest_commands
 from engine.app.cli import log_commands as log_commands
+from engine.app.cli import models_commands as models_commands
 from engine.app.cli import report_commands as report_commands
 from engine.app.cli import run_commands as run_commands
 from engine.app.cli import serve_commands as serve_commands

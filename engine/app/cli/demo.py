@@ -70,10 +70,13 @@ def demo(ctx: typer.Context) -> None:
     for session in (AAPL, SPOT, USDM, WDO, DAY):
         ctx.invoke(book_check, ctx, session=session)
 
-    _step(f"3. train the baseline models on the first 60 % of {DAY}")
-    bundle = ctx.invoke(train_command, ctx, session=DAY, until="60%", quiet=True)
+    _step(f"3. train the models on the first 60 % of {DAY} (the rest is out of sample)")
+    bundle = ctx.invoke(train_command, ctx, sessions=[DAY], until="60%", quiet=True)
 
-    _step(f"4. run the whole decision pipeline over {DAY} with them, then replay and compare")
+    _step(
+        f"4. run the whole decision pipeline over {DAY} with them (the report keeps the "
+        "out-of-sample part apart, beside baselines), then replay and compare"
+    )
     traded = _run_and_verify(ctx, DAY, bundle)
 
     _step("5. the same pipeline over the short samples (online model only), replayed and compared")
