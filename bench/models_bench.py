@@ -103,9 +103,11 @@ PIPELINE_LABELS = Pipeline("labels-bench", (BOOK_STAGE, MID_STAGE, FEATURES_STAG
 def evaluator_costs(store: ModelStore, bundle: str, values: np.ndarray) -> str:
     card = load_card(store, bundle)
     parts = []
-    for role in ("context", "micro"):
-        trees = compile_model(store.get(card.models[role].hash))
-        x = model_inputs(values, [INDEX[c] for c in card.models[role].columns])
+    for role, member in card.models.items():
+        if not all(c in INDEX for c in member.columns):
+            continue  # a meta-learner over other models' outputs
+        trees = compile_model(store.get(member.hash))
+        x = model_inputs(values, [INDEX[c] for c in member.columns])
         raw_values(trees, x[:1])
         began = time.perf_counter()
         raw_values(trees, x)

@@ -1,32 +1,37 @@
-"""A benchmark other engines can run too: LOBSTER tiled 400 times through a toy strategy.
+"""The comparable benchmark: a LOBSTER day through the toy strategy, beside the peers.
 
-Run: ``.venv/bin/python bench/toy_lobster.py [--tiles 400] [--repeat 3] [--fsync batch|never]
-[--levels 10]`` (docs/toy-benchmark.md says what each number covers).
+Run: ``.venv/bin/python bench/toy_lobster.py [--ticker GOOG|AAPL] [--tiles N] [--repeat 5]
+[--peers /tmp/peers/bin/python]`` (docs/toy-benchmark.md says what each number covers).
 
-The shared LOBSTER AAPL sample (999 messages, 49.08 s) is repeated 400 times back to back, each
-copy shifted in time by the sample's span plus 1 ms (399,600 rows), then:
+Input: the shared LOBSTER pair of ``--ticker`` (default GOOG, the full day, untiled; AAPL is a
+999-row sample, run it ``--tiles 400``), tiled as the peers' harness tiles: copy k shifted by
+k * (span + 1 ms), exactly in ns. Then:
 
-1. ingested with ``tape ingest lobster`` (parse, convert, write the journal);
-2. run (``--repeat`` times; the best is reported) through the ``toy`` pipeline on the same
-   runtime as every other pipeline: journal -> ``book`` (-> ``mid``) -> ``toy`` strategy
-   (``streams/toy``: on every top-of-book change, a 30 s time-decayed EMA of mid and the L1
-   imbalance; a 100-share market order when mid is more than 1 bp away from the EMA with the
-   imbalance agreeing, at most one per 60 s of event time, position capped at +/-500) ->
-   ``orders`` -> simulated venue ``execution`` -> ``executions``.
+1. ``tape ingest lobster`` (parse, convert, write the journal), timed once;
+2. the ``toy`` pipeline (journal -> ``book`` -> ``mid`` -> ``toy`` strategy -> ``orders`` ->
+   simulated venue -> ``executions``, outputs written and hashed) on the same runtime as every
+   other pipeline, ``--repeat`` times; with ``--peers PYTHON`` every round also runs the two
+   peer scripts of ``../shared/peers`` (hftbacktest, NautilusTrader) with that interpreter on
+   the same input, so each ratio compares runs of the same minute.
 
-Prints input rows/s for the ingest, for the pipeline over the journal and for both together,
-journal events/s, orders sent and fills, and the peak RSS of this process. Numba loads its
-compiles in a small warm-up run before anything is timed.
+Rows/s is LOBSTER rows divided by the replay time: ours the run's ``wall_seconds`` (reading the
+journal, every stage, writing and hashing the outputs, the final flush), the peers' their
+``run_s`` (their replay, without loading and converting the CSVs). Medians over the rounds;
+the ratios are medians of the per-round ratios. The last line is one JSON object.
 """
 
 from __future__ import annotations
 
 import argparse
 import gzip
+import json
 import resource
+import statistics
+import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from typer.testing import CliRunner
 
@@ -82,60 +87,106 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+PEERS = {"hftbacktest": "hftbacktest_lobster.py", "nautilus_trader": "nautilus_lobster.py"}
+
+
+def pair(ticker: str) -> tuple[Path, Path]:
+    """The shared LOBSTER (messages, orderbook) files of ``ticker``, plain or gzipped."""
+    found = sorted(SHARED.glob(f"{ticker}_*_message_10.csv*"))
+    if not found:
+        raise SystemExit(f"no LOBSTER pair for {ticker} in {SHARED}")
+    return found[0], Path(str(found[0]).replace("_message_", "_orderbook_"))
+
+
+def _peer(python: str, name: str, ticker: str, tiles: int) -> dict[str, Any]:
+    """One run of a peer script; its JSON line."""
+    script = SHARED.parents[1] / "peers" / PEERS[name]
+    args = [python, str(script), "--ticker", ticker, "--repeat", str(tiles)]
+    out = subprocess.run(args, check=True, capture_output=True, text=True).stdout
+    result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    return result
+
+
 def main() -> None:
-    """Tile, ingest, run the toy pipeline; print one line per measurement."""
+    """Tile, ingest, run ours (and the peers) round by round; print each, then the JSON."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tiles", type=int, default=400)
-    parser.add_argument("--repeat", type=int, default=3, help="pipeline runs (best is reported)")
+    parser.add_argument("--ticker", default="GOOG", help="GOOG (full day) or AAPL (sample)")
+    parser.add_argument("--tiles", type=int, default=1, help="copies back to back (AAPL: 400)")
+    parser.add_argument("--repeat", type=int, default=5, help="rounds (medians are reported)")
+    parser.add_argument("--peers", metavar="PYTHON", help="interpreter of the peers' venv")
     parser.add_argument("--fsync", default="batch", help="ingest durability: batch or never")
     parser.add_argument("--levels", type=int, default=10, help="levels of the book stage's tops")
     args = parser.parse_args()
     config = RunConfig(pipeline="toy", snapshot_every=0, stages={"book": {"levels": args.levels}})
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp)
-        messages, books, rows = tile(data, args.tiles)
+        messages, books = pair(args.ticker)
+        rows = _rows(messages)
+        if args.tiles > 1:
+            messages, books, rows = tile(data, args.tiles, messages, books)
         _warm_up(data, config)
         began = time.perf_counter()
-        result = CliRunner().invoke(
-            app,
-            ["--data", tmp, "--fsync", args.fsync, *_ingest_args(messages, books, "toy")],
-        )
+        ingest = [*_ingest_args(messages, books, "toy", args.ticker)]
+        result = CliRunner().invoke(app, ["--data", tmp, "--fsync", args.fsync, *ingest])
         ingest_s = time.perf_counter() - began
         assert result.exit_code == 0, result.output
         log = EmbeddedLog(data)
         events = log.reader(journal_topic("toy")).end_offset
-        runs = [
-            execute(log, "toy", config, run_id=f"toy{k}", pipelines=SHIPPED)
-            for k in range(args.repeat)
-        ]
-        seconds = [r.manifest.wall_seconds for r in runs]
-        run_s = min(seconds)
-        counts = {o.port: o.count for o in runs[0].manifest.outputs}
-        hashes = {r.manifest.outputs_hash for r in runs}
+        print(f"input: LOBSTER {args.ticker} x{args.tiles} = {rows:,} rows -> {events:,} journal "
+              f"events; ingest (--fsync {args.fsync}) {ingest_s:.3f} s = "
+              f"{rows / ingest_s:,.0f} rows/s")  # fmt: skip
+        ours: list[float] = []
+        peers: dict[str, list[dict[str, Any]]] = {name: [] for name in PEERS} if args.peers else {}
+        hashes = set()
+        for k in range(args.repeat):
+            run = execute(log, "toy", config, run_id=f"toy{k}", pipelines=SHIPPED)
+            hashes.add(run.manifest.outputs_hash)
+            ours.append(rows / run.manifest.wall_seconds)
+            line = f"round {k + 1}: ours {ours[-1]:,.0f} rows/s"
+            for name in peers:
+                peers[name].append(_peer(args.peers, name, args.ticker, args.tiles))
+                line += f", {name} {peers[name][-1]['lobster_rows_per_s']:,.0f}"
+            print(line, flush=True)
         assert len(hashes) == 1, "the runs of one journal must give identical outputs"
-        print(
-            f"input: LOBSTER AAPL sample x{args.tiles} = {rows:,} rows -> {events:,} journal events"
-        )
-        print(f"ingest (--fsync {args.fsync}): {ingest_s:.3f} s = {rows / ingest_s:,.0f} rows/s")
-        print(
-            f"pipeline (book[{args.levels}] -> mid -> toy -> execution), best of {len(runs)}: "
-            f"{run_s:.3f} s = {rows / run_s:,.0f} rows/s, {events / run_s:,.0f} journal events/s "
-            f"(all runs: {', '.join(f'{s:.3f}' for s in seconds)} s)"
-        )
-        total = ingest_s + run_s
-        print(f"ingest + pipeline: {total:.3f} s = {rows / total:,.0f} rows/s")
-        print(
-            f"orders sent {counts.get('orders', 0):,}, fills {_fills(log, 'toy0'):,} "
-            f"({counts.get('executions', 0):,} venue reports); "
-            f"peak RSS {_peak_rss_mb():,.0f} MB"
-        )
+        counts = {o.port: o.count for o in run.manifest.outputs}
+        summary: dict[str, Any] = {
+            "ticker": args.ticker,
+            "tiles": args.tiles,
+            "rows": rows,
+            "journal_events": events,
+            "ingest_rows_per_s": round(rows / ingest_s),
+            "rows_per_s": round(statistics.median(ours)),
+            "rounds_rows_per_s": [round(x) for x in ours],
+            "orders": counts.get("orders", 0),
+            "fills": _fills(log, "toy0"),
+            "venue_reports": counts.get("executions", 0),
+            "outputs_hash": hashes.pop(),
+            "peak_rss_mb": round(_peak_rss_mb()),
+        }
+        for name, runs in peers.items():
+            rates = [r["lobster_rows_per_s"] for r in runs]
+            summary[name] = {
+                "version": runs[0]["version"],
+                "rows_per_s": round(statistics.median(rates)),
+                "rounds_rows_per_s": [round(x) for x in rates],
+                "orders": runs[0]["orders"],
+                "fills": runs[0]["fills"],
+                "peak_rss_mb": runs[0]["peak_rss_mb"],
+            }
+            ratios = [o / p for o, p in zip(ours, rates, strict=True)]
+            summary[f"ratio_to_{name}"] = round(statistics.median(ratios), 3)
+        print(json.dumps(summary))
 
 
-def _ingest_args(messages: Path, books: Path, session: str) -> list[str]:
-    """``tape ingest lobster`` of the tiled pair as session ``session``."""
+def _rows(messages: Path) -> int:
+    return _read(messages).rstrip(b"\n").count(b"\n") + 1
+
+
+def _ingest_args(messages: Path, books: Path, session: str, symbol: str) -> list[str]:
+    """``tape ingest lobster`` of the pair as session ``session``."""
     return [
         "ingest", "lobster", str(messages), str(books),
-        "--symbol", "AAPL", "--date", "2012-06-21", "--session", session, "--quiet",
+        "--symbol", symbol, "--date", "2012-06-21", "--session", session, "--quiet",
     ]  # fmt: skip
 
 
@@ -154,10 +205,7 @@ def _warm_up(data: Path, config: RunConfig) -> None:
     warm = data / "warm"
     warm.mkdir()
     messages, books, _ = tile(warm, 2)
-    CliRunner().invoke(
-        app,
-        ["--data", str(warm), *_ingest_args(messages, books, "w")],
-    )
+    CliRunner().invoke(app, ["--data", str(warm), *_ingest_args(messages, books, "w", "AAPL")])
     execute(EmbeddedLog(warm), "w", config, run_id="w", pipelines=SHIPPED)
 
 

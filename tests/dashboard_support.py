@@ -191,6 +191,7 @@ class LiveFeed:
 
     def _write(self, items: list[Any], stamp: Any) -> None:
         writer = self._writer()
+        writer.take_inbox()  # commands sent while this feed held the journal, as a real feed does
         for item in items:
             ts_event, ts_recv = stamp(_ts(item), VENUE_DELAY_NS[self.written % len(VENUE_DELAY_NS)])
             if isinstance(item, np.void):

@@ -90,3 +90,43 @@ def run_outputs(
         "labels": fixed_topic(out, "run.t.labels", LABEL.dtype),
         "predictions": fixed_topic(out, "run.t.predictions", PREDICTION.dtype),
     }
+
+
+def copy_journal(
+    data: Path,
+    into: str,
+    insert: dict[int, list[Any]] | None = None,
+    close: bool = True,
+    session: str = SESSION,
+) -> None:
+    """Journal ``session``'s events again as session ``into``, with ``insert[k]`` journaled
+    just before the event at offset ``k`` (what a live session where an operator acted at
+    that moment holds); without ``close``, the final ``session.closed`` is left out (a session
+    still open)."""
+    import msgspec
+
+    from engine.events import decode
+    from engine.events.control import SessionClosed, SessionOpened
+    from engine.events.market import MARKET_RECORD
+    from engine.log import FixedBatch
+    from engine.log.journal import JournalWriter
+
+    log = EmbeddedLog(data)
+    writer = JournalWriter(log, into)
+    pending = dict(insert or {})
+    for batch in log.reader(journal_topic(session)).batches():
+        for k in range(batch.base_offset, batch.next_offset):
+            for event in pending.pop(k, []):
+                writer.event(event)
+            if isinstance(batch, FixedBatch):
+                writer.market(
+                    batch.view(MARKET_RECORD)[k - batch.base_offset : k - batch.base_offset + 1]
+                )
+                continue
+            event = decode(batch.values()[k - batch.base_offset])
+            if isinstance(event, SessionOpened):
+                event = msgspec.structs.replace(event, session=into)
+            if isinstance(event, SessionClosed) and not close:
+                continue
+            writer.event(event)
+    writer.close()

@@ -2,8 +2,11 @@
 
 ``replays/golden.json`` records, for each sample session, the hash chain of its journal (so an
 importer change that alters a single byte shows) and the manifest hashes of a ``default``
-pipeline run over it. The test suite recomputes both; ``scripts/golden.py --update`` rewrites
-the file, which is a deliberate act explained in its commit.
+pipeline run over it. One session runs with a committed model bundle from ``models/``
+(:data:`GOLDEN_BUNDLES`; ``models/README.md`` gives the command that trained it), so the
+golden replays cover the CatBoost path and a run that places orders and gets fills. The test
+suite recomputes both; ``scripts/golden.py --update`` rewrites the file, which is a deliberate
+act explained in its commit.
 """
 
 from __future__ import annotations
@@ -14,11 +17,15 @@ from typing import Any
 from engine.app.pipelines import SHIPPED
 from engine.log import EmbeddedLog
 from engine.log.journal import journal_topic
+from engine.models import ModelStore
 from engine.runtime.hashing import topic_chain
 from engine.runtime.runs import execute
 from engine.runtime.topology import RunConfig
 
-GOLDEN_FILE = Path(__file__).resolve().parents[2] / "replays" / "golden.json"
+ROOT = Path(__file__).resolve().parents[2]
+GOLDEN_FILE = ROOT / "replays" / "golden.json"
+MODELS_DIR = ROOT / "models"
+"""The committed model store."""
 GOLDEN_SESSIONS = (
     "demo-aapl",
     "demo-btcusdt-spot",
@@ -27,6 +34,15 @@ GOLDEN_SESSIONS = (
     "demo-btcusdt-spot-day",
 )
 GOLDEN_PIPELINE = "default"
+GOLDEN_BUNDLES = {
+    "demo-btcusdt-spot-day": "37d44b5480d759d2553641ec6fb506d10bf6726b8d485dd59889f2e94c3ff470"
+}
+"""Sessions whose golden run uses a committed bundle of ``models/``, by session."""
+
+
+def golden_models() -> ModelStore:
+    """The store the golden runs read their bundles from: ``models/`` of the checkout."""
+    return ModelStore(MODELS_DIR)
 
 
 def measure(log: EmbeddedLog, sessions: tuple[str, ...] = GOLDEN_SESSIONS) -> dict[str, Any]:
@@ -34,12 +50,15 @@ def measure(log: EmbeddedLog, sessions: tuple[str, ...] = GOLDEN_SESSIONS) -> di
     out: dict[str, Any] = {}
     for session in sessions:
         count, chain = topic_chain(log.reader(journal_topic(session)))
-        manifest = execute(
-            log, session, RunConfig(pipeline=GOLDEN_PIPELINE), pipelines=SHIPPED
-        ).manifest
+        bundle = GOLDEN_BUNDLES.get(session, "")
+        config = RunConfig(
+            pipeline=GOLDEN_PIPELINE, stages={"models": {"bundle": bundle}} if bundle else {}
+        )
+        manifest = execute(log, session, config, pipelines=SHIPPED, models=golden_models()).manifest
         out[session] = {
             "journal": {"count": count, "chain": chain},
             "pipeline": GOLDEN_PIPELINE,
+            "bundle": bundle,
             "config_hash": manifest.config_hash,
             "outputs": {o.port: {"count": o.count, "chain": o.chain} for o in manifest.outputs},
             "outputs_hash": manifest.outputs_hash,

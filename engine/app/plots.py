@@ -20,6 +20,7 @@ from matplotlib.figure import Figure  # the object API: no pyplot state, no disp
 
 from engine.app.runview import RunData, downsample
 from engine.app.runview.card import feature_drift, periods
+from engine.app.runview.report import WindowText
 from engine.app.runview.series import Series
 
 FORMATS = (".png", ".svg", ".html")
@@ -111,8 +112,9 @@ def figure(run: RunData) -> Figure:
     return fig
 
 
-def write_plot(run: RunData, path: Path, report: list[tuple[str, str]] | None = None) -> Path:
-    """Write the run's plot to ``path`` (.png, .svg or .html)."""
+def write_plot(run: RunData, path: Path, report: list[WindowText] | None = None) -> Path:
+    """Write the run's plot to ``path`` (.png, .svg or .html); an HTML page also shows the
+    trading report's windows (``report``), the out-of-sample one first."""
     suffix = path.suffix.lower()
     if suffix not in FORMATS:
         raise PlotError(f"cannot plot to {path.name}: use a file ending in {', '.join(FORMATS)}")
@@ -122,13 +124,27 @@ def write_plot(run: RunData, path: Path, report: list[tuple[str, str]] | None = 
         return path
     svg = io.StringIO()
     fig.savefig(svg, format="svg")
-    rows = "".join(
-        f"<tr><td>{html.escape(k)}</td><td>{html.escape(v)}</td></tr>" for k, v in report or []
-    )
     title = html.escape(run.manifest.run_id)
+    tables = "".join(_window_html(part) for part in report or [])
     path.write_text(
         f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title></head>"
-        f"<body style='font-family:sans-serif'><h1>Run {title}</h1>"
-        f"<table border='1' cellpadding='4'>{rows}</table>{svg.getvalue()}</body></html>"
+        f"<body style='font-family:sans-serif'><h1>Run {title}</h1>{tables}{svg.getvalue()}"
+        "</body></html>"
     )
     return path
+
+
+def _window_html(part: WindowText) -> str:
+    def table(rows: list[tuple[str, ...]]) -> str:
+        cells = ("".join(f"<td>{html.escape(c)}</td>" for c in row) for row in rows)
+        return "<table border='1' cellpadding='4'>" + "".join(f"<tr>{c}</tr>" for c in cells)
+
+    baselines = (
+        ""
+        if part.baselines is None
+        else table([("", "net PnL", "beaten by the strategy?"), *part.baselines]) + "</table>"
+    )
+    return (
+        f"<h2>{html.escape(part.title)}</h2>{table(list(part.account))}</table>{baselines}"
+        f"<p>{html.escape(part.note)}</p>"
+    )

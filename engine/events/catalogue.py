@@ -14,12 +14,28 @@ from engine.events.control import CONTROL_STRUCTS
 from engine.events.decisions import DECISION_TYPES
 from engine.events.features import FEATURE_TYPES
 from engine.events.market import MARKET_RECORD, MARKET_TYPES, RECORD_SIZE
+from engine.events.models import MODELS_STRUCTS
 from engine.events.trading import TRADING_FIXED_TYPES, TRADING_STRUCTS
 from engine.events.types import Codec, EventType, FieldDoc
 from engine.events.upcasting import Upcaster, Upcasting
 
 MSGPACK_FIRST_BYTES = frozenset([*range(0x90, 0xA0), 0xDC])
 """First bytes a msgpack-array event can start with (fixarray or array16)."""
+
+
+ID_RANGES = {
+    (1, 59): "fixed-width types: market records and derived fixed-width outputs",
+    (60, 63): "fixed-width, reserved for tests and docs examples",
+    (64, 79): "msgpack: model lifecycle",
+    (80, 89): "msgpack: feeds and sessions",
+    (90, 99): "msgpack: broker responses",
+    (100, 109): "msgpack: sessions, clock, operator commands, quarantine, feed gaps",
+    (110, 119): "msgpack: risk, orders, executions",
+    (120, 123): "msgpack: free",
+    (124, 127): "msgpack, reserved for tests and docs examples",
+}
+"""How the one id space (1..127, a byte in every encoding) is shared out. One id space for both
+codecs: the first byte tells the codec, the id says the type."""
 
 
 class UnknownEventError(ValueError):
@@ -82,8 +98,10 @@ class Catalogue:
             raise ValueError("duplicate type id in the catalogue")
         if len(self._by_name) != len(types):
             raise ValueError("duplicate name@version in the catalogue")
-        if any(t.type_id >= 0x80 for t in types if t.codec is Codec.FIXED):
-            raise ValueError("fixed ids must stay below 128")
+        if any(not 0 < t.type_id < 0x80 for t in types):
+            # a fixed record's id is its first byte; a msgpack event's tag must be a one-byte
+            # fixint so that byte 1 of its bytes is the id (type_of_value reads it there)
+            raise ValueError("type ids must lie in 1..127 (see ID_RANGES)")
         structs = tuple(t.struct for t in types if t.struct is not None)
         self._decoder: msgspec.msgpack.Decoder[Any] = msgspec.msgpack.Decoder(
             Union[structs]  # noqa: UP007
@@ -199,7 +217,7 @@ def _unused_bytes(dtype: np.dtype[Any]) -> np.ndarray[Any, np.dtype[np.bool_]]:
 FIXED_TYPES: tuple[EventType, ...] = (
     MARKET_TYPES + BOOK_TYPES + FEATURE_TYPES + DECISION_TYPES + TRADING_FIXED_TYPES
 )
-MSGPACK_STRUCTS = CONTROL_STRUCTS + TRADING_STRUCTS + BROKER_STRUCTS
+MSGPACK_STRUCTS = CONTROL_STRUCTS + TRADING_STRUCTS + MODELS_STRUCTS + BROKER_STRUCTS
 CATALOGUE: tuple[EventType, ...] = FIXED_TYPES + tuple(
     struct_type(name, cls) for name, cls in MSGPACK_STRUCTS
 )

@@ -133,6 +133,39 @@ class SessionResumed(_Event, tag=96, frozen=True):
 OperatorCommand = HaltTrading | ResumeTrading | FlattenPosition
 """The commands an operator can journal (the dashboard's halt, resume and flatten buttons)."""
 
+
+class ModelPromoted(_Event, tag=64, frozen=True):
+    """A model bundle was promoted: from this journal event on, the ``models`` stage evaluates
+    it instead of the bundle (or walk-forward schedule) it had. Written by ``tape models
+    promote`` (an operator) or by a retraining gate that passed; a replay switches model at
+    exactly this event."""
+
+    bundle: Annotated[str, _doc("full sha256 of the promoted bundle (or walk-forward card)")]
+    previous: Annotated[str, _doc("the bundle the promoter believed current; empty if none")]
+    reason: Annotated[str, _doc("why: operator, or gate (a candidate_evaluated event precedes)")]
+    operator: Annotated[str, _doc("who or what promoted it")]
+
+
+class CandidateEvaluated(_Event, tag=65, frozen=True):
+    """A retraining gate compared a candidate bundle with the current one and the baseline on
+    the latest fold of labelled data, out of sample for both; journaled whatever it decided
+    (a ``model.promoted`` follows when the candidate was promoted)."""
+
+    candidate: Annotated[str, _doc("full sha256 of the candidate bundle")]
+    current: Annotated[str, _doc("the bundle in effect when it was evaluated; empty if none")]
+    session: Annotated[str, _doc("session whose labels formed the evaluation fold")]
+    fold_first: Annotated[int, _doc("journal offset of the fold's first feature vector")]
+    fold_last: Annotated[int, _doc("journal offset of the fold's last feature vector")]
+    rows: Annotated[int, _doc("labelled vectors in the fold")]
+    candidate_log_loss: Annotated[float, _doc("the candidate meta-learner's log loss on the fold")]
+    current_log_loss: Annotated[float, _doc("the current bundle's log loss on it (NaN: none)")]
+    baseline_log_loss: Annotated[
+        float, _doc("log loss of the candidate's training class frequencies on it")
+    ]
+    promoted: Annotated[bool, _doc("whether the candidate beat both and was promoted")]
+    detail: Annotated[str, _doc("the decision in words")]
+
+
 CONTROL_STRUCTS: tuple[tuple[str, type[_Event]], ...] = (
     ("session.opened", SessionOpened),
     ("session.closed", SessionClosed),
@@ -143,6 +176,8 @@ CONTROL_STRUCTS: tuple[tuple[str, type[_Event]], ...] = (
     ("quarantine.record_quarantined", RecordQuarantined),
     ("feed.gap_detected", FeedGapDetected),
     ("feed.trading_status_changed", TradingStatusChanged),
+    ("model.promoted", ModelPromoted),
+    ("model.candidate_evaluated", CandidateEvaluated),
     ("feed.subscribed", FeedSubscribed),
     ("feed.disconnected", FeedDisconnected),
     ("session.resumed", SessionResumed),

@@ -34,6 +34,9 @@ P_ONLINE_COLD = 0x02
 """The online model has learnt from no label yet: ``online`` is NaN."""
 P_NO_MODEL = 0x04
 """Neither source gave a probability: ``probs`` is NaN and ``direction`` 0."""
+P_IN_SAMPLE = 0x08
+"""The bundle in effect was fitted on data up to this vector's time (its training cut plus the
+embargo is at or after it): the prediction is in sample, not evidence of skill."""
 
 # flags of consensus.decision
 D_WARMING_UP = 0x01
@@ -88,7 +91,13 @@ LABEL = _fixed(
 
 _PREDICTION_FIELDS: tuple[FieldSpec, ...] = (
     ("type_id", "<u2", 0, "catalogue type id"),
-    ("flags", "<u2", 2, "bit set: 0x01 no CatBoost bundle, 0x02 online model cold, 0x04 no model"),
+    (
+        "flags",
+        "<u2",
+        2,
+        "bit set: 0x01 no CatBoost bundle, 0x02 online model cold, 0x04 no model, 0x08 in sample "
+        "(the bundle in effect was trained on data up to this time)",
+    ),
     ("direction", "i1", 4, "argmax of probs as -1/0/+1 (0 when no model)"),
     ("ts_event", "<i8", 8, "the feature vector's ts_event, ns (UTC)"),
     ("cause", "<u8", 16, "the feature vector's cause (journal offset)"),

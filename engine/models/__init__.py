@@ -1,8 +1,18 @@
-"""Model artifacts: the content-addressed store, bundles and their model cards."""
+"""Model artifacts: the content-addressed store, bundles, walk-forward cards and model cards."""
 
-from engine.models.bundle import ModelSource, configured_bundles, load_card, run_models
+from engine.models.bundle import (
+    Card,
+    ModelSource,
+    artifacts,
+    configured_bundles,
+    decode_any,
+    load_any,
+    load_card,
+    run_models,
+)
 from engine.models.card import (
     CLASS_NAMES,
+    META,
     ROLES,
     CardError,
     ClassScores,
@@ -10,17 +20,22 @@ from engine.models.card import (
     Metrics,
     ModelCard,
     Rows,
+    SessionSource,
     TrainingData,
     decode_card,
     encode_card,
 )
 from engine.models.store import ModelStore, ModelStoreError, digest
+from engine.models.walkforward import Fold, WalkForwardCard, decode_schedule, encode_schedule
 
 __all__ = [
     "CLASS_NAMES",
+    "META",
     "ROLES",
+    "Card",
     "CardError",
     "ClassScores",
+    "Fold",
     "Member",
     "Metrics",
     "ModelCard",
@@ -28,11 +43,18 @@ __all__ = [
     "ModelStore",
     "ModelStoreError",
     "Rows",
+    "SessionSource",
     "TrainingData",
+    "WalkForwardCard",
+    "artifacts",
     "configured_bundles",
+    "decode_any",
     "decode_card",
+    "decode_schedule",
     "digest",
     "encode_card",
+    "encode_schedule",
+    "load_any",
     "load_card",
     "run_models",
 ]

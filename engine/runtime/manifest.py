@@ -7,7 +7,9 @@ ever sees them.
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import importlib
 import platform
 import re
 import subprocess
@@ -19,7 +21,23 @@ import msgspec
 from engine.log.files import atomic_write
 
 RUN_ID = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
-PACKAGES = ("tapedeck", "numpy", "msgspec", "numba", "exchange_calendars", "pandas", "tzdata")
+PACKAGES = (
+    "tapedeck",
+    "numpy",
+    "numba",
+    "llvmlite",
+    "msgspec",
+    "catboost",
+    "river",
+    "polars",
+    "scipy",
+    "pandas",
+    "exchange_calendars",
+    "tzdata",
+)
+"""Every installed library whose code can shape a run's outputs (or its models' training)."""
+FEATURE_LISTS = ("cpu_features", "numpy_simd")
+"""Platform entries that are comma-separated lists; differences are shown item by item."""
 
 
 class RunError(Exception):
@@ -27,7 +45,7 @@ class RunError(Exception):
 
 
 class CodeVersion(msgspec.Struct, frozen=True):
-    """The code a run executed."""
+    """The code a run executed and where: its *fingerprint*."""
 
     commit: str
     """git commit of the checkout, or ``unknown`` outside one."""
@@ -35,9 +53,14 @@ class CodeVersion(msgspec.Struct, frozen=True):
     """Whether the checkout had uncommitted changes."""
     python: str
     packages: dict[str, str]
+    platform: dict[str, str] = {}
+    """machine, system, libc (glibc also carries libm), the CPU numba compiles for and its
+    features, numpy's SIMD targets (see :func:`platform_fingerprint`); empty in manifests
+    written before it was recorded."""
 
     def differences(self, other: CodeVersion) -> list[str]:
-        """Human-readable ways ``other`` differs from this version."""
+        """Human-readable ways ``other`` differs from this version, code first, then
+        libraries, then the platform."""
         out = []
         if (self.commit, self.dirty) != (other.commit, other.dirty):
             out.append(
@@ -50,7 +73,62 @@ class CodeVersion(msgspec.Struct, frozen=True):
             a, b = self.packages.get(name, "-"), other.packages.get(name, "-")
             if a != b:
                 out.append(f"{name} {a} vs {b}")
+        if self.platform:
+            out += _platform_differences(self.platform, other.platform)
         return out
+
+    def differing(self, other: CodeVersion) -> set[str]:
+        """Names of the libraries and platform entries that differ (``commit`` for the code)."""
+        names = {n for n in set(self.packages) | set(other.packages)
+                 if self.packages.get(n) != other.packages.get(n)}  # fmt: skip
+        if self.platform:
+            names |= {k for k in set(self.platform) | set(other.platform)
+                      if self.platform.get(k) != other.platform.get(k)}  # fmt: skip
+        if (self.commit, self.dirty) != (other.commit, other.dirty):
+            names.add("commit")
+        return names
+
+
+def _platform_differences(a: dict[str, str], b: dict[str, str]) -> list[str]:
+    out = []
+    for key in sorted(set(a) | set(b)):
+        x, y = a.get(key, "-"), b.get(key, "-")
+        if x == y:
+            continue
+        if key in FEATURE_LISTS:
+            xs, ys = set(x.split(",")), set(y.split(","))
+            gone, new = sorted(xs - ys), sorted(ys - xs)
+            out.append(f"{key}: " + " ".join([*(f"-{f}" for f in gone), *(f"+{f}" for f in new)]))
+        else:
+            out.append(f"{key} {x} vs {y}")
+    return out
+
+
+def platform_fingerprint() -> dict[str, str]:
+    """Where a run executes, as far as it can change floating-point results: the machine,
+    the OS, the C library (on glibc, libm comes with it), the CPU numba (LLVM) compiles for
+    and the features it enables, and the SIMD targets numpy dispatches to."""
+    libc, version = platform.libc_ver()
+    out = {
+        "machine": platform.machine(),
+        "system": platform.system(),
+        "libc": f"{libc} {version}".strip() or "unknown",
+    }
+    try:
+        import llvmlite.binding as llvm
+
+        out["cpu"] = llvm.get_host_cpu_name()
+        features = llvm.get_host_cpu_features().flatten().split(",")
+        out["cpu_features"] = ",".join(sorted(f[1:] for f in features if f.startswith("+")))
+    except (ImportError, RuntimeError):
+        out["cpu"] = "unknown"
+    try:
+        umath = importlib.import_module("numpy._core._multiarray_umath")
+        enabled = [t for t in umath.__cpu_dispatch__ if umath.__cpu_features__.get(t)]
+        out["numpy_simd"] = ",".join([*umath.__cpu_baseline__, *enabled])
+    except (ImportError, AttributeError):
+        out["numpy_simd"] = "unknown"
+    return out
 
 
 class OutputSummary(msgspec.Struct, frozen=True):
@@ -121,7 +199,22 @@ def code_version() -> CodeVersion:
             packages[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             packages[name] = "not installed"
-    return CodeVersion(commit, dirty, platform.python_version(), packages)
+    return CodeVersion(commit, dirty, platform.python_version(), packages, _platform())
+
+
+@functools.cache
+def _platform() -> dict[str, str]:
+    return platform_fingerprint()
+
+
+def changed_since(commit: str, paths: list[str]) -> list[str]:
+    """Files under ``paths`` (relative to the checkout) that differ between ``commit`` and the
+    working tree, uncommitted changes included; empty when git cannot tell."""
+    root = Path(__file__).resolve().parents[2]
+    try:
+        return _git(root, "diff", "--name-only", commit, "--", *paths).splitlines()
+    except (OSError, subprocess.CalledProcessError):
+        return []
 
 
 def _git(root: Path, *args: str) -> str:

@@ -21,6 +21,7 @@ import numpy as np
 from engine.log import EmbeddedLog, FixedBatch
 from engine.log.reader import PartitionReader
 from engine.models import ModelSource
+from engine.runtime.causes import likely_causes
 from engine.runtime.driver import Topology
 from engine.runtime.manifest import (
     OutputSummary,
@@ -65,13 +66,18 @@ class Verification:
     manifest: RunManifest
     replayed: list[OutputSummary]
     code_differences: list[str]
+    """How this replay's fingerprint (code, libraries, platform) differs from the run's."""
     divergence: Divergence | None = None
     differing_ports: list[str] = field(default_factory=list)
+    missing_ports: list[str] = field(default_factory=list)
+    """Ports in the run's manifest that the pipeline, as it is now, does not write."""
+    likely_causes: list[str] = field(default_factory=list)
+    """What may explain the first divergence, most likely first (:mod:`engine.runtime.causes`)."""
 
     @property
     def identical(self) -> bool:
-        """Whether every output matched the manifest in count and hash chain."""
-        return not self.differing_ports
+        """Whether every recorded output was recomputed and matched in count and hash chain."""
+        return not self.differing_ports and not self.missing_ports
 
     @property
     def events(self) -> int:
@@ -153,9 +159,10 @@ def verify(
             on_progress,
             models,
         )
-        result = Verification(
-            manifest, runner.summaries(), manifest.code.differences(code_version())
-        )
+        now = code_version()
+        result = Verification(manifest, runner.summaries(), manifest.code.differences(now))
+        written = {o.port for o in result.replayed}
+        result.missing_ports = [o.port for o in manifest.outputs if o.port not in written]
         recorded = {o.port: o for o in manifest.outputs}
         result.differing_ports = [
             o.port
@@ -167,6 +174,9 @@ def verify(
             result.divergence = first_divergence(
                 log, scratch, manifest, result.differing_ports, pipelines
             )
+            port = result.divergence.port if result.divergence else result.differing_ports[0]
+            stage, _ = pipelines.get(manifest.pipeline).producer_of(port)
+            result.likely_causes = likely_causes(stage, manifest.code, now)
         return result
     finally:
         if not keep_scratch:

@@ -32,7 +32,15 @@ from engine.runtime.manifest import (
 )
 from engine.runtime.processor import Output, Port
 from engine.runtime.runner import Progress, Runner, latest_snapshot
-from engine.runtime.topology import Catalog, Pipeline, RunConfig, config_hash, resolve
+from engine.runtime.topology import (
+    Catalog,
+    Pipeline,
+    ReportContext,
+    RunConfig,
+    config_hash,
+    resolve,
+    stage_seed,
+)
 
 OPEN_WAIT_SECONDS = 60.0
 """How long a live (``follow``) run waits for its feed to open the session."""
@@ -83,6 +91,7 @@ class StartedRun:
     """The ``running`` manifest already written."""
     pipeline: Pipeline
     resolved: dict[str, Any]
+    instrument: InstrumentSpec
     snapshot_offset: int | None
     """Journal offset of the snapshot it resumed from (None: it started fresh)."""
     began: float = 0.0
@@ -130,7 +139,14 @@ def start_run(
     write_manifest(log.root, manifest)
     offset = snapshot.journal_offset if snapshot is not None else None
     return StartedRun(
-        runner, manifest, chosen, resolved, offset, time.perf_counter(), runner.offset
+        runner,
+        manifest,
+        chosen,
+        resolved,
+        opened.instrument,
+        offset,
+        time.perf_counter(),
+        runner.offset,
     )
 
 
@@ -149,7 +165,14 @@ def seal_run(log: EmbeddedLog, run: StartedRun, status: str = "complete") -> Run
         outputs_hash=outputs_hash(outputs),
         wall_seconds=round(seconds, 6),
         events_per_second=round((stop - run.first) / seconds, 1) if seconds > 0 else 0.0,
-        report=stage_reports(log, run.manifest.run_id, run.pipeline, run.resolved),
+        report=stage_reports(
+            log,
+            run.manifest.run_id,
+            run.pipeline,
+            run.resolved,
+            run.instrument,
+            (run.manifest.journal_start, stop),
+        ),
     )
     write_manifest(log.root, done)
     return done
@@ -244,21 +267,32 @@ def read_port(log: EmbeddedLog, run_id: str, port: Port) -> Output:
     return events
 
 
-def _read_named(log: EmbeddedLog, run_id: str, ports: dict[str, Port], name: str) -> Output:
-    return read_port(log, run_id, ports[name])
+def _read_named(log: EmbeddedLog, run_id: str, ports: dict[str, Port], name: str) -> Output | None:
+    return read_port(log, run_id, ports[name]) if name in ports else None
 
 
 def stage_reports(
-    log: EmbeddedLog, run_id: str, chosen: Pipeline, resolved: dict[str, Any]
+    log: EmbeddedLog,
+    run_id: str,
+    chosen: Pipeline,
+    resolved: dict[str, Any],
+    instrument: InstrumentSpec,
+    journal: tuple[int, int],
 ) -> dict[str, dict[str, object]]:
     """Each reporting stage's end-of-run summary (:attr:`Stage.report`), by stage id."""
     reports: dict[str, dict[str, object]] = {}
+    ports = {p.name: p for _, p in chosen.written()}
     for stage in chosen.stages:
         if stage.report is None:
             continue
-        ports = {p.name: p for p in stage.outputs}
-        config: dict[str, Any] = resolved["stages"][stage.id]
-        reports[stage.id] = stage.report(config, partial(_read_named, log, run_id, ports))
+        context = ReportContext(
+            config=resolved["stages"][stage.id],
+            read=partial(_read_named, log, run_id, ports),
+            instrument=instrument,
+            seed=stage_seed(int(resolved["seed"]), stage.id),
+            journal=journal,
+        )
+        reports[stage.id] = stage.report(context)
     return reports
 
 

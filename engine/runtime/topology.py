@@ -29,6 +29,21 @@ class ConfigError(ValueError):
 
 
 @dataclass(frozen=True)
+class ReportContext:
+    """What a stage's end-of-run report is computed from: a pure function of these."""
+
+    config: dict[str, Any]
+    """The stage's resolved settings."""
+    read: Callable[[str], Output | None]
+    """Every event of a written port of the run, by port name (None: the pipeline has none)."""
+    instrument: InstrumentSpec
+    seed: int
+    """The stage's seed (:func:`stage_seed`), for anything the report draws at random."""
+    journal: tuple[int, int]
+    """The run's journal range ``[start, stop)``."""
+
+
+@dataclass(frozen=True)
 class Stage:
     """One processor in a pipeline: its id, what it reads and writes, how it is built."""
 
@@ -40,10 +55,10 @@ class Stage:
     defaults: Callable[[InstrumentSpec], dict[str, Any]] = lambda _: {}
     """The stage's config for an instrument before the run config overrides it."""
     doc: str = ""
-    report: Callable[[dict[str, Any], Callable[[str], Output]], dict[str, Any]] | None = None
-    """Summarises a complete run from the stage's config and its outputs (read by port name);
-    the result goes into the manifest's ``report``. A pure function of the log, so anyone can
-    recompute it."""
+    report: Callable[[ReportContext], dict[str, Any]] | None = None
+    """Summarises a complete run from the stage's config and the run's outputs (read by port
+    name); the result goes into the manifest's ``report``. A pure function of the log, so
+    anyone can recompute it."""
 
 
 @dataclass(frozen=True)

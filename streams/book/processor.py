@@ -39,8 +39,10 @@ from engine.runtime.processor import load_state
 from streams.book import kernel as k
 
 PROCESSOR_ID = "book"
-_TOP_WORDS = BOOK_TOP_DTYPE.itemsize // 8
-_TOP_WORD0 = BOOK_TOP.type_id | TOP_LEVELS << 24
+# the kernel writes book.top records word by word: its layout must be this one
+assert BOOK_TOP_DTYPE.itemsize == 8 * k.TOP_WORDS
+assert TOP_LEVELS == k.TOP_LEVELS
+assert BOOK_TOP.type_id == 9
 STATE_VERSION = 1
 
 
@@ -115,9 +117,8 @@ class BookProcessor:
         """Apply a batch of market records (journal offsets from ``base_offset``); new tops."""
         r = records.view(MARKET_RECORD) if records.dtype != MARKET_RECORD else records
         flags = r["flags"]
-        out = np.zeros(
-            (int(np.count_nonzero(flags & F_LAST)), k.OUT_HEAD + 4 * self.config.levels), np.int64
-        )
+        # every word of an emitted row is written by the kernel: no need to zero them
+        out = np.empty((int(np.count_nonzero(flags & F_LAST)), k.TOP_WORDS), np.int64)
         cols = (
             r["type_id"],
             r["side"],
@@ -161,29 +162,10 @@ class BookProcessor:
                 break
         return self._tops(out[:n_out])
 
-    def _tops(self, out: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
-        """The kernel's rows as ``book.top`` records, built as 8-byte words (45 a record):
-        whole-column copies instead of field-by-field strided writes (a third of the stage's
-        time on LOBSTER otherwise), the same bytes as :func:`new_tops` filled by field."""
-        n = self.config.levels
-        full = n == TOP_LEVELS  # every word is written below: no need to zero them first
-        words = (np.empty if full else np.zeros)((len(out), _TOP_WORDS), np.int64)
-        # word 0: type_id (u16), status (u8), levels (u8), 4 bytes of padding (zero)
-        words[:, 0] = _TOP_WORD0 | (out[:, 4] << 16)
-        words[:, 1], words[:, 2], words[:, 3], words[:, 4] = (
-            out[:, 1],
-            out[:, 2],
-            out[:, 0],
-            out[:, 3],
-        )
-        if full:
-            words[:, 5:] = out[:, k.OUT_HEAD : k.OUT_HEAD + 4 * n]
-        else:
-            for j in range(4):
-                words[:, 5 + j * TOP_LEVELS : 5 + j * TOP_LEVELS + n] = out[
-                    :, k.OUT_HEAD + j * n : k.OUT_HEAD + (j + 1) * n
-                ]
-        return words.view(BOOK_TOP_DTYPE).reshape(len(out))
+    @staticmethod
+    def _tops(words: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+        """The kernel's rows, already laid out as ``book.top`` records, seen as such."""
+        return words.view(BOOK_TOP_DTYPE).reshape(len(words))
 
     def _grow_levels(self) -> None:
         keys = np.zeros((2, 2 * self.keys.shape[1]), dtype=np.int64)
@@ -192,9 +174,9 @@ class BookProcessor:
         self.keys, self.sizes = keys, sizes
 
     def _grow_orders(self) -> None:
-        entries = self.orders()
+        old = (self.okeys, self.oside, self.oprice, self.osize)
         self._new_orders(2 * len(self.okeys))
-        self._load_orders(entries)
+        k.rehash(*old, self.okeys, self.oside, self.oprice, self.osize)
 
     def _load_orders(self, entries: list[tuple[int, int, int, int]]) -> None:
         self.meta[k.M_ORDERS] = 0

@@ -1,9 +1,10 @@
-"""A bundle's three CatBoost models ready to evaluate: context, micro, then the meta-learner.
+"""A bundle's CatBoost models ready to evaluate: its base models, then the meta-learner.
 
-The card (engine.models.card) names each model's input columns. ``context`` and ``micro`` read
-features by name; the meta-learner reads ``context.<class>`` / ``micro.<class>`` (the two
-models' probabilities) and possibly features. :func:`meta_inputs` builds its input matrix and
-is what training uses too, so the meta-learner is trained on exactly the numbers it will see.
+The card (engine.models.card) names each model's input columns. The base models (``context``
+and ``micro`` by default; any roles the card names) read features by name; the meta-learner
+reads ``<role>.<class>`` (the base models' probabilities) and possibly features.
+:func:`meta_inputs` builds its input matrix and is what training uses too, so the meta-learner
+is trained on exactly the numbers it will see.
 """
 
 from __future__ import annotations
@@ -13,12 +14,11 @@ from typing import Any
 
 import numpy as np
 
-from engine.models.card import CLASS_NAMES, ModelCard
+from engine.models.card import CLASS_NAMES, META, ModelCard
 from streams.features import FEATURE_SCHEMA_VERSION, INDEX
 from streams.models.trees import Trees, compile_model, model_inputs, probabilities
 
 Array = np.ndarray[Any, Any]
-BASES = ("context", "micro")
 
 
 class BundleError(ValueError):
@@ -44,7 +44,7 @@ def meta_inputs(columns: list[str], bases: dict[str, Array], values: Array) -> A
             continue
         role, _, name = column.partition(".")
         if role not in bases or name not in CLASS_NAMES:
-            allowed = ", ".join(f"{b}.<down|flat|up>" for b in BASES)
+            allowed = ", ".join(f"{b}.<down|flat|up>" for b in bases)
             raise BundleError(
                 f"the meta model reads {column!r}, which is neither a feature nor one of {allowed}"
             )
@@ -72,14 +72,17 @@ class Ensemble:
                     f"{len(member.columns)} columns"
                 )
             self.trees[role] = trees
-        self.columns = {r: feature_columns(card.models[r].columns, r) for r in BASES}
-        self.meta_columns = card.models["meta"].columns
-        meta_inputs(self.meta_columns, {b: np.zeros((0, 3)) for b in BASES}, np.zeros((0, 65)))
+        self.bases = card.bases()
+        self.columns = {r: feature_columns(card.models[r].columns, r) for r in self.bases}
+        self.meta_columns = card.models[META].columns
+        empty = {b: np.zeros((0, 3)) for b in self.bases}
+        meta_inputs(self.meta_columns, empty, np.zeros((0, len(INDEX))))
 
     def predict(self, values: Array) -> dict[str, Array]:
         """(rows, 3) probabilities of each role for the (rows, 65) feature ``values``."""
         out = {
-            r: probabilities(self.trees[r], model_inputs(values, self.columns[r])) for r in BASES
+            r: probabilities(self.trees[r], model_inputs(values, self.columns[r]))
+            for r in self.bases
         }
-        out["meta"] = probabilities(self.trees["meta"], meta_inputs(self.meta_columns, out, values))
+        out[META] = probabilities(self.trees[META], meta_inputs(self.meta_columns, out, values))
         return out

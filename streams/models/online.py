@@ -17,13 +17,20 @@ Inputs to river are dicts, so:
 * Classes are the ints 0, 1, 2 (down, flat, up): river builds a set of class labels when it
   computes the gradient, and ints hash the same in every process (strings would not).
 
-Determinism: river iterates dicts in insertion order, and floating-point sums depend on that
-order. The state is therefore serialised as ordered lists (every dict's keys in their order),
-with a version, and restored in the same order, so a restored model continues bit-identically.
+State: an explicit, versioned format of ours (:class:`OnlineState`), restored only through
+river's public surface: ``StandardScaler._from_state`` (river's documented way to resume a
+scaler from a checkpoint) and ``SoftmaxRegression.weights`` (a documented attribute); nothing
+else of river's is written. river iterates dicts in insertion order, and floating-point sums
+depend on that order, so every dict is kept as an ordered list of pairs and restored in that
+order: a restored model continues bit-identically. The optimizer's step count is not kept: the
+learning rate is a constant, so it changes nothing (version 1 kept it; version 2 does not).
+A frozen state sample in ``tests/data`` is reloaded by the tests, so a river upgrade that
+changed what these names mean fails there, not in a replay.
 """
 
 from __future__ import annotations
 
+import collections
 import math
 from typing import Any
 
@@ -31,7 +38,7 @@ import msgspec
 import numpy as np
 from river import linear_model, optim, preprocessing
 
-ONLINE_STATE_VERSION = 1
+ONLINE_STATE_VERSION = 2
 BIAS = "bias"
 
 
@@ -42,12 +49,11 @@ class OnlineState(msgspec.Struct, array_like=True):
     learned: int
     """Labels learnt so far."""
     counts: list[tuple[str, int]]
+    """The scaler's observations per feature."""
     means: list[tuple[str, float]]
     variances: list[tuple[str, float]]
     weights: list[tuple[int, list[tuple[str, float]]]]
     """Per class, in river's order: each feature's weight, in insertion order."""
-    steps: list[tuple[int, int]]
-    """Per class: the SGD optimizer's iteration count."""
 
 
 class OnlineModel:
@@ -61,7 +67,11 @@ class OnlineModel:
     def _reset(self) -> None:
         self.learned = 0
         self.scaler = preprocessing.StandardScaler()
-        self.model = linear_model.SoftmaxRegression(optimizer=optim.SGD(self.lr), l2=self.l2)
+        self.model = self._softmax()
+
+    def _softmax(self) -> linear_model.SoftmaxRegression:
+        # a constant learning rate: the optimizer's step count changes nothing (not kept)
+        return linear_model.SoftmaxRegression(optimizer=optim.SGD(self.lr), l2=self.l2)
 
     def _features(self, values: list[float]) -> dict[str, float]:
         return {n: v for n, v in zip(self.names, values, strict=True) if not math.isnan(v)}
@@ -88,38 +98,30 @@ class OnlineModel:
 
     def state(self) -> OnlineState:
         """The learnt state, in order (see the module docstring)."""
-        s, m = self.scaler, self.model
+        s = self.scaler
         return OnlineState(
             ONLINE_STATE_VERSION,
             self.learned,
             list(s.counts.items()),
             list(s.means.items()),
             list(s.vars.items()),
-            [(c, list(w.items())) for c, w in m.weights.items()],
-            [(c, o.n_iterations) for c, o in m.optimizers.items()],
+            [(c, list(w.items())) for c, w in self.model.weights.items()],
         )
 
     def load(self, state: OnlineState) -> None:
-        """Replace the learnt state with ``state`` (a fresh river model filled in order)."""
+        """Replace the learnt state with ``state``, through river's public surface only."""
         if state.version != ONLINE_STATE_VERSION:
             raise ValueError(
                 f"online model state version {state.version}; this build reads "
                 f"{ONLINE_STATE_VERSION}"
             )
-        self._reset()
         self.learned = state.learned
-        for key, count in state.counts:
-            self.scaler.counts[key] = count
-        for key, mean in state.means:
-            self.scaler.means[key] = mean
-        for key, variance in state.variances:
-            self.scaler.vars[key] = variance
+        self.scaler = preprocessing.StandardScaler._from_state(
+            counts=dict(state.counts), means=dict(state.means), vars=dict(state.variances)
+        )
+        self.model = self._softmax()
         for label, weights in state.weights:
-            row = self.model.weights[label]
-            for key, weight in weights:
-                row[key] = weight
-        for label, steps in state.steps:
-            self.model.optimizers[label].n_iterations = steps
+            self.model.weights[label] = collections.defaultdict(float, weights)
 
 
 def selected(values: np.ndarray[Any, Any], columns: list[int]) -> list[float]:

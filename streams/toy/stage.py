@@ -1,34 +1,26 @@
 """The ``toy`` processor: a minimal rule-based strategy, the comparable benchmark's workload.
 
 Inputs
-    Port ``book`` (``book.top`` records) of the same slice. Only the best level of each side
-    and the book status are read; control events are ignored.
+    Port ``book`` (``book.top`` records) and the journal's market records of the same slice.
+    Only the best level of each side, the book status and the trade prints are read; control
+    events are ignored.
 Outputs
     Port ``orders`` (``orders.order_submitted``): market orders of ``order_size`` with purpose
-    ``entry``, caused by the top that triggered them; ``reference_mid`` is that top's mid and
-    ``arrives_at`` its ``ts_event`` plus ``latency_ms``. Order ids count up from 1.
+    ``entry``, caused by the callback (a top or a trade print) that triggered them;
+    ``reference_mid`` is the mid of the quote held, in price units, and ``arrives_at`` the
+    callback's ``ts_event`` plus ``latency_ms``. Order ids count up from 1.
 State
-    The last L1 seen (bid, ask and their sizes), the EMA of mid and its time, the position of
-    the orders sent, the time of the last order, the next order id. :meth:`snapshot` writes
-    all of it exactly (msgpack, versioned).
+    The last level 1 seen, the quote held, the EMA of mid and its time, the position of the
+    orders sent, the time of the last order, the next order id. :meth:`snapshot` writes all of
+    it exactly (msgpack, versioned).
 Guarantees
     Deterministic and batch-independent: one compiled loop (:mod:`streams.toy.kernel`) visits
-    the tops in order and carries its state between calls, so any slicing and any
+    the callbacks in journal order and carries its state between calls, so any slicing and any
     snapshot/restore give the same bytes. Time comes only from ``ts_event``. Pure.
 
-The rules (docs/toy-benchmark.md), evaluated at each top whose L1 (best bid, best ask or
-either size) differs from the previous top's and whose book is synced, fresh, two-sided and
-uncrossed:
-
-* ``mid = (bid + ask) / 2``; the first such top starts the EMA at its mid; every later one
-  updates it with ``ema += (1 - exp(-dt / tau_s)) * (mid - ema)``, ``dt`` the event time since
-  the previous update, in seconds. Orders compare the mid with the EMA *after* this update.
-* ``imbalance = (bid_size - ask_size) / (bid_size + ask_size)``.
-* If at least ``spacing_s`` of event time passed since the last order: buy when
-  ``mid > ema * (1 + threshold_bp / 1e4)`` and ``imbalance > min_imbalance``; sell on the
-  mirror (``mid < ema * (1 - threshold_bp / 1e4)`` and ``imbalance < -min_imbalance``).
-* Not if the order would take the position of the orders sent beyond ``max_position``
-  (fills are not consulted: the venue's answers do not come back to this stage).
+The rules are the peers' reference (``ToyLogic`` in ``shared/peers/lobster_common.py``) called
+where NautilusTrader calls it: at every change of a usable level-1 quote and at every trade
+print; :mod:`streams.toy.kernel` states them and docs/toy-benchmark.md compares the peers.
 """
 
 from __future__ import annotations
@@ -42,13 +34,14 @@ import numpy as np
 
 from engine.events.book import BOOK_TOP_DTYPE
 from engine.events.control import InstrumentSpec
+from engine.events.market import BOOK_SNAPSHOT, MARKET_RECORD, ORDER_EXECUTED, TRADE
 from engine.events.trading import ORDERS_FAMILY, OrderSubmitted
 from engine.runtime.processor import Output, Port, Slice, StageContext, load_state
 from engine.runtime.topology import ConfigError, Stage, typed_config
 from streams.toy import kernel as k
 
 ORDERS_PORT = Port("orders", ORDERS_FAMILY)
-STATE_VERSION = 1
+STATE_VERSION = 2
 NS = 1_000_000_000
 
 
@@ -116,52 +109,48 @@ class ToyStage:
     """See the module docstring."""
 
     def __init__(self, context: StageContext) -> None:
-        self.config = toy_config("toy", context.config)
-        self.identity = msgspec.json.encode(dataclasses.asdict(self.config), order="sorted")
-        self.spacing = round(self.config.spacing_s * NS)
-        self.latency = round(self.config.latency_ms * 1_000_000)
-        self.floats = np.zeros(5, np.float64)
-        self.ints = np.zeros(4, np.int64)
-        self.ints[k.I_LAST_ORDER_TS] = k.NEVER
+        self.config = c = toy_config("toy", context.config)
+        self.identity = msgspec.json.encode(dataclasses.asdict(c), order="sorted")
+        self.latency = round(c.latency_ms * 1_000_000)
+        spec = context.instrument
+        self.params = np.array(
+            [c.tau_s * 1e9, c.threshold_bp * 1e-4, c.min_imbalance,
+             10.0**spec.price_scale, 10.0**spec.size_scale]
+        )  # fmt: skip
+        self.iparams = np.array([int(c.spacing_s * 1e9), c.order_size, c.max_position], np.int64)
+        self.floats = np.zeros(k.FLOATS, np.float64)
+        self.ints = np.zeros(k.INTS, np.int64)
+        self.ints[k.I_LAST_ORDER_TS], self.ints[k.I_EMA_TS] = k.NEVER, -1
         self.next_id = 1
 
     def process(self, piece: Slice) -> tuple[Output, ...]:
-        """The orders the slice's tops trigger."""
+        """The orders the slice's quotes and trade prints trigger."""
         tops = piece.inputs.get("book")
-        if not isinstance(tops, np.ndarray) or not len(tops):
+        tops = tops if isinstance(tops, np.ndarray) else _NO_TOPS
+        at, stamps = _trades(piece)
+        if not len(tops) and not len(at):
             return ([],)
-        index = np.zeros(len(tops), np.int64)
-        side = np.zeros(len(tops), np.int64)
-        c = self.config
+        out = np.zeros((len(tops) + len(at), 5), np.int64)
         n = k.decide(
             _words(tops),
+            _by_snapshot(piece, tops),
+            at,
+            stamps,
             self.floats,
             self.ints,
-            index,
-            side,
-            c.tau_s,
-            self.spacing,
-            c.threshold_bp / 10_000.0,
-            c.min_imbalance,
-            c.order_size,
-            c.max_position,
+            self.params,
+            self.iparams,
+            out,
         )
-        return (
-            [
-                self._order(tops[i], s)
-                for i, s in zip(index[:n].tolist(), side[:n].tolist(), strict=True)
-            ],
-        )
+        return ([self._order(*row) for row in out[:n].tolist()],)
 
-    def _order(self, top: Any, side: int) -> OrderSubmitted:
-        ts = int(top["ts_event"])
+    def _order(self, cause: int, ts: int, side: int, bid: int, ask: int) -> OrderSubmitted:
         order_id, self.next_id = self.next_id, self.next_id + 1
-        mid = (int(top["bid_price"][0]) + int(top["ask_price"][0])) / 2.0
         size = self.config.order_size
-        cause = int(top["offset"])
         return OrderSubmitted(
-            ts, cause, order_id, 0, side, "market", "entry", 0, size, False, mid, ts + self.latency
-        )
+            ts, cause, order_id, 0, side, "market", "entry", 0, size, False, (bid + ask) / 2.0,
+            ts + self.latency,
+        )  # fmt: skip
 
     def snapshot(self) -> bytes:
         """Every state variable, exactly (floats as msgpack float64)."""
@@ -179,14 +168,40 @@ class ToyStage:
         """The state in readable form."""
         f, i = self.floats.tolist(), self.ints.tolist()
         return {
-            "l1": {"bid": f[k.S_BID], "ask": f[k.S_ASK], "bid_size": f[k.S_BID_SIZE],
-                   "ask_size": f[k.S_ASK_SIZE]},
-            "ema": f[k.S_EMA] if i[k.I_STARTED] else None,
-            "ema_ts": i[k.I_EMA_TS],
+            "quote": {"bid": f[k.S_BID], "ask": f[k.S_ASK], "bid_size": f[k.S_BID_SIZE],
+                      "ask_size": f[k.S_ASK_SIZE]},
+            "ema": f[k.S_EMA] if i[k.I_EMA_TS] >= 0 else None,
+            "ema_ts": i[k.I_EMA_TS] if i[k.I_EMA_TS] >= 0 else None,
             "position_sent": i[k.I_POSITION],
             "last_order_ts": None if i[k.I_LAST_ORDER_TS] == k.NEVER else i[k.I_LAST_ORDER_TS],
             "next_order_id": self.next_id,
         }  # fmt: skip
+
+
+_NO_TOPS = np.zeros(0, BOOK_TOP_DTYPE)
+_NO_TRADES = np.zeros(0, np.int64)
+
+
+def _trades(piece: Slice) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+    """Offsets and times of the slice's trade prints: executions of resting orders, and
+    trades with an aggressor side (not an auction cross)."""
+    if piece.market is None:
+        return _NO_TRADES, _NO_TRADES
+    r = piece.market.view(MARKET_RECORD)
+    kind = r["type_id"]
+    prints = (kind == ORDER_EXECUTED.type_id) | ((kind == TRADE.type_id) & (r["side"] != 0))
+    at = np.flatnonzero(prints)
+    return at + piece.start, r["ts_event"][at]
+
+
+def _by_snapshot(piece: Slice, tops: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    """Whether each top was caused by a ``market.book_snapshot`` record."""
+    if piece.market is None or not len(tops):
+        return np.zeros(len(tops), np.bool_)
+    kind = piece.market.view(MARKET_RECORD)["type_id"]
+    at = tops["offset"].astype(np.int64) - piece.start
+    caused: np.ndarray[Any, Any] = kind[at] == BOOK_SNAPSHOT.type_id
+    return caused
 
 
 def _words(tops: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:

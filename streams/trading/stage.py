@@ -33,7 +33,6 @@ once per slice, so outputs would depend on slice boundaries. Here the pure modul
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -51,14 +50,14 @@ from engine.events.trading import (
     RISK_FAMILY,
 )
 from engine.runtime.processor import Output, Port, Slice, StageContext, load_state
-from engine.runtime.topology import ConfigError, Stage
+from engine.runtime.topology import ConfigError, ReportContext, Stage
 from streams.trading import risk
 from streams.trading.broker_venue import BrokerVenue
 from streams.trading.config import TradingConfig, trading_config, trading_defaults
 from streams.trading.desk import Desk, DeskState, clock_of
+from streams.trading.evaluation import Run, trading_report
 from streams.trading.execution import market_slice
 from streams.trading.portfolio import states_array
-from streams.trading.report import build_report
 
 RISK_PORT = Port("risk", RISK_FAMILY)
 ORDERS_PORT = Port("orders", ORDERS_FAMILY)
@@ -180,14 +179,14 @@ def _states(values: list[Any]) -> Output:
     return states_array(values) if values else PORTFOLIO_PORT.empty()
 
 
-def trading_report(config: dict[str, Any], read: Callable[[str], Output]) -> dict[str, Any]:
-    """The account report of a complete run (:func:`build_report`), as plain data."""
-    portfolio, executions, verdicts = read("portfolio"), read("executions"), read("risk")
-    assert isinstance(portfolio, np.ndarray)
-    assert isinstance(executions, list)
-    assert isinstance(verdicts, list)
-    interval = int(config.get("mark_interval_ms", 1000))
-    report = build_report(portfolio, executions, verdicts, mark_interval_ms=interval)
+def run_report(context: ReportContext) -> dict[str, Any]:
+    """The run's trading report over its out-of-sample and in-sample windows, beside the
+    baselines (:func:`~streams.trading.evaluation.trading_report`), as plain data."""
+    config = trading_config("trading", context.config)
+    run = Run(config, context.instrument, context.read, context.seed)
+    report = trading_report(
+        run, context.read("predictions"), context.read("switches"), context.journal
+    )
     out: dict[str, Any] = msgspec.to_builtins(report)
     return out
 
@@ -198,6 +197,6 @@ TRADING_STAGE = Stage(
     (RISK_PORT, ORDERS_PORT, EXECUTIONS_PORT, PORTFOLIO_PORT),
     inputs=("decisions", "book", "mid"),
     defaults=trading_defaults,
-    report=trading_report,
+    report=run_report,
     doc="risk, a simulated venue (latency, queue position, fees) and the portfolio, per event",
 )

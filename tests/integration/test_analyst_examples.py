@@ -111,7 +111,8 @@ def test_pnl_by_minute_adds_up_to_the_runs_net_pnl(
 ) -> None:
     log, run = demo
     frame = _example(store, 1)
-    report = run.report["trading"]
+    assert run.report["trading"]["in_sample"] is None  # no bundle: the whole run is one window
+    report = run.report["trading"]["out_of_sample"]["account"]
     cumulative = frame["cumulative_pnl"].to_list()
     assert cumulative[-1] == pytest.approx(report["net_pnl"], abs=1e-9)
     assert sum(frame["pnl"]) == pytest.approx(cumulative[-1], abs=1e-9)

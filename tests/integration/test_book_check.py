@@ -81,6 +81,7 @@ def _ingest_and_check(root: Path, data: Path) -> dict[str, dict[str, int]]:
 def test_samples_book_check_zero_mismatches(tmp_path: Path) -> None:
     results = _ingest_and_check(SAMPLES, tmp_path)
     assert results["aapl"]["compared"] == 999
+    assert results["aapl"]["resynced"] == 0  # the journal carries the depth LOBSTER reveals
     assert results["spot"]["compared"] > 200
     assert results["usdm"]["compared"] > 200
 

@@ -63,11 +63,21 @@ def test_run_summary_has_report_fills_and_the_in_sample_period(api: TestClient) 
     summary = api.get(f"/api/runs/{TRADED}").json()
     manifest = read_manifest(api.app.state.dashboard.log.root, TRADED)
     report = manifest.report["trading"]
-    assert summary["fills_total"] == report["fills"] > 0
+    fills = [report[w]["account"]["fills"] for w in ("out_of_sample", "in_sample") if report[w]]
+    assert summary["fills_total"] >= sum(fills) > 0
     risk = topic_frame(EmbeddedLog(api.app.state.dashboard.log.root), f"run.{TRADED}.risk")
     rejected = risk.filter(pl.col("type") == "risk.decision_rejected")["reason"].value_counts()
     assert summary["rejections"] == dict(zip(rejected["reason"], rejected["count"], strict=True))
-    assert dict(summary["report"])["fills"].startswith(str(report["fills"]))
+    shown = summary["report"]["windows"]
+    assert [w["in_sample"] for w in shown] == [False, True][: len(shown)]
+    assert shown[0]["title"].startswith("OUT OF SAMPLE")
+    assert dict(shown[0]["account"])["fills"].startswith(str(fills[0]))
+    assert [row[0] for row in shown[0]["baselines"]][1:] == [
+        "no trade",
+        shown[0]["baselines"][2][0],
+        shown[0]["baselines"][3][0],
+    ]
+    assert shown[0]["baselines"][2][0].startswith("buy and hold")
     card = summary["card"]
     assert card["same_session"] is True
     labels = [p["label"] for p in card["periods"]]

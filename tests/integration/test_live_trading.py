@@ -4,6 +4,7 @@ and identically in replay, paper fills by the simulated venue's rules, market ho
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 from typing import Any
 
@@ -13,12 +14,13 @@ import pytest
 from engine.app.exchange_sim import BackgroundSim
 from engine.app.feeds.binance import FeedConfig
 from engine.app.ingest import binance
-from engine.app.live.commands import Command, command_address, send_command
 from engine.app.live.hours import CalendarHours, ScaledClock
 from engine.app.live.session import LiveConfig, LiveResult, LiveSession
+from engine.events import decode
 from engine.events.control import FlattenPosition, HaltTrading, ResumeTrading, SessionClosed
 from engine.events.trading import DecisionRejected, OrderFilled, OrderSubmitted
-from engine.log import EmbeddedLog, FsyncMode, FsyncPolicy
+from engine.log import EmbeddedLog, FixedBatch, FsyncMode, FsyncPolicy
+from engine.log.journal import append_control, journal_topic
 from engine.runtime import RunConfig, verify
 from tests.live_support import USDM, journal
 from tests.trading_support import PIPELINES, read_outputs, run_trading
@@ -28,28 +30,45 @@ SPEC = binance.instrument("usdm", "BTCUSDT")
 
 def _config(urls: Any, session: str, **changes: Any) -> LiveConfig:
     feed = FeedConfig("BTCUSDT", "usdm", urls.ws, urls.rest, end_with_feed=True)
-    stages = {"decisions": {"every": 8}}  # a decision every 8th book change
+    # a decision every 8th book change; a position stays open until its stop or target (an
+    # opposite decision does not close it), so the commands below meet one
+    stages = {"decisions": {"every": 8}, "trading": {"on_opposite": "ignore"}}
     run = RunConfig(pipeline="test-trading", snapshot_every=100_000, stages=stages)
     settings: dict[str, Any] = {"run_id": session, "tick_ms": 100, **changes}
     return LiveConfig(session, feed, SPEC, PIPELINES, run, **settings)
 
 
 async def _operate(data: Path, session: LiveSession, name: str) -> tuple[LiveResult, list[int]]:
-    """Run the session; once it holds a position: halt, flatten, then resume."""
+    """Run the session; once it holds a position: halt, flatten, then resume, each from
+    another thread as ``tape halt`` would (through the session's inbox)."""
     task = asyncio.create_task(session.run())
-    address, offsets = command_address(data, name), []
     while (status := session.status()) is None or status.position == 0:
         assert not task.done(), "the session ended before it ever held a position"
         await asyncio.sleep(0.005)
-    for command in ("halt", "flatten", "resume"):
-        reply = await asyncio.to_thread(send_command, address, Command(command, "test", "pytest"))
-        assert reply is not None
-        assert not reply.error
-        offsets.append(reply.offset)
+    log = EmbeddedLog(data)
+    for command in (HaltTrading, FlattenPosition, ResumeTrading):
+        now = time.time_ns()
+        fields = ("test", "pytest") if command is not ResumeTrading else ("pytest",)
+        queued = await asyncio.to_thread(append_control, log, name, [command(now, now, *fields)])
+        assert queued is None  # the live session holds the journal: the inbox takes it
         events = session.status().events  # type: ignore[union-attr]
         while session.status().events < events + 400:  # type: ignore[union-attr]
             await asyncio.sleep(0.005)
-    return await task, offsets
+    result = await task
+    commands = HaltTrading | FlattenPosition | ResumeTrading
+    offsets = {type(e): i for i, e in _offsets(data, name) if isinstance(e, commands)}
+    return result, [offsets[HaltTrading], offsets[FlattenPosition], offsets[ResumeTrading]]
+
+
+def _offsets(data: Path, name: str) -> list[tuple[int, Any]]:
+    """(journal offset, event) of every low-rate event of the session's journal."""
+    reader = EmbeddedLog(data).reader(journal_topic(name))
+    return [
+        (batch.base_offset + k, decode(value))
+        for batch in reader.batches()
+        if not isinstance(batch, FixedBatch)
+        for k, value in enumerate(batch.values())
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -106,7 +125,10 @@ def test_paper_fills_are_the_simulated_venues(
     on the same journal, with the same latency (price, size, fee, liquidity, slippage)."""
     data, _, _ = operated
     live = read_outputs(data, "ops")
-    stages = {"decisions": {"every": 8}, "trading": {"latency_ms": 1.0}}  # as the live run
+    stages = {  # as the live run
+        "decisions": {"every": 8},
+        "trading": {"latency_ms": 1.0, "on_opposite": "ignore"},
+    }
     backtest = run_trading(data, "ops", tmp_path, stages)
     entry = next(o for o in live.orders if isinstance(o, OrderSubmitted))
     assert entry == next(o for o in backtest.orders if isinstance(o, OrderSubmitted))

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from engine.app.cli import app
 from engine.app.training.data import load_rows
 from engine.app.training.fit import Params, fit
-from engine.app.training.train import CONTEXT_GROUPS, MICRO_GROUPS, group_columns
+from engine.app.training.layers import LAYERS, group_columns
 from engine.log import EmbeddedLog
 from engine.log.journal import journal_topic
 from engine.models import ModelStore, load_card
@@ -38,7 +38,9 @@ from tests.models_helpers import (
 
 @pytest.fixture(scope="module")
 def trained(samples_master: Path, tmp_path_factory: pytest.TempPathFactory) -> Trained:
-    return train_on(copy_samples(samples_master, tmp_path_factory.mktemp("trained") / "data"))
+    """A stacked (``two``) bundle: the path with base models and a meta-learner."""
+    data = copy_samples(samples_master, tmp_path_factory.mktemp("trained") / "data")
+    return train_on(data, layers="two")
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +55,7 @@ def rows(trained: Trained) -> tuple[np.ndarray, np.ndarray]:
 # -- the evaluator -----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("groups", [CONTEXT_GROUPS, MICRO_GROUPS])
+@pytest.mark.parametrize("groups", list(LAYERS["two"].values()))
 def test_evaluator_equals_catboost_raw_values_exactly(
     rows: tuple[np.ndarray, np.ndarray], groups: tuple[str, ...]
 ) -> None:
@@ -163,6 +165,30 @@ def test_predictions_reproduce_the_cards_holdout_metrics(
         assert float(-np.mean(np.log(p_true))) == metrics.log_loss
     assert np.array_equal(predictions["probs"], predictions["meta"])
     assert (predictions["flags"] & 0x01 == 0).all()  # a bundle: never P_NO_BUNDLE
+
+
+def test_a_merged_bundle_is_one_model_whose_predictions_reproduce_its_card(
+    trained: Trained, tmp_path: Path
+) -> None:
+    """The default design: ``meta`` alone, over all 65 features; the stage's predictions for
+    the holdout give the card's log loss exactly, and the stacked roles' fields are NaN."""
+    merged = train_on(trained.data)
+    card = merged.result.card
+    assert list(card.models) == ["meta"]
+    assert len(card.models["meta"].columns) == 65
+    out = run_outputs(trained.data, tmp_path, config(merged.result.bundle), merged.store)
+    predictions, labels = out["predictions"], out["labels"]
+    defined = labels[(labels["flags"] & 1) == 0]
+    span = (card.data.holdout.first_origin, card.data.holdout.last_origin)
+    hold = defined[(defined["origin"] >= span[0]) & (defined["origin"] <= span[1])]
+    assert len(hold) == card.data.holdout.rows
+    rows = np.searchsorted(predictions["cause"], hold["origin"])
+    probs = predictions["meta"][rows]
+    truth = hold["label"].astype(np.int64) + 1
+    p_true = np.clip(probs[np.arange(len(truth)), truth], 1e-15, 1.0)
+    assert float(-np.mean(np.log(p_true))) == card.metrics["meta"].log_loss
+    assert np.isnan(predictions["context"]).all()
+    assert np.isnan(predictions["micro"]).all()
 
 
 def _chains(trained: Trained, scratch: Path, cuts: list[int], batch: int) -> list[Any]:

@@ -58,6 +58,7 @@ RUN_TABLES = {
     "orders": "orders",
     "executions": "executions",
     "portfolio": "portfolio_states",
+    "switches": "model_switches",
 }
 
 
@@ -117,6 +118,7 @@ def expected_counts(
                 name = type_of(event).name
                 counts["control_events"] += name in CONTROL
                 counts["gaps"] += name == "feed.gap_detected"
+                counts["model_events"] += name.startswith("model.")
                 if isinstance(event, SessionOpened):
                     counts["sessions"] += 1
                     instruments.add((event.instrument.venue, event.instrument.symbol))
@@ -125,6 +127,10 @@ def expected_counts(
     for run in runs:
         counts["runs"] += 1
         counts["run_outputs"] += len(run.outputs)
+        trading = run.report.get("trading") or {}
+        windows = [trading.get("out_of_sample"), trading.get("in_sample")]
+        counts["trading_reports"] += sum(w is not None for w in windows)
+        counts["trading_reports"] += len(trading.get("bundles", []))
         for port, table in RUN_TABLES.items():
             counts[table] += log.watermarks(f"run.{run.run_id}.{port}")[1]
     return +counts
@@ -247,6 +253,15 @@ def test_projecting_everything_equals_the_log_and_again_adds_nothing(
     assert (row["outputs_hash"], row["journal_stop"]) == (
         manifest.outputs_hash, manifest.journal_stop)  # fmt: skip
 
+    # The trading report: the out-of-sample window beside its baselines, as the manifest has it.
+    oos = manifest.report["trading"]["out_of_sample"]
+    row = _one(store, "SELECT * FROM trading_reports WHERE run_id = :r AND sample = :s",
+               r=run_id, s="out-of-sample")  # fmt: skip
+    assert (row["window"], row["net_pnl"], row["fills"]) == (
+        "out-of-sample", oos["account"]["net_pnl"], oos["account"]["fills"])  # fmt: skip
+    assert _same(row["buy_and_hold_pnl"], oos["baselines"]["buy_and_hold"])
+    assert bool(row["beats_no_trade"]) == oos["baselines"]["beats_no_trade"]
+
 
 def test_book_deltas_are_off_by_default_and_back_fill_when_switched_on(
     demo: tuple[Path, str], store: str
@@ -356,7 +371,7 @@ def test_migrating_a_revision_0001_store_with_rows_keeps_them(
             )
         with pytest.raises(migrate.StoreError, match="tape db upgrade"):
             Projector(EmbeddedLog(demo[0]), url)
-        assert migrate.upgrade(url) == migrate.head() == "0002"
+        assert migrate.upgrade(url) == migrate.head() == "0003"
         with engine.connect() as connection:
             rows = connection.execute(sa.text("SELECT price, trade_id FROM trades")).all()
             assert [tuple(r) for r in rows] == [(600, 77)]

@@ -8,6 +8,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +54,17 @@ def tape(data: Path, *args: str) -> tuple[int, str]:
 
 BUMP_FROM: int | None = None
 """When set, the ``bumped`` stage adds 0.5 to every mid caused at or after this offset."""
+
+
+@contextmanager
+def bumped_from(offset: int) -> Iterator[None]:
+    """Within the block, the ``bumped`` stage changes every mid caused from ``offset`` on."""
+    global BUMP_FROM
+    BUMP_FROM = offset
+    try:
+        yield
+    finally:
+        BUMP_FROM = None
 
 
 class _Bumped(MidStage):
@@ -114,7 +127,10 @@ def test_run_runs_and_verify_through_the_cli(samples: Path) -> None:
         p.name for _, p in PIPELINES.get("default").ports()
     ]
     assert manifest.outputs[0].count == manifest.outputs[1].count > 0
-    assert manifest.report["trading"]["starting_equity"] == 100_000.0
+    trading = manifest.report["trading"]
+    assert trading["in_sample"] is None  # no bundle: nothing was fitted on this session
+    assert trading["out_of_sample"]["account"]["starting_equity"] == 100_000.0
+    assert trading["out_of_sample"]["window"]["intervals"] == [[0, manifest.journal_stop]]
     assert "trading report of a1" in out
     assert len(manifest.config_hash) == 64
     assert manifest.code.python

@@ -47,8 +47,8 @@ def test_upgrade_creates_every_table(store_url: str) -> None:
     inspector = sa.inspect(engine)
     assert set(inspector.get_table_names()) == {*Base.metadata.tables, "alembic_version"}
     log_tables = [m.local_table.name for m in Base.registry.mappers if issubclass(m.class_, LogRow)]
-    # All but runs and run_outputs (from manifests) and consumer_offsets (the projector's).
-    assert len(log_tables) == len(Base.metadata.tables) - 3
+    # All but runs, run_outputs and trading_reports (from manifests) and consumer_offsets.
+    assert len(log_tables) == len(Base.metadata.tables) - 4
     for name in log_tables:
         columns = [c["name"] for c in inspector.get_columns(name)]
         assert tuple(columns[: len(LOG_COLUMNS)]) == LOG_COLUMNS, name

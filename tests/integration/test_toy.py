@@ -1,10 +1,14 @@
 """The ``toy`` benchmark pipeline on real data: the strategy against a plain Python reference of
-its rules, its spacing and position cap, market orders filled from the book in effect, the
-bench's tiling, and independence from slicing and restarts."""
+the peers' rules run on the LOBSTER files themselves (not on our book), its spacing and position
+cap, market orders filled from the book in effect, the bench's tiling, and independence from
+slicing and restarts."""
 
 from __future__ import annotations
 
+import gzip
 import math
+import re
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -17,6 +21,7 @@ from typer.testing import CliRunner
 
 from bench.toy_lobster import tile
 from engine.app.cli import app
+from engine.app.ingest.lobster import EMPTY_ASK, EMPTY_BID, midnight_ns
 from engine.app.pipelines import SHIPPED
 from engine.events import decode
 from engine.events.book import BOOK_TOP_DTYPE
@@ -42,10 +47,17 @@ CAP_BINDS = {"toy": {"spacing_s": 2.0, "max_position": 200}}
 
 
 @pytest.fixture(scope="module")
-def tiled(samples_master: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The sample tiled ``TILES`` times as the bench does, ingested as session ``tiled``."""
-    data = tmp_path_factory.mktemp("tiled")
+def tiled_csv(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The sample tiled ``TILES`` times as the bench does: (messages, orderbook)."""
     messages, books, _ = tile(tmp_path_factory.mktemp("csv"), TILES, MESSAGES, BOOKS)
+    return messages, books
+
+
+@pytest.fixture(scope="module")
+def tiled(tiled_csv: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiled sample ingested as session ``tiled``."""
+    data = tmp_path_factory.mktemp("tiled")
+    messages, books = tiled_csv
     ingest = ["ingest", "lobster", str(messages), str(books), "--symbol", "AAPL"]
     ingest += ["--date", "2012-06-21", "--session", "tiled", "--quiet"]
     result = CliRunner().invoke(app, ["--data", str(data), "--fsync", "never", *ingest])
@@ -113,56 +125,100 @@ def runs(
 # -- the rules -------------------------------------------------------------------------------
 
 
-def reference(tops: np.ndarray[Any, Any], **overrides: float) -> tuple[list[tuple], int]:
-    """The issue's rules in plain Python over ``book.top`` records: (cause, ts, side, mid) of
-    each order, and how many signals the position cap refused."""
-    c = {"size": 100, "cap": 500, "bp": 1.0, "imbalance": 0.2, "tau": 30.0, "spacing": 60.0}
+def reference(messages: Path, books: Path, **overrides: float) -> tuple[list[tuple], int]:
+    """The peers' toy (``ToyLogic.on_book`` of ``shared/peers/lobster_common.py``) in plain
+    Python, called where NautilusTrader calls it, over the LOBSTER files themselves: a trade
+    print (message type 4 or 5) first, then a quote when the row's level 1 changed and both
+    sides are there. (ts, side, mid in price units) of each order, and how many signals the
+    position cap refused."""
+    c = {"qty": 100, "cap": 500, "bp": 1.0, "imbalance": 0.2, "tau": 30.0, "spacing": 60.0}
     c.update(overrides)
-    orders, refused = [], 0
-    last_l1: tuple[int, ...] | None = None
-    ema = ema_ts = last_order = None
-    position = 0
-    for top in tops:
-        bid, ask = int(top["bid_price"][0]), int(top["ask_price"][0])
-        bq, aq = int(top["bid_size"][0]), int(top["ask_size"][0])
-        if (bid, ask, bq, aq) == last_l1:
-            continue
-        last_l1 = (bid, ask, bq, aq)
-        if not (0 < bid < ask and top["status"] == 1):
-            continue
-        ts, mid = int(top["ts_event"]), (bid + ask) / 2
-        if ema is None:
-            ema, ema_ts = mid, ts
-            continue
-        ema += (1 - math.exp(-((ts - ema_ts) / 1e9) / c["tau"])) * (mid - ema)
-        ema_ts = ts
-        if last_order is not None and ts - last_order < c["spacing"] * 1e9:
-            continue
-        imbalance = (bq - aq) / (bq + aq)
+    midnight = midnight_ns(date(2012, 6, 21))
+    orders: list[tuple] = []
+    refused = 0
+    quote = seen = None
+    ema, last_ts, last_order, position = 0.0, -1, -(1 << 62), 0
+
+    def on_book(ts: int) -> None:
+        nonlocal ema, last_ts, last_order, position, refused
+        assert quote is not None
+        bid, ask, bq, aq = quote[2] / 1e4, quote[0] / 1e4, float(quote[3]), float(quote[1])
+        if not (ask > bid > 0.0) or bq + aq <= 0.0:
+            return
+        mid = 0.5 * (bid + ask)
+        if last_ts < 0:
+            ema = mid
+        else:
+            ema += (1.0 - math.exp(-(ts - last_ts) / (c["tau"] * 1e9))) * (mid - ema)
+        last_ts = ts
+        if ts - last_order < int(c["spacing"] * 1e9):
+            return
+        imb, dev = (bq - aq) / (bq + aq), (mid - ema) / ema
         side = 0
-        if mid > ema * (1 + c["bp"] / 1e4) and imbalance > c["imbalance"]:
+        if dev > c["bp"] * 1e-4 and imb > c["imbalance"]:
             side = 1
-        elif mid < ema * (1 - c["bp"] / 1e4) and imbalance < -c["imbalance"]:
+        elif dev < -c["bp"] * 1e-4 and imb < -c["imbalance"]:
             side = -1
-        if side and abs(position + side * c["size"]) > c["cap"]:
+        if side and abs(position + side * c["qty"]) > c["cap"]:
             refused += 1
         elif side:
-            position += side * c["size"]
+            position += side * int(c["qty"])
             last_order = ts
-            orders.append((int(top["offset"]), ts, side, mid))
+            orders.append((ts, side, (quote[2] + quote[0]) / 2))
+
+    for message, row in zip(_lines(messages), _lines(books), strict=True):
+        seconds, kind = message.split(",")[:2]
+        ts = midnight + int(Decimal(seconds) * 10**9)
+        if kind in ("4", "5") and quote is not None:
+            on_book(ts)
+        l1 = tuple(int(x) for x in row.split(",")[:4])
+        if l1 != seen:
+            seen = l1
+            if l1[1] > 0 and l1[3] > 0 and l1[0] != EMPTY_ASK and l1[2] != EMPTY_BID:
+                quote = l1
+                on_book(ts)
     return orders, refused
 
 
+GOOG = SAMPLES.parents[1].parent / "shared" / "data" / "lobster"
+GOOG_PAIR = [
+    GOOG / f"GOOG_2012-06-21_34200000_57600000_{k}_10.csv.gz" for k in ("message", "orderbook")
+]
+
+
+@pytest.mark.skipif(not GOOG.is_dir(), reason="../shared/data/lobster is not present")
+def test_the_goog_day_gives_the_peers_orders(tmp_path: Path) -> None:
+    """The full GOOG day, untiled: the rebuilt book equals every orderbook row with nothing
+    taken from the oracle, and the toy sends exactly the reference's orders: the 284 that
+    NautilusTrader 1.221.0 sends on it (docs/toy-benchmark.md)."""
+    ingest = ["ingest", "lobster", *map(str, GOOG_PAIR), "--symbol", "GOOG"]
+    ingest += ["--date", "2012-06-21", "--session", "goog", "--quiet"]
+    for args in (ingest, ["book-check", "goog"]):
+        result = CliRunner().invoke(app, ["--data", str(tmp_path / "d"), "--fsync", "never", *args])
+        assert result.exit_code == 0, result.output
+    assert re.search(r"resynced\s*│\s*0\s", result.output), result.output
+    run = _run(tmp_path / "d", "goog", tmp_path / "run", {}, name="toy")
+    expected, _ = reference(*GOOG_PAIR)
+    assert len(expected) == 284
+    assert [(o.ts_event, o.side, o.reference_mid) for o in run.orders] == expected
+
+
+def _lines(path: Path) -> list[str]:
+    data = path.read_bytes()
+    return (gzip.decompress(data) if path.suffix == ".gz" else data).decode().split()
+
+
 @pytest.mark.parametrize(("name", "minimum"), [("demo-aapl", 1), ("tiled", TILES - 1)])
-def test_orders_follow_the_reference_rules(runs: dict[str, Run], name: str, minimum: int) -> None:
+def test_orders_follow_the_reference_rules(
+    runs: dict[str, Run], tiled_csv: tuple[Path, Path], name: str, minimum: int
+) -> None:
     """Every order the stage sent, and only those, in order, with ids from 1, 100-share market
-    entries arriving 1 ms after they were sent."""
+    entries arriving 1 ms after they were sent, each caused by a journal record of its time."""
     run = runs[name]
-    expected, _ = reference(run.tops)
+    expected, _ = reference(*((MESSAGES, BOOKS) if name == "demo-aapl" else tiled_csv))
     assert len(expected) >= minimum  # 60 s spacing, 49 s per copy of the sample
-    got = [(o.cause, o.ts_event, o.side, o.reference_mid) for o in run.orders]
-    assert got == expected
-    assert [o.order_id for o in run.orders] == list(range(1, len(got) + 1))
+    assert [(o.ts_event, o.side, o.reference_mid) for o in run.orders] == expected
+    assert [o.order_id for o in run.orders] == list(range(1, len(expected) + 1))
     for o in run.orders:
         assert (o.kind, o.purpose, o.size, o.price, o.reduce_only) == (
             "market",
@@ -174,7 +230,9 @@ def test_orders_follow_the_reference_rules(runs: dict[str, Run], name: str, mini
         assert o.arrives_at == o.ts_event + 1_000_000
 
 
-def test_the_position_cap_and_spacing_hold(runs: dict[str, Run]) -> None:
+def test_the_position_cap_and_spacing_hold(
+    runs: dict[str, Run], tiled_csv: tuple[Path, Path]
+) -> None:
     """With 2 s spacing and a cap of 200 the cap refuses signals; the position of the orders
     sent never leaves +/-200 and orders are at least 2 s apart (60 s with the defaults)."""
     for name, spacing, cap in (("tiled", 60, 500), ("tiled-cap", 2, 200)):
@@ -183,9 +241,9 @@ def test_the_position_cap_and_spacing_hold(runs: dict[str, Run]) -> None:
         assert np.abs(positions).max() <= cap
         assert min(np.diff([o.ts_event for o in orders])) >= spacing * 1_000_000_000
     capped = runs["tiled-cap"]
-    expected, refused = reference(capped.tops, spacing=2.0, cap=200)
+    expected, refused = reference(*tiled_csv, spacing=2.0, cap=200)
     assert refused > 0
-    assert [(o.cause, o.ts_event, o.side, o.reference_mid) for o in capped.orders] == expected
+    assert [(o.ts_event, o.side, o.reference_mid) for o in capped.orders] == expected
 
 
 def _clock(data: Path, session: str) -> np.ndarray[Any, Any]:
@@ -258,6 +316,15 @@ def test_config_errors_name_the_stage_and_what_is_allowed(tiled: Path, tmp_path:
 
 
 # -- the bench's tiling ----------------------------------------------------------------------
+
+
+def test_the_tiled_book_jumps_back_at_each_seam_as_the_orderbook_does(tiled: Path) -> None:
+    """At each seam the orderbook file jumps back to the first row's book; the journal's depth
+    corrections carry the jump, so the rebuilt book equals every row, none taken from it."""
+    result = CliRunner().invoke(app, ["--data", str(tiled), "book-check", "tiled"])
+    assert result.exit_code == 0, result.output
+    assert re.search(r"compared\s*│\s*4,995\s", result.output), result.output
+    assert re.search(r"resynced\s*│\s*0\s", result.output), result.output
 
 
 def test_tiling_shifts_each_copy_by_the_span_plus_one_millisecond(tmp_path: Path) -> None:

@@ -107,11 +107,10 @@ def aapl(samples_master: Path, tmp_path_factory: pytest.TempPathFactory) -> Real
 
 
 def _queue_trace(
-    market: RealMarket, join_index: int, submitted: Any, config: ExecutionConfig, until: int
+    market: RealMarket, stops: np.ndarray[Any, Any], submitted: Any, config: ExecutionConfig
 ) -> tuple[list[Any], list[int | None]]:
     """Drive a venue over the real market, sending ``submitted`` with zero latency right after
-    record ``join_index`` and reading its queue ahead after every record up to ``until``."""
-    stops = np.arange(join_index, until + 1)
+    record ``stops[0]`` and reading its queue ahead after each record of ``stops``."""
     m = market_slice(market.base, market.records, market.tops, market.mids, market.base + stops)
     venue = Venue(config, 1e-4)
     queue: list[int | None] = []
@@ -119,12 +118,21 @@ def _queue_trace(
 
     def join(v: Venue) -> None:
         v.submit(submitted)
-        v.settle(join_index)
+        v.settle(int(stops[0]))
         queue.append(v.queue_ahead(submitted.order_id))
 
-    actions[join_index] = join
+    actions[int(stops[0])] = join
     reports = drive(venue, m, market.base, actions)
     return reports, queue
+
+
+def _messages(market: RealMarket) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+    """Per LOBSTER message (row of the files): the index of its record, and of its last record
+    (the message's own, or the last depth correction the importer wrote after it, which is
+    where the book after the message is)."""
+    kind = market.records["type_id"]
+    own = np.flatnonzero((kind != 8) & (kind != 6))
+    return own, np.r_[own[1:] - 1, len(kind) - 1]
 
 
 def test_fifo_queue_position_follows_the_l3_messages(aapl: RealMarket) -> None:
@@ -133,24 +141,24 @@ def test_fifo_queue_position_follows_the_l3_messages(aapl: RealMarket) -> None:
     deletes that order: nobody ahead. Message 193 adds 18 shares (id 16396043) behind us;
     message 203 executes them, so we were filled first: 18. Messages 204 and 205 execute bids
     below ours (585.46 visible, 585.45 hidden): 5, then our last 27."""
-    snapshot = int((aapl.records["type_id"] == 8).sum())
+    own, last = _messages(aapl)
     join_row = 160  # 0-based row of message 161
     rows = _lobster("message")
     for row in (160, 168, 192, 202, 203, 204):  # the journal holds the messages in order
-        rec = aapl.records[snapshot + row]
+        rec = aapl.records[own[row]]
         assert (int(rec["size"]), int(rec["price"])) == (rows[row][2], rows[row][3])
     price = 5_854_700
-    submitted = order(
-        1, +1, "limit", 50, price, ts=int(aapl.records[snapshot + join_row]["ts_event"]), latency=0
-    )
+    submitted = order(1, +1, "limit", 50, price, ts=int(aapl.records[own[join_row]]["ts_event"]),
+                      latency=0)  # fmt: skip
     reports, queue = _queue_trace(
-        aapl, snapshot + join_row, submitted, ExecutionConfig(queue_model="fifo"), snapshot + 204
+        aapl, last[join_row:205], submitted, ExecutionConfig(queue_model="fifo")
     )
+    row_of = {int(r): i for i, r in enumerate(own)}
     ack = reports[0]
     assert isinstance(ack, OrderAcknowledged)
     assert ack.queue_ahead == 100
     fills = [r for r in reports if isinstance(r, OrderFilled)]
-    assert [(f.cause - aapl.base - snapshot, f.size, f.price) for f in fills] == [
+    assert [(row_of[f.cause - aapl.base], f.size, f.price) for f in fills] == [
         (202, 18, price),
         (203, 5, price),
         (204, 27, price),
@@ -167,21 +175,19 @@ def test_fifo_queue_position_follows_the_l3_messages(aapl: RealMarket) -> None:
 def test_fifo_matches_the_message_file_wherever_we_join(aapl: RealMarket, join_row: int) -> None:
     """The venue and the reference agree on the queue after every message and on every fill,
     joining the best bid at several moments of the session."""
-    snapshot = int((aapl.records["type_id"] == 8).sum())
+    own, last = _messages(aapl)
     books = _lobster("orderbook")
     price = books[join_row][2]
-    ts = int(aapl.records[snapshot + join_row]["ts_event"])
+    ts = int(aapl.records[own[join_row]]["ts_event"])
     submitted = order(1, +1, "limit", 60, price, ts=ts, latency=0)
-    last = len(aapl.records) - 1
     reports, queue = _queue_trace(
-        aapl, snapshot + join_row, submitted, ExecutionConfig(queue_model="fifo"), last
+        aapl, last[join_row:], submitted, ExecutionConfig(queue_model="fifo")
     )
+    row_of = {int(r): i for i, r in enumerate(own)}
     expected_queue, expected_fills = fifo_reference(join_row, price, 60)
     done = len(expected_queue) - 1
     assert queue[:done] == expected_queue[:done]
-    fills = [
-        (f.cause - aapl.base - snapshot, f.size) for f in reports if isinstance(f, OrderFilled)
-    ]
+    fills = [(row_of[f.cause - aapl.base], f.size) for f in reports if isinstance(f, OrderFilled)]
     assert fills == expected_fills
 
 
@@ -238,7 +244,7 @@ def test_trades_queue_model_on_binance(samples_master: Path, tmp_path: Path) -> 
     assert expected[-1][2] == "cross"
     ts = int(market.records[join]["ts_event"])
     submitted = order(1, +1, "limit", 10_000_000, price, ts=ts, latency=0)
-    reports, _ = _queue_trace(market, join, submitted, ExecutionConfig(), join)
+    reports, _ = _queue_trace(market, np.array([join]), submitted, ExecutionConfig())
     fills = [(f.cause - market.base, f.size) for f in reports if isinstance(f, OrderFilled)]
     assert fills == [(i, s) for i, s, _ in expected]
     assert sum(s for _, s in fills) == 10_000_000
@@ -582,7 +588,9 @@ def test_the_docs_snippet_runs(samples_master: Path, tmp_path: Path, capsys: Any
     blocks = re.findall(r"```python\n(.*?)```", text, flags=re.DOTALL)
     assert blocks
     for block in blocks:
-        exec(compile(block, "docs/trading.md", "exec"), {"data": tmp_path, "run_id": "t"})
+        names = {"data": tmp_path, "run_id": "t", "samples": samples_master}
+        exec(compile(block, "docs/trading.md", "exec"), names)
     shown = capsys.readouterr().out
     assert "round trips" in shown
     assert "not annualised" in shown
+    assert "beats no trade / buy and hold / random:" in shown

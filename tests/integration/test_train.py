@@ -43,7 +43,7 @@ def test_training_twice_gives_identical_artifacts(samples_master: Path, tmp_path
     assert card.thread_count == 1
     assert set(card.libraries) >= {"catboost", "numpy", "polars", "python", "tapedeck"}
     assert card.data.labels == {"horizon_ms": 1000, "threshold_bp": 0.3}
-    assert card.models["context"].params["random_seed"] == 0
+    assert card.models["meta"].params["random_seed"] == 0
 
 
 # -- leakage guards -----------------------------------------------------------------------------
@@ -137,8 +137,7 @@ def test_tape_train_prints_metrics_and_the_run_command(samples: Path) -> None:
     assert result.exit_code == 0, result.output
     text = flat(result.output)
     assert "holdout metrics" in text
-    for role in ("context", "micro", "meta"):
-        assert role in text
+    assert "meta" in text
     bundle = next(w for w in text.split() if len(w) == 64)
     assert (samples / "models" / bundle).is_file()
     assert re.search(rf"tape run {SESSION} --pipeline \S+ --bundle {bundle[:12]}", text), text

@@ -54,14 +54,14 @@ def test_every_catalogue_type_has_a_frozen_sample() -> None:
 # -- a low-rate type in three versions ----------------------------------------------------------
 
 
-class NoteV1(msgspec.Struct, tag=240, frozen=True, array_like=True, forbid_unknown_fields=True):
+class NoteV1(msgspec.Struct, tag=124, frozen=True, array_like=True, forbid_unknown_fields=True):
     """v1: a price as text."""
 
     ts_event: int
     price: str
 
 
-class NoteV2(msgspec.Struct, tag=241, frozen=True, array_like=True, forbid_unknown_fields=True):
+class NoteV2(msgspec.Struct, tag=125, frozen=True, array_like=True, forbid_unknown_fields=True):
     """v2: the price in integer ticks."""
 
     VERSION: ClassVar[int] = 2
@@ -69,7 +69,7 @@ class NoteV2(msgspec.Struct, tag=241, frozen=True, array_like=True, forbid_unkno
     price_ticks: int
 
 
-class NoteV3(msgspec.Struct, tag=242, frozen=True, array_like=True, forbid_unknown_fields=True):
+class NoteV3(msgspec.Struct, tag=126, frozen=True, array_like=True, forbid_unknown_fields=True):
     """v3: and who wrote it."""
 
     VERSION: ClassVar[int] = 3
@@ -93,7 +93,7 @@ NOTES = tuple(struct_type("test.note", cls) for cls in (NoteV1, NoteV2, NoteV3))
 OLD_TRADE = MARKET_TYPES[0]
 """``market.trade`` v1, as shipped."""
 TRADE_V2 = EventType(
-    type_id=120,
+    type_id=60,
     name=OLD_TRADE.name,
     version=2,
     codec=Codec.FIXED,
@@ -128,7 +128,7 @@ FULL = catalogue(
     Upcaster("market.trade", 1, upcast_trade_v1_v2),
 )
 
-FROZEN_NOTE_V1 = bytes.fromhex("93ccf0cd0539a4312e3233")
+FROZEN_NOTE_V1 = bytes.fromhex("937ccd0539a4312e3233")
 """``NoteV1(1337, "1.23")`` as encoded when this test was written."""
 
 
@@ -154,7 +154,7 @@ def test_old_fixed_records_in_a_mixed_batch_are_upcast_in_place_of_order() -> No
     records["size"] = [2, 3, 4, 5]
     out = FULL.upcasting.current_records(records)
     assert out.dtype == MARKET_RECORD
-    assert out["type_id"].tolist() == [120, MARKET_TYPES[1].type_id, 120, 120]
+    assert out["type_id"].tolist() == [60, MARKET_TYPES[1].type_id, 60, 60]
     notional = out.view(TRADE_V2.dtype)["notional"]
     assert [int(notional[i]) for i in (0, 2, 3)] == [20, 120, 200]
     assert out[1].tobytes() == records[1].tobytes()  # not a trade: untouched
@@ -174,8 +174,8 @@ def test_journal_slices_are_decoded_through_the_shipped_catalogue() -> None:
 
 
 def test_an_upcaster_must_keep_codec_and_record_size() -> None:
-    narrow = EventType(121, "test.narrow", 1, Codec.FIXED, "", (), fixed_dtype((), 64))
-    wide = EventType(122, "test.narrow", 2, Codec.FIXED, "", (), fixed_dtype((), 72))
+    narrow = EventType(61, "test.narrow", 1, Codec.FIXED, "", (), fixed_dtype((), 64))
+    wide = EventType(62, "test.narrow", 2, Codec.FIXED, "", (), fixed_dtype((), 72))
     with pytest.raises(ValueError, match="changes the record size"):
         Catalogue((*CATALOGUE, narrow, wide), (Upcaster("test.narrow", 1, lambda r: r),))
     with pytest.raises(ValueError, match=r"no event type test\.note@4"):

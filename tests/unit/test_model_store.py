@@ -138,3 +138,22 @@ def test_something_that_is_not_a_bundle_is_refused(tmp_path: Path) -> None:
     two_roles = _card({r: Member("0" * 64, [], {}) for r in ("context", "micro")})
     with pytest.raises(CardError, match="a bundle needs"):
         decode_card(encode_card(two_roles))
+
+
+FROZEN_V1 = Path(__file__).parents[1] / "data" / "model_card_v1.json"
+"""A real version 1 card, written by ``tape train demo-aapl --until 80%`` before version 2."""
+
+
+def test_a_frozen_version_1_card_is_read_through_its_upcaster() -> None:
+    raw = FROZEN_V1.read_bytes()
+    head = msgspec.json.decode(raw)
+    assert head["version"] == 1
+    card = decode_card(raw)
+    assert card.version == 2
+    d = card.data
+    assert d.in_sample_until == head["data"]["until_ts"] + head["data"]["embargo_ns"]
+    assert (d.train.first_session, d.holdout.last_session) == ("demo-aapl", "demo-aapl")
+    assert d.train.rows == head["data"]["train"]["rows"]
+    assert card.hashes() == {r: m["hash"] for r, m in head["models"].items()}
+    assert card.metrics["meta"].baseline_log_loss is None  # version 1 did not record it
+    assert card.bases() == ["context", "micro"]

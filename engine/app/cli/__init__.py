@@ -8,6 +8,7 @@ from engine.app.cli import demo as demo
 from engine.app.cli import ingest_commands as ingest_commands
 from engine.app.cli import live_commands as live_commands
 from engine.app.cli import log_commands as log_commands
+from engine.app.cli import models_commands as models_commands
 from engine.app.cli import report_commands as report_commands
 from engine.app.cli import run_commands as run_commands
 from engine.app.cli import serve_commands as serve_commands
@@ -15,12 +16,12 @@ from engine.app.cli import sim_commands as sim_commands
 from engine.app.cli import train_commands as train_commands
 from engine.app.cli import worker_commands as worker_commands
 from engine.app.cli.root import app
-from engine.app.pipelines import SHIPPED
 
 
 def main() -> None:
-    """Entry point of the ``tape`` script: the app, with the pipelines Tapedeck ships."""
-    app(obj=SHIPPED)
+    """Entry point of the ``tape`` script: the app, with the pipelines Tapedeck ships (loaded
+    by the first command that needs them, see ``root.Context.pipelines``)."""
+    app()
 
 
 __all__ = ["app", "main"]

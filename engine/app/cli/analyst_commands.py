@@ -5,20 +5,18 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import polars as pl
 import typer
 from rich.table import Table
 
-from engine.app.analysis import export_run
 from engine.app.cli.db_commands import Db, db_app
 from engine.app.cli.root import app, console, context, err_console, fail
-from engine.app.store.migrate import StoreError, resolve_url
-from engine.app.store.query import run_query
-from engine.app.store.roles import create_reader_role
 from engine.log import LogError
 from engine.runtime.manifest import RunError
+
+if TYPE_CHECKING:  # polars and the store load in the commands that use them (fast --help)
+    import polars as pl
 
 FORMATS = ("table", "csv", "json", "parquet")
 TABLE_ROWS = 50
@@ -43,6 +41,9 @@ def query_command(
     db: Db = None,
 ) -> None:
     """Run one read-only SQL statement on the event store; writes are refused by the database."""
+    from engine.app.store.migrate import StoreError, resolve_url
+    from engine.app.store.query import run_query
+
     if format not in FORMATS:
         fail(f"--format must be one of {', '.join(FORMATS)}, not {format!r}")
     if format == "parquet" and out is None:
@@ -118,6 +119,8 @@ def export_command(
     format: Annotated[str, typer.Option("--format", help="parquet (the only format).")] = "parquet",
 ) -> None:
     """Write one Parquet file per topic of a run (each port, and the journal it read)."""
+    from engine.app.analysis import export_run
+
     if format != "parquet":
         fail(f"--format must be parquet, not {format!r}")
     log = context(ctx).log
@@ -146,6 +149,9 @@ def create_reader_role_command(
     db: Db = None,
 ) -> None:
     """PostgreSQL: create a login role that may only SELECT from the store's tables."""
+    from engine.app.store.migrate import StoreError, resolve_url
+    from engine.app.store.roles import create_reader_role
+
     url = resolve_url(context(ctx).data, db)
     try:
         schema = create_reader_role(url, name, password)

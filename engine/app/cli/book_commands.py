@@ -5,13 +5,14 @@ from __future__ import annotations
 import typer
 from rich.table import Table
 
-from engine.app.bookcheck import CheckError, check_session
 from engine.app.cli.root import app, console, context, fail
 
 
 @app.command("book-check")
 def book_check(ctx: typer.Context, session: str) -> None:
     """Rebuild SESSION's book and compare it with the source's oracle; exit 1 on a mismatch."""
+    from engine.app.bookcheck import CheckError, check_session
+
     try:
         report = check_session(context(ctx).log, session)
     except CheckError as exc:

@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, TaskID, TextColumn, TimeRemainingColumn
@@ -16,11 +16,13 @@ from rich.progress import Progress as RichProgress
 from rich.table import Table
 
 from engine.app.cli.root import app, console, context, fail
-from engine.app.mirror import TopicCopy, mirror_session
 from engine.log import EmbeddedLog, LogError
-from engine.log.kafka import KafkaLog
 from engine.log.locate import KAFKA_SCHEME, open_log
 from engine.log.writer import FsyncPolicy
+
+if TYPE_CHECKING:  # confluent-kafka loads with the commands that use it (fast --help)
+    from engine.app.mirror import TopicCopy
+    from engine.log.kafka import KafkaLog
 
 Address = "a data directory or kafka://HOST:PORT[,HOST:PORT...]"
 
@@ -53,6 +55,8 @@ def mirror_command(
     An interrupted mirror resumes when run again; a complete one copies nothing.
     Both sides' hash chains of every topic must match, or the command fails.
     """
+    from engine.app.mirror import mirror_session
+
     fsync = context(ctx).fsync
     began = time.perf_counter()
     with _opened(source, fsync, must_exist=True) as src, _opened(target, fsync) as dst:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
@@ -13,16 +13,13 @@ from rich.progress import Progress as RichProgress
 from rich.table import Table
 
 from engine.app.cli.root import DB_ENV, app, console, context, fail
-from engine.app.store.migrate import (
-    StoreError,
-    current,
-    default_url,
-    display,
-    head,
-    resolve_url,
-    upgrade,
-)
-from engine.app.store.projector import DEFAULT_BATCH, Progress, Projector, Scope, resolve
+
+if TYPE_CHECKING:  # the store loads SQLAlchemy and Alembic: only the commands that use it do
+    from engine.app.store.projector import Progress
+
+PROJECT_BATCH = 65536
+"""Default ``--batch`` of ``tape project``: ``engine.app.store.projector.DEFAULT_BATCH``,
+written out so that ``tape --help`` does not load the store (a unit test keeps them equal)."""
 
 db_app = typer.Typer(help="The SQL event store for analysts.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
@@ -42,6 +39,8 @@ Db = Annotated[
 @db_app.command("upgrade")
 def upgrade_command(ctx: typer.Context, db: Db = None) -> None:
     """Create the store's tables, or migrate them to the newest schema (a no-op if there)."""
+    from engine.app.store.migrate import StoreError, current, default_url, display, head, upgrade
+
     url = db
     if url is None:
         data = context(ctx).data
@@ -81,11 +80,14 @@ def project_command(
     ] = False,
     batch: Annotated[
         int, typer.Option(help="Log records per database transaction.", min=1)
-    ] = DEFAULT_BATCH,
+    ] = PROJECT_BATCH,
     db: Db = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
 ) -> None:
     """Project the log into the SQL store: rows per table, exactly once (docs/analysts.md)."""
+    from engine.app.store.migrate import StoreError, display, resolve_url
+    from engine.app.store.projector import Progress, Projector, Scope, resolve
+
     if sum((run is not None, all_, session is not None)) != 1:
         fail("name what to project: a RUN, --session NAME or --all")
     scope = Scope(run=run, session=session)

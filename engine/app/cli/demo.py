@@ -20,12 +20,10 @@ from rich.rule import Rule
 
 from engine.app.cli.book_commands import book_check
 from engine.app.cli.ingest_commands import ingest_b3, ingest_binance, ingest_lobster
-from engine.app.cli.live_commands import live_binance
 from engine.app.cli.log_commands import dump, stats, topics, verified
 from engine.app.cli.root import app, console, context, fail
 from engine.app.cli.run_commands import replay_command, run_command, runs_command, trace_command
 from engine.app.cli.train_commands import train_command
-from engine.app.exchange_sim import BackgroundSim
 from engine.runtime import read_manifest
 
 SAMPLES = Path(__file__).resolve().parents[3] / "replays" / "samples"
@@ -86,10 +84,13 @@ def demo(
     for session in (AAPL, SPOT, USDM, WDO, DAY):
         ctx.invoke(book_check, ctx, session=session)
 
-    _step(f"3. train the baseline models on the first 60 % of {DAY}")
-    bundle = ctx.invoke(train_command, ctx, session=DAY, until="60%", quiet=True)
+    _step(f"3. train the models on the first 60 % of {DAY} (the rest is out of sample)")
+    bundle = ctx.invoke(train_command, ctx, sessions=[DAY], until="60%", quiet=True)
 
-    _step(f"4. run the whole decision pipeline over {DAY} with them, then replay and compare")
+    _step(
+        f"4. run the whole decision pipeline over {DAY} with them (the report keeps the "
+        "out-of-sample part apart, beside baselines), then replay and compare"
+    )
     traded = _run_and_verify(ctx, DAY, bundle)
 
     _step("5. the same pipeline over the short samples (online model only), replayed and compared")
@@ -138,6 +139,9 @@ def _run_and_verify(ctx: typer.Context, session: str, bundle: str | None) -> str
 
 def _live_demo(ctx: typer.Context) -> None:
     """The spot day replayed as live: simulator -> feed -> journal -> pipeline -> paper broker."""
+    from engine.app.cli.live_commands import live_binance
+    from engine.app.exchange_sim import BackgroundSim
+
     log = context(ctx).log
     n = next(i for i in range(1, 10_000) if not log.has_topic(f"demo-live-{i}.journal"))
     session = run_id = f"demo-live-{n}"  # a new session each time: this one is for watching

@@ -19,7 +19,6 @@ from rich.progress import (
 from rich.table import Table
 
 from engine.app.cli.root import app, console, context, fail
-from engine.app.ingest import b3, binance, lobster
 from engine.app.ingest.session import IngestError, IngestJob, Item, Summary, run
 from engine.app.ingest.source import InputFile, fingerprint, open_input
 
@@ -117,6 +116,8 @@ def ingest_binance(
     ] = None,
 ) -> None:
     """Binance spot or USD-M futures depth/trade/bookTicker recording with a REST snapshot."""
+    from engine.app.ingest import binance  # the importers load numba: only when one runs
+
     path = _existing(file)
     try:
         market, symbol = binance.detect(path)
@@ -162,6 +163,8 @@ def ingest_lobster(
     quiet: Quiet = False,
 ) -> None:
     """A LOBSTER message/orderbook pair; the orderbook becomes the oracle of book-check."""
+    from engine.app.ingest import lobster
+
     paths = [_existing(message_csv), _existing(orderbook_csv)]
     try:
         trading_day = date.fromisoformat(day)
@@ -208,6 +211,8 @@ def ingest_b3(
     quiet: Quiet = False,
 ) -> None:
     """B3 top-of-book snapshots (level 1 becomes market.quote events)."""
+    from engine.app.ingest import b3
+
     path = _existing(file)
     try:
         symbol = b3.detect_symbol(path)

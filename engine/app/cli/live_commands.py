@@ -5,34 +5,24 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
+import time
 import tomllib
 from datetime import time as day_time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import msgspec
 import typer
 
-from engine.app.brokers import BrokerRefusedError, LiveMoney
 from engine.app.cli.model_options import Models, model_store, with_bundle
 from engine.app.cli.root import app, console, context, err_console, fail
-from engine.app.cli.run_commands import print_trading_report
-from engine.app.feeds.binance import FeedConfig, resume_from_journal
-from engine.app.ingest import binance
-from engine.app.live.commands import (
-    Command,
-    CommandError,
-    command_address,
-    default_operator,
-    journal_directly,
-    send_command,
-)
-from engine.app.live.hours import AlwaysOpen, CalendarHours, Hours
-from engine.app.live.session import LiveConfig, LiveSession
-from engine.app.live.status import LiveStatus
 from engine.log import EmbeddedLog, FsyncMode, FsyncPolicy, LogError
-from engine.models import ModelStoreError
 from engine.runtime import ConfigError, RunConfig, RunError
+
+if TYPE_CHECKING:  # the live session loads the pipeline's stages: only when a command runs
+    from engine.app.live.hours import Hours
+    from engine.app.live.session import LiveConfig, LiveResult
+    from engine.app.live.status import LiveStatus
 
 LIVE_SYNC_MS = 100
 """Unless ``--fsync`` says otherwise, ``tape live`` appends without syncing and a background
@@ -63,6 +53,8 @@ def _live_config_file(path: Path | None, pipeline: str | None) -> tuple[RunConfi
 
 
 def _hours(calendar: str | None, roll: str | None) -> Hours:
+    from engine.app.live.hours import AlwaysOpen, CalendarHours
+
     if calendar is not None:
         try:
             return CalendarHours(calendar)
@@ -147,6 +139,12 @@ def live_binance(
     if source is None or source.name == "DEFAULT":  # no --fsync given
         policy, sync_ms = FsyncPolicy(FsyncMode.NEVER), LIVE_SYNC_MS
     log = EmbeddedLog(context(ctx).data, policy)
+    from engine.app.brokers import BrokerRefusedError, LiveMoney
+    from engine.app.feeds.binance import FeedConfig
+    from engine.app.ingest import binance
+    from engine.app.live.session import LiveConfig
+    from engine.models import ModelStoreError
+
     store = model_store(log.root, models)
     run_config, broker_entry = _live_config_file(config, pipeline)
     symbol = symbol.upper()
@@ -187,11 +185,15 @@ def live_binance(
         f"session {session} closed ({result.reason}); run {m.run_id} {m.status}: journal "
         f"{m.journal_start:,}..{m.journal_stop - 1:,}, outputs hash {m.outputs_hash[:16]}"
     )
-    print_trading_report(m, live.instrument)
+    from engine.app.cli.trading_report import print_trading_report
+
+    print_trading_report(console, m, live.instrument)
     console.print(f"verify it: tape replay {m.run_id} --verify")
 
 
-async def _run(log: EmbeddedLog, config: LiveConfig, quiet: bool) -> Any:
+async def _run(log: EmbeddedLog, config: LiveConfig, quiet: bool) -> LiveResult:
+    from engine.app.live.session import LiveSession
+
     session = LiveSession(log, config, on_status=None if quiet else _status_line)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -205,22 +207,30 @@ Operator = Annotated[
 ]
 
 
-def _command(ctx: typer.Context, session: str, command: Command) -> None:
+def _command(ctx: typer.Context, session: str, event: msgspec.Struct) -> None:
+    """Journal an operator command: at once when no process writes the session, else through
+    its inbox, which a running ``tape live`` journals within 0.1 s."""
+    from engine.log.journal import append_control, journal_topic
+
     log = context(ctx).log
-    reply = send_command(command_address(log.root, session), command)
+    if not log.has_topic(journal_topic(session)):
+        fail(f"no session {session!r} in {log.root}", code=1)
     try:
-        if reply is None:  # no live session: the journal takes it directly
-            offset = journal_directly(
-                log, session, command, resume_from_journal(log, session).last_event
-            )
-            where = "journaled (no live session is running; the next run acts on it)"
-        elif reply.error:
-            raise CommandError(reply.error)
-        else:
-            offset, where = reply.offset, "journaled by the live session"
-    except CommandError as exc:
+        offsets = append_control(log, session, [event])
+    except LogError as exc:
         fail(str(exc), code=1)
-    console.print(f"{command.command} {where} at {session}.journal offset {offset:,}")
+    name = type(event).__name__
+    if offsets is None:
+        console.print(f"{name} queued in {session}.inbox: the live session journals it in order")
+    else:
+        console.print(f"{name} journaled at {session}.journal offset {offsets[0]:,}")
+
+
+def _operator(given: str | None) -> str:
+    import getpass
+    import socket
+
+    return given or f"{getpass.getuser()}@{socket.gethostname()}"
 
 
 @app.command("halt")
@@ -231,7 +241,10 @@ def halt_command(
     operator: Operator = None,
 ) -> None:
     """Stop new orders in SESSION (control.halt_trading) until `tape resume`."""
-    _command(ctx, session, Command("halt", reason, operator or default_operator()))
+    from engine.events.control import HaltTrading
+
+    now = time.time_ns()
+    _command(ctx, session, HaltTrading(now, now, reason, _operator(operator)))
 
 
 @app.command("resume")
@@ -241,7 +254,10 @@ def resume_command(
     operator: Operator = None,
 ) -> None:
     """Allow orders again in SESSION (control.resume_trading)."""
-    _command(ctx, session, Command("resume", "", operator or default_operator()))
+    from engine.events.control import ResumeTrading
+
+    now = time.time_ns()
+    _command(ctx, session, ResumeTrading(now, now, _operator(operator)))
 
 
 @app.command("flatten")
@@ -252,4 +268,7 @@ def flatten_command(
     operator: Operator = None,
 ) -> None:
     """Cancel the working entry and close SESSION's position at market (a flatten command)."""
-    _command(ctx, session, Command("flatten", reason, operator or default_operator()))
+    from engine.events.control import FlattenPosition
+
+    now = time.time_ns()
+    _command(ctx, session, FlattenPosition(now, now, reason, _operator(operator)))

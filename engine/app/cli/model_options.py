@@ -8,7 +8,7 @@ from typing import Annotated
 import msgspec
 import typer
 
-from engine.models import ModelStore, load_card
+from engine.models import ModelStore, load_any
 from engine.runtime import ConfigError, RunConfig
 from engine.runtime.topology import Catalog
 
@@ -33,7 +33,7 @@ def with_bundle(
 ) -> RunConfig:
     """``config`` with ``stages.models.bundle`` set to the full hash of bundle ``ref``."""
     bundle = store.resolve(ref)
-    load_card(store, bundle)  # a bundle, present and intact, or a clear error now
+    load_any(store, bundle)  # a bundle or walk-forward card, present and intact, or an error now
     config = config or RunConfig()
     chosen = pipelines.get(config.pipeline)
     if not any(stage.id == MODELS_STAGE_ID for stage in chosen.stages):

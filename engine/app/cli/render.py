@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
 from rich.table import Table
 
+from engine.app.text import format_ns as format_ns
 from engine.events import UnknownEventError, to_dict
 from engine.log import Record
-
-
-def format_ns(ns: int) -> str:
-    """UTC ISO-8601 time with nanoseconds: ``2012-06-21T13:30:00.004241176Z``."""
-    seconds, frac = divmod(ns, 1_000_000_000)
-    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S") + f".{frac:09d}Z"
 
 
 def decoded(record: Record) -> dict[str, Any]:

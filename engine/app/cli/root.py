@@ -5,14 +5,15 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from rich.console import Console
 
-from engine.app.pipelines import SHIPPED
 from engine.log import EmbeddedLog, FsyncPolicy, LogError
-from engine.runtime.topology import Catalog
+
+if TYPE_CHECKING:
+    from engine.runtime.topology import Catalog
 
 DEFAULT_DATA = Path("tapedata")
 DATA_ENV = "TAPE_DATA"
@@ -44,8 +45,19 @@ class Context:
 
     data: Path
     fsync: FsyncPolicy
-    pipelines: Catalog
-    """The pipelines commands run, replay and trace (:data:`engine.app.pipelines.SHIPPED`)."""
+    given: Catalog | None = None
+    """The pipelines the invoker handed the app, if any (else :attr:`pipelines` is SHIPPED)."""
+
+    @property
+    def pipelines(self) -> Catalog:
+        """The pipelines commands run, replay and trace (:data:`engine.app.pipelines.SHIPPED`
+        unless the invoker gave others). Loaded on first use: building them imports every
+        stage (numba, CatBoost, river), which commands that only read the log never need."""
+        if self.given is None:
+            from engine.app.pipelines import SHIPPED
+
+            self.given = SHIPPED
+        return self.given
 
     @property
     def log(self) -> EmbeddedLog:
@@ -80,10 +92,12 @@ def _global(
         policy = FsyncPolicy.parse(fsync)
     except LogError as exc:
         fail(str(exc))
-    # Whoever invokes the app may hand it the pipelines to offer as Click's ``obj`` (``main``
-    # hands SHIPPED; a program embedding tape, or a test, its own catalog).
-    pipelines = ctx.obj if isinstance(ctx.obj, Catalog) else SHIPPED
-    ctx.obj = Context(data or DEFAULT_DATA, policy, pipelines)
+    # Whoever invokes the app may hand it the pipelines to offer as Click's ``obj`` (a program
+    # embedding tape, or a test, its own catalog); otherwise the shipped ones, when needed.
+    from engine.runtime.topology import Catalog
+
+    given = ctx.obj if isinstance(ctx.obj, Catalog) else None
+    ctx.obj = Context(data or DEFAULT_DATA, policy, given)
 
 
 def context(ctx: typer.Context) -> Context:

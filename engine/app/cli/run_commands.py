@@ -20,7 +20,6 @@ from engine.app.cli.metrics_options import MetricsPort, metered
 from engine.app.cli.model_options import Models, model_store, with_bundle
 from engine.app.cli.render import format_ns
 from engine.app.cli.root import app, console, context, fail
-from engine.events.control import InstrumentSpec
 from engine.models import ModelStoreError
 from engine.runtime import (
     ConfigError,
@@ -35,11 +34,10 @@ from engine.runtime import (
     trace,
     verify,
 )
-from engine.runtime.manifest import RunManifest, new_run_id
+from engine.runtime.manifest import RunManifest, code_version, new_run_id
 from engine.runtime.replay import Divergence, Verification
 from engine.runtime.runner import Progress as RunProgress
 from engine.runtime.runs import session_opened
-from streams.trading.report import Report, report_rows
 
 Quiet = Annotated[bool, typer.Option("--quiet", help="No progress bar.")]
 Batch = Annotated[
@@ -161,21 +159,10 @@ def run_command(
     )
     if m.models:
         console.print("models: " + ", ".join(f"{k} {v[:16]}" for k, v in m.models.items()))
-    print_trading_report(m, session_opened(log, m.session).instrument)
+    from engine.app.cli.trading_report import print_trading_report  # loads the stages
+
+    print_trading_report(console, m, session_opened(log, m.session).instrument)
     console.print(f"verify it any time: tape replay {m.run_id} --verify")
-
-
-def print_trading_report(manifest: RunManifest, instrument: InstrumentSpec) -> None:
-    """The simulated account's end-of-run report, when the run's pipeline trades."""
-    if "trading" not in manifest.report:
-        return
-    report = msgspec.convert(manifest.report["trading"], Report)
-    table = Table(title=f"trading report of {manifest.run_id}", title_justify="left")
-    table.add_column("")
-    table.add_column("", justify="right")
-    for label, value in report_rows(report, instrument.currency, instrument.size_scale):
-        table.add_row(label, value)
-    console.print(table)
 
 
 @app.command("runs")
@@ -255,6 +242,7 @@ def replay_command(
             )
             _print_moment(moment)
             return
+        _print_fingerprint(read_manifest(log.root, run_id))
         with _progress(f"replay {run_id}", quiet) as update:
             result = verify(
                 log,
@@ -267,8 +255,6 @@ def replay_command(
             )
     except (RunError, ConfigError, ModelStoreError) as exc:
         fail(str(exc), code=1)
-    for difference in result.code_differences:
-        console.print(f"[yellow]warning:[/] code differs from the run's manifest: {difference}")
     if result.identical:
         topics = len(result.replayed)
         console.print(
@@ -279,6 +265,21 @@ def replay_command(
         return
     _print_divergence(result)
     raise typer.Exit(1)
+
+
+def _print_fingerprint(manifest: RunManifest) -> None:
+    """Before replaying: how this machine and checkout differ from the run's (code first)."""
+    differences = manifest.code.differences(code_version())
+    if not differences:
+        return
+    console.print(
+        f"[yellow]warning:[/] code differs from the run's manifest: this replay runs on another "
+        f"fingerprint than run {manifest.run_id} ({len(differences)} difference"
+        f"{'s' if len(differences) != 1 else ''}); a divergence is then most likely explained "
+        "by one of them:"
+    )
+    for difference in differences:
+        console.print(f"  {difference}")
 
 
 def _until_offset(log: Any, manifest: Any, text: str) -> int:
@@ -313,6 +314,15 @@ def parse_time_ns(text: str) -> int:
 
 
 def _print_divergence(result: Verification) -> None:
+    pipeline = result.manifest.pipeline
+    for port in result.missing_ports:
+        console.print(
+            f"[bold red]replay failed:[/] port {port!r} (topic run.{result.manifest.run_id}."
+            f"{port}) is in the run's manifest, but pipeline {pipeline!r} no longer writes it: "
+            "its stage was removed or renamed, or the port made transient"
+        )
+    if not result.differing_ports:
+        return
     console.print(
         f"[bold red]replay diverged[/] in {len(result.differing_ports)} of "
         f"{len(result.replayed)} topics: {', '.join(result.differing_ports)}"
@@ -331,8 +341,13 @@ def _print_divergence(result: Verification) -> None:
             "the run's own output topics are gone, so the differing event cannot be "
             "shown; only the counts and hashes above"
         )
-        return
-    _print_first(d)
+    else:
+        _print_first(d)
+    console.print(
+        "likely cause" + ("s, most likely first:" if len(result.likely_causes) > 1 else ":")
+    )
+    for cause in result.likely_causes:
+        console.print(f"  {cause}")
 
 
 def _print_first(d: Divergence) -> None:

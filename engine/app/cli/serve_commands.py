@@ -8,8 +8,6 @@ from typing import Annotated
 import typer
 
 from engine.app.cli.root import DB_ENV, app, context, err_console
-from engine.app.web import WebSettings, create_app
-from engine.app.web.settings import LOOPBACK_HOSTS
 
 
 @app.command("serve")
@@ -38,6 +36,9 @@ def serve_command(
 ) -> None:
     """Serve the dashboard: runs, charts, traces, verification, live sessions (read-only)."""
     import uvicorn
+
+    from engine.app.web import WebSettings, create_app  # the web stack loads only here
+    from engine.app.web.settings import LOOPBACK_HOSTS
 
     ctx_ = context(ctx)
     if host not in LOOPBACK_HOSTS:

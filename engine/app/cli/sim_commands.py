@@ -6,21 +6,14 @@ import asyncio
 import signal
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from engine.app.cli.root import app, err_console, fail
-from engine.app.exchange_sim import (
-    Exchange,
-    Fault,
-    FaultError,
-    NotLoopbackError,
-    Recording,
-    load,
-    parse,
-    serving,
-)
+
+if TYPE_CHECKING:  # the simulator loads aiohttp: only when the command runs
+    from engine.app.exchange_sim import Fault, Recording
 
 
 @app.command("exchange-sim")
@@ -59,6 +52,8 @@ def exchange_sim(
     The first line printed is `ws-url=ws://HOST:PORT rest-url=http://HOST:PORT`."""
     if not file.is_file():
         fail(f"recording {file} does not exist")
+    from engine.app.exchange_sim import FaultError, NotLoopbackError, load, parse
+
     if market not in (None, "spot", "usdm"):
         fail(f"--market must be spot or usdm, got {market!r}")
     try:
@@ -84,6 +79,8 @@ async def _serve(
     snapshot_wait: float,
     exit_at_end: bool,
 ) -> None:
+    from engine.app.exchange_sim import Exchange, serving
+
     exchange = Exchange(recording, speed, faults, snapshot_wait)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -12,10 +12,11 @@ from engine.app.cli.metrics_options import MetricsPort, metrics_endpoint
 from engine.app.cli.model_options import Models, model_store, with_bundle
 from engine.app.cli.root import LOG_ENV, app, console, context, fail
 from engine.app.cli.run_commands import load_config
-from engine.app.worker import Worker
-from engine.app.worker.loop import WorkerProgress
 from engine.log import LogError
-from engine.log.kafka import KafkaLog
+
+if TYPE_CHECKING:
+    from engine.app.worker import Worker
+    from engine.app.worker.loop import WorkerProgress
 from engine.log.locate import open_log
 from engine.models import ModelStoreError
 from engine.runtime import ConfigError, RunError
@@ -84,6 +85,9 @@ def worker(
             "tape worker runs on a Kafka cluster: pass --log kafka://HOST:PORT (or set "
             f"{LOG_ENV}); on one machine `tape run` does the same work on the embedded log"
         )
+    from engine.app.worker import Worker  # confluent-kafka: loaded by this command only
+    from engine.log.kafka import KafkaLog
+
     store = model_store(context(ctx).data, models)
     pipelines = context(ctx).pipelines
     with metrics_endpoint(metrics_port) as metrics:

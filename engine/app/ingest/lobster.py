@@ -37,6 +37,7 @@ import numpy as np
 from engine.app.ingest import lobster_fast as fast
 from engine.app.ingest.blocks import BLOCK, LineBlocks
 from engine.app.ingest.decimal import DecimalError, parse_scaled
+from engine.app.ingest.lobster_depth import DepthReconciler
 from engine.app.ingest.records import (
     INT64_MAX,
     UINT64_MAX,
@@ -51,7 +52,7 @@ from engine.events.book import BOOK_TOP_DTYPE, TOP_LEVELS, new_tops
 from engine.events.control import InstrumentSpec, TradingStatusChanged
 from engine.events.market import F_FIRST, F_HIDDEN, F_LAST
 
-IMPORTER_VERSION = "lobster/1"
+IMPORTER_VERSION = "lobster/2"
 TIME_ZONE = "America/New_York"
 EMPTY_ASK, EMPTY_BID = 9999999999, -9999999999
 _KIND = {1: 2, 2: 3, 3: 4, 4: 5}  # LOBSTER type -> catalogue type id (L3 events)
@@ -187,7 +188,11 @@ class LobsterConverter:
         self.fast = fast and fits_int64(self.midnight) and chunk > 0
 
     def convert(self, messages: Iterable[Line], books: Iterable[Line]) -> Iterator[Item]:
-        """Items for each (message, orderbook) row pair, in order."""
+        """Items for each (message, orderbook) row pair, in order, with the depth each
+        orderbook row reveals (:mod:`engine.app.ingest.lobster_depth`)."""
+        return DepthReconciler().items(self._items(messages, books))
+
+    def _items(self, messages: Iterable[Line], books: Iterable[Line]) -> Iterator[Item]:
         if self.fast and isinstance(messages, FileLines) and isinstance(books, FileLines):
             yield from self._convert_blocks(messages, books)
             return

@@ -1,10 +1,11 @@
 """The live session's journal: everything from outside enters here, in one total order.
 
-Feed messages, broker reports, clock ticks and operator commands are appended through one
-:class:`LiveJournal`; each :meth:`LiveJournal.publish` writes at once (the journal is the truth
-before anything acts on it) and then hands the appended events, as runner slices, to whoever
-subscribed in this process: the in-memory hand-off that spares the live runner from reading
-back what was just written. Readers in other processes follow the files (docs/live.md).
+Feed messages, broker reports and clock ticks are appended through one :class:`LiveJournal`,
+which also journals the commands other processes leave in the session's inbox. Each append
+is written at once (the journal is the truth before anything acts on it) and then handed, as
+runner slices, to whoever subscribed in this process: the in-memory hand-off that spares the
+live runner from reading back what was just written. Readers in other processes follow the
+files (docs/live.md).
 """
 
 from __future__ import annotations
@@ -16,10 +17,11 @@ import msgspec
 import numpy as np
 
 from engine.app.ingest.session import Bad, Item
+from engine.events import decode
 from engine.events.control import InstrumentSpec, SessionOpened, SessionResumed
 from engine.events.market import MARKET_RECORD
 from engine.log import EmbeddedLog
-from engine.log.journal import JournalWriter
+from engine.log.journal import JournalWriter, journal_topic
 from engine.runtime.processor import Slice
 
 Subscriber = Callable[[list[Slice]], None]
@@ -62,7 +64,7 @@ class LiveJournal:
         closed: bool = False,
         clock: Callable[[], int],
     ) -> None:
-        self.session, self.instrument, self.source = session, instrument, source
+        self.log, self.session, self.instrument, self.source = log, session, instrument, source
         self.writer = JournalWriter(log, session)
         self.venue_clock = VenueClock()
         self.clock = clock
@@ -110,6 +112,20 @@ class LiveJournal:
             merged = _merge(slices)
             for subscriber in self.subscribers:
                 subscriber(merged)
+
+    def take_inbox(self) -> int:
+        """Journal the commands other processes left in the session's inbox (in inbox order,
+        exactly once: :meth:`JournalWriter.take_inbox`) and hand them on like any append."""
+        start = self.writer.next_offset
+        taken = self.writer.take_inbox()
+        if taken:
+            batch = self.log.reader(journal_topic(self.session)).read(start, taken)
+            assert batch is not None
+            events = tuple(decode(value) for value in batch.values())
+            self.appended += taken
+            for subscriber in self.subscribers:
+                subscriber([Slice(start, start + taken, control=events)])
+        return taken
 
     def _session_start(self, first: Item | None) -> list[msgspec.Struct]:
         ts, local = self.now()

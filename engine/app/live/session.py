@@ -19,12 +19,10 @@ reason, drain, snapshot, seal the manifest (``stopped`` for an operator's stop, 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 from collections import deque
 from collections.abc import Callable, Coroutine, Iterator, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -33,7 +31,6 @@ from engine.app.brokers import Broker, LiveMoney, OrderGateway, PaperBroker, cho
 from engine.app.brokers.choose import BrokerFactory, check_consent
 from engine.app.feeds.binance import BinanceFeed, FeedConfig, resume_from_journal
 from engine.app.ingest.session import read_manifest as read_ingest_manifest
-from engine.app.live.commands import Command, command_address, serve_commands
 from engine.app.live.hours import NS, AlwaysOpen, Clock, Hours, WallClock
 from engine.app.live.journal import LiveJournal
 from engine.app.live.status import LiveStatus, StatusTracker
@@ -51,6 +48,10 @@ from engine.runtime.manifest import RunError, RunManifest, new_run_id, output_to
 from engine.runtime.processor import Slice
 from engine.runtime.runs import StartedRun, seal_run, start_run
 from engine.runtime.topology import Catalog, RunConfig
+
+INBOX_EVERY = 0.1
+"""Seconds between looks at the session's inbox: commands from other processes are journaled
+within this (they are not on the hot path)."""
 
 
 @dataclass
@@ -114,7 +115,6 @@ class LiveSession:
         self._drain_timer: asyncio.TimerHandle | None = None
         self._feed_stop = asyncio.Event()
         self._syncer: BackgroundSync | None = None
-        self._address = command_address(log.root, config.session)
 
     def stop(self, reason: str, status: str = "stopped") -> None:
         """End the session (a signal handler, a test, the scheduler)."""
@@ -142,7 +142,7 @@ class LiveSession:
             tasks.append(self._spawn(self._ticks(), "clock"))
         if self.on_status is not None:
             tasks.append(self._spawn(self._report_status(), "status"))
-        server = await serve_commands(self._address, self._command)
+        tasks.append(self._spawn(self._inbox(), "inbox"))
         try:
             await self._stop.wait()
             self._feed_stop.set()
@@ -150,7 +150,6 @@ class LiveSession:
         finally:
             for task in tasks[1:]:
                 task.cancel()
-            server.close()
         return LiveResult(self._reason, self._finish(started))
 
     def _spawn(self, work: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
@@ -179,6 +178,7 @@ class LiveSession:
             opened=resume.opened, closed=resume.closed, clock=self.clock.now,
         )  # fmt: skip
         self.journal.publish([])  # session.opened (or .resumed) before the run reads it
+        self.journal.take_inbox()  # commands left while no session ran
         started, handed = self._open_run()
         self.tracker = StatusTracker(session, started.manifest.run_id, self.clock.now)
         self.gateway = self._open_broker(started, handed)
@@ -351,11 +351,12 @@ class LiveSession:
         for task in (sleeper, stopper):
             task.cancel()
 
-    def _command(self, command: Command) -> int:
-        offset = self.journal.next_offset
-        ts, local = self.journal.now()
-        self.journal.publish([command.event(ts, local)])
-        return offset
+    async def _inbox(self) -> None:
+        """Journal the commands other processes left in the session's inbox (``tape halt``,
+        the dashboard, a model promotion), every :data:`INBOX_EVERY` seconds."""
+        while True:
+            self.journal.take_inbox()
+            await asyncio.sleep(INBOX_EVERY)
 
     async def _report_status(self) -> None:
         while True:
@@ -379,7 +380,4 @@ class LiveSession:
         self.journal.close()
         if self._syncer is not None:
             self._syncer.stop()
-        if not self._address.startswith("\0"):
-            with contextlib.suppress(OSError):
-                Path(self._address).unlink()
         return manifest

@@ -31,6 +31,7 @@ from engine.app.store.rows import (
     Rows,
     journal_mapper,
     quarantine_mapper,
+    trading_report_rows,
 )
 from engine.app.store.schema import Base
 from engine.app.store.sql import ProjectError, move, new_instruments, write
@@ -50,6 +51,7 @@ FOLLOW_PAUSE = 0.2
 _OFFSETS = Base.metadata.tables["consumer_offsets"]
 _RUNS = Base.metadata.tables["runs"]
 _OUTPUTS = Base.metadata.tables["run_outputs"]
+_REPORTS = Base.metadata.tables["trading_reports"]
 
 
 @dataclass(frozen=True)
@@ -276,6 +278,7 @@ class Projector:
             {"run_id": manifest.run_id, **{c: getattr(o, c) for c in COLUMNS["run_outputs"][1:]}}
             for o in manifest.outputs
         ]
+        reports = trading_report_rows(manifest.run_id, manifest.report.get("trading"))
         with self.engine.begin() as connection:
             where = _RUNS.c.run_id == manifest.run_id
             old = connection.execute(sa.select(_RUNS).where(where)).mappings().first()
@@ -284,19 +287,26 @@ class Projector:
                 .where(_OUTPUTS.c.run_id == manifest.run_id)
                 .order_by(_OUTPUTS.c.port)
             ).mappings()
+            old_reports = connection.execute(
+                sa.select(sa.func.count()).where(_REPORTS.c.run_id == manifest.run_id)
+            ).scalar_one()
             if (
                 old is not None
                 and dict(old) == run
                 and [dict(o) for o in old_outputs] == sorted(outputs, key=lambda o: str(o["port"]))
+                and old_reports == len(reports)
             ):
                 return
-            connection.execute(sa.delete(_RUNS).where(where))
-            connection.execute(sa.delete(_OUTPUTS).where(_OUTPUTS.c.run_id == manifest.run_id))
+            for table in (_RUNS, _OUTPUTS, _REPORTS):
+                connection.execute(sa.delete(table).where(table.c.run_id == manifest.run_id))
             connection.execute(sa.insert(_RUNS), [run])
             if outputs:
                 connection.execute(sa.insert(_OUTPUTS), outputs)
+            if reports:
+                connection.execute(sa.insert(_REPORTS), reports)
         progress.add("runs", 1)
         progress.add("run_outputs", len(outputs))
+        progress.add("trading_reports", len(reports))
 
 
 @dataclass

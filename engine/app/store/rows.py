@@ -20,8 +20,10 @@ from engine.app.store.schema import CLASS_NAMES, PROBABILITY_SETS, Base
 from engine.events import by_name, decode, type_of
 from engine.events.catalogue import is_msgpack
 from engine.events.control import (
+    CandidateEvaluated,
     ClockTicked,
     FeedGapDetected,
+    ModelPromoted,
     RecordQuarantined,
     SessionOpened,
 )
@@ -183,11 +185,23 @@ def _journal_event(batch: Batch, session: str, offset: int, event: Any) -> Rows:
     if isinstance(event, RecordQuarantined):
         return {"quarantine": [_row("quarantine", base, **_fields(event))]}
     name = type_of(event).name
+    if isinstance(event, ModelPromoted | CandidateEvaluated):
+        return {"model_events": [_row("model_events", base, kind=name, **_model_event(event))]}
     if name in _CONTROL_KINDS:
         fields = _fields(event)
         fields.pop("session", None)  # session.closed names its own session: the journal's
         return {"control_events": [_row("control_events", base, kind=name, **fields)]}
     return {}
+
+
+def _model_event(event: ModelPromoted | CandidateEvaluated) -> dict[str, Any]:
+    """A lifecycle event's columns: the bundle it is about and the one it was compared with
+    or replaced."""
+    fields = _fields(event)
+    if isinstance(event, CandidateEvaluated):
+        fields["bundle"], fields["previous"] = fields.pop("candidate"), fields.pop("current")
+        fields["evaluated_session"] = fields.pop("session")
+    return fields
 
 
 def _without(values: dict[str, Any], *names: str) -> dict[str, Any]:
@@ -355,5 +369,39 @@ RUN_TABLES: dict[str, tuple[str, MapperFactory]] = {
     ),
     "trading.orders": _struct_mapper("orders", {"kind": "order_type"}),
     "trading.executions": _struct_mapper("executions", {}),
+    "model.switched": _struct_mapper("model_switches", {}),
 }
 """Run topic schema -> (table, mapper factory taking the run id). Other schemas are skipped."""
+
+
+def trading_report_rows(run_id: str, report: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """Rows of ``trading_reports`` from a manifest's ``report.trading`` (none without one)."""
+    if not report:
+        return []
+    windows = [report.get("out_of_sample"), report.get("in_sample"), *report.get("bundles", [])]
+    out = []
+    for part in windows:
+        if part is None:
+            continue
+        w, a, b = part["window"], part["account"], part.get("baselines") or {}
+        row = {
+            "run_id": run_id,
+            "window": w["name"],
+            "sample": w["sample"],
+            "bundle": w.get("bundle", ""),
+            "intervals": msgspec.json.encode(w["intervals"]).decode(),
+            "first_ts": w["first_ts"],
+            "last_ts": w["last_ts"],
+            **{k: a[k] for k in ("round_trips", "wins", "fills", "net_pnl", "fees")},
+            **{k: a[k] for k in ("sharpe", "max_drawdown", "exposure")},
+            "buy_and_hold_pnl": b.get("buy_and_hold"),
+            "random_median_pnl": b.get("random_median"),
+            "random_p05_pnl": b.get("random_p05"),
+            "random_p95_pnl": b.get("random_p95"),
+            "random_beaten_share": b.get("random_beaten_share"),
+            "beats_no_trade": b.get("beats_no_trade"),
+            "beats_buy_and_hold": b.get("beats_buy_and_hold"),
+            "beats_random": b.get("beats_random"),
+        }
+        out.append({k: _null_nan(v) for k, v in row.items()})
+    return out

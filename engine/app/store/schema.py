@@ -133,6 +133,31 @@ class ControlEvent(JournalRow, Base):
     detail: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
+class ModelEvent(JournalRow, Base):
+    """``model.promoted`` and ``model.candidate_evaluated`` (the retraining gate's decision);
+    ``kind`` is the event name, columns the kind lacks are NULL. For a promotion ``bundle`` is
+    the promoted bundle and ``previous`` the one it replaced; for a gate decision ``bundle``
+    is the candidate and ``previous`` the current bundle."""
+
+    __tablename__ = "model_events"
+
+    kind: Mapped[str] = mapped_column(String(64), nullable=False)
+    ts_recv: Mapped[int] = _i64()
+    bundle: Mapped[str] = mapped_column(String(64), nullable=False)
+    previous: Mapped[str] = mapped_column(String(64), nullable=False)
+    reason: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    operator: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    evaluated_session: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    fold_first: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    fold_last: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    rows: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    candidate_log_loss: Mapped[float | None] = _f64()
+    current_log_loss: Mapped[float | None] = _f64()
+    baseline_log_loss: Mapped[float | None] = _f64()
+    promoted: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    detail: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
 class Trade(JournalRow, Base):
     """Trade prints: ``market.trade`` and ``market.order_executed`` (type id in ``type_id``)."""
 
@@ -230,6 +255,40 @@ class RunOutput(Base):
 
 
 # --- from run topics ----------------------------------------------------------------------------
+
+
+class TradingReport(Base):
+    """A run's trading report, one row per window (``out-of-sample``, ``in-sample``, and each
+    bundle's own out-of-sample stretch), from the manifest's ``report.trading``: the account
+    over the window beside its three baselines (docs/trading.md). Only ``sample =
+    'out-of-sample'`` rows are evidence of skill."""
+
+    __tablename__ = "trading_reports"
+
+    run_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    window: Mapped[str] = mapped_column(String(100), primary_key=True)
+    sample: Mapped[str] = mapped_column(String(32), nullable=False)
+    bundle: Mapped[str] = mapped_column(String(64), nullable=False)
+    intervals: Mapped[str] = mapped_column(Text, nullable=False)
+    """The window's journal offset intervals as JSON: ``[[start, stop], ...]``."""
+    first_ts: Mapped[int] = _i64()
+    last_ts: Mapped[int] = _i64()
+    round_trips: Mapped[int] = _i64()
+    wins: Mapped[int] = _i64()
+    fills: Mapped[int] = _i64()
+    net_pnl: Mapped[float] = mapped_column(Double, nullable=False)
+    fees: Mapped[float] = mapped_column(Double, nullable=False)
+    sharpe: Mapped[float | None] = _f64()
+    max_drawdown: Mapped[float] = mapped_column(Double, nullable=False)
+    exposure: Mapped[float] = mapped_column(Double, nullable=False)
+    buy_and_hold_pnl: Mapped[float | None] = _f64()
+    random_median_pnl: Mapped[float | None] = _f64()
+    random_p05_pnl: Mapped[float | None] = _f64()
+    random_p95_pnl: Mapped[float | None] = _f64()
+    random_beaten_share: Mapped[float | None] = _f64()
+    beats_no_trade: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    beats_buy_and_hold: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    beats_random: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
 
 
 class TopOfBook(LogRow, Base):
@@ -333,6 +392,20 @@ for _who in CONTRIBUTORS:
     setattr(Decision, f"{_who}_vote", mapped_column(Integer, nullable=False))
     setattr(Decision, f"{_who}_weight", mapped_column(Double, nullable=True))
     setattr(Decision, f"{_who}_confidence", mapped_column(Double, nullable=True))
+
+
+class ModelSwitch(LogRow, Base):
+    """``model.switched`` (``run.<id>.switches``): the bundle in effect from journal offset
+    ``cause`` on, why (``source``: config, schedule, promotion), its walk-forward ``fold`` and
+    the end of its sample (``in_sample_until``)."""
+
+    __tablename__ = "model_switches"
+
+    kind: Mapped[str] = mapped_column(String(64), nullable=False)
+    bundle: Mapped[str] = mapped_column(String(64), nullable=False)
+    source: Mapped[str] = mapped_column(String(32), nullable=False)
+    fold: Mapped[int] = mapped_column(Integer, nullable=False)
+    in_sample_until: Mapped[int] = _i64()
 
 
 class RiskEvent(LogRow, Base):

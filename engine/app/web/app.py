@@ -237,7 +237,13 @@ def api_control(d: Dashboard, request: Request) -> Any:
     if command not in COMMANDS:
         raise guard.NotFoundError(f"no command {command[:30]!r}; commands: {', '.join(COMMANDS)}")
     offset = journal(d.log, session, command, d.settings.operator, "")
-    return {"session": session, "command": command, "journal_offset": offset}
+    # None: a live process holds the journal; the command waits in its inbox
+    return {
+        "session": session,
+        "command": command,
+        "journal_offset": offset,
+        "queued": offset is None,
+    }
 
 
 def api_live_stream(d: Dashboard) -> Handler:

@@ -1,8 +1,9 @@
 """Operator commands from the dashboard: halt, resume and flatten, journaled.
 
 The journal is the only input of a pipeline, so a command is an event appended to the
-session's journal (``engine.log.journal.append_command``); the trading stage reads it in
-journal order, live and in every replay. This is the dashboard's only write, and only when
+session's journal (``engine.log.journal.append_control``; while a live process writes the
+journal, through the session's inbox, which that process journals); the trading stage reads it
+in journal order, live and in every replay. This is the dashboard's only write, and only when
 ``tape serve --control`` allows it.
 """
 
@@ -10,7 +11,6 @@ from __future__ import annotations
 
 import time
 
-from engine.app.live.commands import Command, command_address, send_command
 from engine.events import decode
 from engine.events.control import (
     FlattenPosition,
@@ -19,12 +19,10 @@ from engine.events.control import (
     ResumeTrading,
     SessionClosed,
 )
-from engine.log import EmbeddedLog, PartitionLockedError, RecordBatch
-from engine.log.journal import append_command, journal_topic
+from engine.log import EmbeddedLog, RecordBatch
+from engine.log.journal import append_control, journal_topic
 
 COMMANDS = ("halt", "resume", "flatten")
-LOCK_WAIT_SECONDS = 2.0
-"""How long to wait for the journal's writer while another process appends a batch."""
 
 
 class ControlError(RuntimeError):
@@ -51,27 +49,12 @@ def is_closed(log: EmbeddedLog, session: str) -> bool:
     return isinstance(last, RecordBatch) and isinstance(decode(last.values()[0]), SessionClosed)
 
 
-def journal(log: EmbeddedLog, session: str, command: str, operator: str, reason: str) -> int:
-    """Append ``command`` to ``session``'s journal; the offset it got. A running ``tape live``
-    holds the journal's writer, so the command goes to it first (it journals it in order)."""
-    if command not in COMMANDS:
-        raise ControlError(f"unknown command {command!r}; commands: {', '.join(COMMANDS)}")
-    reply = send_command(command_address(log.root, session), Command(command, reason, operator))
-    if reply is not None:
-        if reply.error:
-            raise ControlError(reply.error)
-        return reply.offset
+def journal(log: EmbeddedLog, session: str, command: str, operator: str, reason: str) -> int | None:
+    """Journal ``command`` into ``session``: the offset it got, or None when a live process
+    holds the journal and the command waits in the session's inbox for it to journal
+    (``engine.log.journal.append_control``)."""
     if is_closed(log, session):
         raise ControlError(f"session {session} is closed: a command would come after its end")
     event = command_event(command, operator, reason, time.time_ns())
-    deadline = time.monotonic() + LOCK_WAIT_SECONDS
-    while True:
-        try:
-            return append_command(log, session, event)
-        except PartitionLockedError as exc:
-            if time.monotonic() >= deadline:
-                raise ControlError(
-                    f"the journal of {session} is held by another writer for more than "
-                    f"{LOCK_WAIT_SECONDS:.0f} s ({exc}); send the command to that process"
-                ) from None
-            time.sleep(0.02)
+    offsets = append_control(log, session, [event])
+    return offsets[0] if offsets is not None else None

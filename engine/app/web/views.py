@@ -15,14 +15,14 @@ import msgspec
 
 from engine.app.runview import RunData, downsample, open_run
 from engine.app.runview.card import feature_drift, periods
+from engine.app.runview.report import NOT_EVIDENCE, bundle_rows, stored_report, windows
 from engine.app.runview.series import pairs
 from engine.app.web.verifier import Job
-from engine.events.control import SessionOpened
+from engine.events.control import InstrumentSpec, SessionOpened
 from engine.log import EmbeddedLog
 from engine.runtime import Catalog, Link, RunError, list_runs, trace
 from engine.runtime.manifest import RunManifest
 from engine.runtime.runs import session_opened
-from streams.trading.report import Report, report_rows
 
 MAX_MARKERS = 2000
 """Order and fill markers drawn per view at most (evenly thinned beyond)."""
@@ -115,7 +115,7 @@ def run_summary(run: RunData, job: Job | None) -> dict[str, Any]:
         if stamps
         else None,
         "instrument": msgspec.structs.asdict(run.instrument),
-        "report": _report(m, run.instrument.currency, run.instrument.size_scale),
+        "report": _report(m, run.instrument),
         "min_confidence": _setting(m, "trading", "min_confidence"),
         "rejections": run.rejections(),
         "orders": orders[:MAX_TABLE_ROWS],
@@ -134,11 +134,27 @@ def _setting(m: RunManifest, stage: str, key: str) -> Any:
     return stages.get(stage, {}).get(key)
 
 
-def _report(m: RunManifest, currency: str, size_scale: int) -> list[list[str]] | None:
-    if "trading" not in m.report:
+def _report(m: RunManifest, instrument: InstrumentSpec) -> dict[str, Any] | None:
+    """The stored trading report as text: out of sample beside its baselines first, each
+    bundle's window, in-sample figures labelled as not evidence (engine.app.runview.report)."""
+    report = stored_report(m)
+    if report is None:
         return None
-    report = msgspec.convert(m.report["trading"], Report)
-    return [list(row) for row in report_rows(report, currency, size_scale)]
+    unit = f" {instrument.currency}" if instrument.currency else ""
+    return {
+        "basis": report.basis,
+        "windows": [
+            {
+                "title": part.title,
+                "in_sample": part.title.startswith(NOT_EVIDENCE),
+                "account": [list(row) for row in part.account],
+                "baselines": None if part.baselines is None else [list(r) for r in part.baselines],
+                "note": part.note,
+            }
+            for part in windows(report, instrument)
+        ],
+        "bundles": [list(row) for row in bundle_rows(report, unit)],
+    }
 
 
 def _card(card: Any, run: RunData) -> dict[str, Any]:

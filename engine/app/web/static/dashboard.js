@@ -202,14 +202,32 @@ function renderRejections(summary) {
 }
 
 function renderReport(summary) {
-  const table = document.getElementById("report");
-  if (!summary.report) {
-    table.replaceChildren();
-    document.getElementById("report-note").textContent = "this pipeline does not trade";
+  // out of sample beside its baselines first; in-sample figures labelled as not evidence
+  const box = document.getElementById("report");
+  const report = summary.report;
+  if (!report) {
+    box.replaceChildren(el("p", { class: "note" }, "this pipeline does not trade"));
     return;
   }
-  table.replaceChildren(...summary.report.map(([k, v]) => el("tr", {}, el("td", {}, k), el("td", {}, v))));
-  document.getElementById("report-note").textContent = "baseline: not trading keeps the starting equity (net PnL 0).";
+  const parts = [el("p", { class: "note" }, report.basis)];
+  for (const w of report.windows) {
+    parts.push(el("h3", { class: w.in_sample ? "in-sample" : "out-of-sample" }, w.title));
+    const account = el("table", { class: "kv" });
+    account.replaceChildren(...w.account.map(([k, v]) => el("tr", {}, el("td", {}, k), el("td", {}, v))));
+    parts.push(account);
+    if (w.baselines) {
+      const beside = el("table", { class: "baselines" });
+      fillTable(beside, ["beside the baselines (same window, same fees)", "net PnL", "beaten?"], w.baselines);
+      parts.push(beside);
+    }
+    parts.push(el("p", { class: "note" }, w.note));
+  }
+  if (report.bundles.length) {
+    const bundles = el("table", {});
+    fillTable(bundles, ["bundle", "window", "trips", "net PnL", "buy & hold", "random median", "beats (no trade / b&h / random)"], report.bundles);
+    parts.push(el("h3", {}, "out of sample, per bundle in effect"), bundles);
+  }
+  box.replaceChildren(...parts);
 }
 
 function renderCard(summary) {
@@ -367,7 +385,9 @@ function livePage() {
       const note = document.getElementById("control-note");
       try {
         const r = await postJSON(`/api/live/${session}/control/${button.dataset.command}`);
-        note.textContent = `${r.command} journaled at offset ${fmtNum(r.journal_offset, 0)}`;
+        note.textContent = r.queued
+          ? `${r.command} queued: the live feed journals it with its next events`
+          : `${r.command} journaled at offset ${fmtNum(r.journal_offset, 0)}`;
       } catch (e) {
         note.textContent = `not journaled: ${e.message}`;
       }
