@@ -86,7 +86,7 @@ def _lobster(messages: Path, books: Path, data: Path, fsync: str = "batch") -> d
 
 
 def _book(path: Path, data: Path) -> dict[str, Any]:
-    from engine.app.bookcheck import book_config, read_journal
+    from engine.app.bookcheck import read_journal
     from engine.log import EmbeddedLog
     from streams.book import BookProcessor
 
@@ -94,7 +94,7 @@ def _book(path: Path, data: Path) -> dict[str, Any]:
     journal = read_journal(EmbeddedLog(data), "b")
     dt, tops = 0.0, 0
     for _ in range(2):  # first run includes numba's load of the cached compile
-        book = BookProcessor(book_config(journal.opened.instrument))
+        book = BookProcessor(journal.book)
         t = time.perf_counter()
         tops = len(book.process(journal.records, 0))
         dt = time.perf_counter() - t

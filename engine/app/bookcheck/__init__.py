@@ -1,16 +1,22 @@
 """Checking a rebuilt order book against the venue's own view of it (``tape book-check``).
 
 * LOBSTER: every orderbook row (``<session>.oracle``) against the book after its message, all
-  levels of both sides. The message file only reports events inside the first N levels, so the
-  book keeps only N levels a side; when a price the book does not hold enters the window from
-  below (deeper than every level the book holds), its size is taken from the row and the level
-  counts as *resynced*. Any other difference is a mismatch.
+  levels of both sides. The message file only reports events inside the file's N levels, so the
+  book keeps only N levels a side (its window follows the depth ``feed.book_described`` gives,
+  10 without one); when a price the book does not hold enters the window from below (deeper
+  than every level the book holds), its size is taken from the row and the level counts as
+  *resynced*. Any other difference is a mismatch.
 * Binance: after each applied depth message (book update id ``u``), the book's best bid and ask
   (price and size) against the ``bookTicker`` with the greatest update id ``<= u``, provided a
   ticker with an id ``> u`` exists, which proves no change in between went unseen (Binance pushes
   a ticker on every change of the best levels). Messages while the book is unsynced or stale
   are not compared.
-* B3 (top-of-book snapshots only): each quote against the book's level 1 after it.
+* Quote-built books (B3 snapshots, Tardis quotes, Databento MBP-1): each quote that ends a
+  message against the book's level 1 after it.
+* Everything else (Databento MBO and MBP-10, Tardis book files, a LOBSTER message file without
+  its orderbook): no independent oracle, so :mod:`engine.app.bookcheck.consistency` rebuilds the
+  book a second, independent way and checks it at every message: same levels as the ``book``
+  processor, never crossed, no negative size, no cancel/modify/fill of an order not in the book.
 """
 
 from __future__ import annotations
@@ -21,13 +27,14 @@ from typing import Any
 import numpy as np
 
 from engine.events import decode
-from engine.events.control import FeedGapDetected, SessionOpened
+from engine.app.ingest.session import oracle_topic
+from engine.events.control import BookDescribed, FeedGapDetected, SessionOpened
 from engine.events.market import MARKET_RECORD
 from engine.log import EmbeddedLog, FixedBatch
 from engine.log.journal import journal_topic
-from streams.book import book_config
+from streams.book import BookConfig, book_config, described
 
-__all__ = ["CheckError", "CheckReport", "Journal", "book_config", "check_session", "read_journal"]
+__all__ = ["CheckError", "CheckReport", "Journal", "check_session", "read_journal"]
 
 
 class CheckError(Exception):
@@ -47,6 +54,9 @@ class CheckReport:
     skipped: dict[str, int] = field(default_factory=dict)
     gaps: int = 0
     first_mismatch: dict[str, Any] | None = None
+    counts: dict[str, int] = field(default_factory=dict)
+    """What else the check counted, e.g. records of each L3 action."""
+    notes: list[str] = field(default_factory=list)
 
     def tally(self, matched: bool, details: dict[str, Any]) -> None:
         """Count one comparison; keep the ``details`` of the first mismatch."""
@@ -72,6 +82,16 @@ class Journal:
     records: np.ndarray[Any, Any]
     offsets: np.ndarray[Any, Any]
     gaps: int
+    described: list[BookDescribed] = field(default_factory=list)
+
+    @property
+    def book(self) -> BookConfig:
+        """How this session's book is built: its venue's rules, then what the journal's
+        ``feed.book_described`` events say (importers write them before any market record)."""
+        config = book_config(self.opened.instrument)
+        for event in self.described:
+            config = described(config, event)
+        return config
 
 
 def read_journal(log: EmbeddedLog, session: str) -> Journal:
@@ -83,6 +103,7 @@ def read_journal(log: EmbeddedLog, session: str) -> Journal:
         )
     reader = log.reader(topic)
     chunks, offsets, opened, gaps, offset = [], [], None, 0, reader.start_offset
+    descriptions: list[BookDescribed] = []
     while (batch := reader.read(offset, 1 << 20)) is not None:
         if isinstance(batch, FixedBatch):
             chunks.append(batch.view(MARKET_RECORD).copy())
@@ -92,6 +113,8 @@ def read_journal(log: EmbeddedLog, session: str) -> Journal:
                 event = decode(value)
                 opened = event if isinstance(event, SessionOpened) and opened is None else opened
                 gaps += isinstance(event, FeedGapDetected)
+                if isinstance(event, BookDescribed):
+                    descriptions.append(event)
         offset = batch.next_offset
     if opened is None:
         raise CheckError(f"session {session!r} has no session.opened event")
@@ -101,20 +124,23 @@ def read_journal(log: EmbeddedLog, session: str) -> Journal:
         np.concatenate(chunks) if chunks else empty,
         np.concatenate(offsets) if offsets else np.zeros(0, np.int64),
         gaps,
+        descriptions,
     )
 
 
 def check_session(log: EmbeddedLog, session: str) -> CheckReport:
-    """Rebuild the session's book and compare it with the venue's oracle."""
-    from engine.app.bookcheck import binance, lobster, quotes
+    """Rebuild the session's book and compare it with the best oracle the session has."""
+    from engine.app.bookcheck import binance, consistency, lobster, quotes
 
     journal = read_journal(log, session)
-    venue = journal.opened.instrument.venue
-    if venue.startswith("BINANCE"):
-        report = binance.check(journal, session)
-    elif venue == "NASDAQ":
+    config = journal.book
+    if log.has_topic(oracle_topic(session)):
         report = lobster.check(log, journal, session)
-    else:
+    elif config.sequenced:
+        report = binance.check(journal, session)
+    elif config.quote_book:
         report = quotes.check(journal, session)
+    else:
+        report = consistency.check(journal, session)
     report.gaps = journal.gaps
     return report

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.app.bookcheck import CheckError, CheckReport, Journal, book_config
+from engine.app.bookcheck import CheckError, CheckReport, Journal
 from engine.app.ingest.session import oracle_topic
 from engine.events.market import F_LAST, LEVEL_UPDATED, new_records
 from engine.log import EmbeddedLog
@@ -56,7 +56,7 @@ def check(log: EmbeddedLog, journal: Journal, session: str) -> CheckReport:
     """Compare all levels of every orderbook row; see :mod:`engine.app.bookcheck`."""
     oracle = _oracle(log, session)
     report = CheckReport(session, f"{oracle_topic(session)} ({len(oracle)} orderbook rows)")
-    book = BookProcessor(book_config(journal.opened.instrument))
+    book = BookProcessor(journal.book)
     done = 0  # records of the journal applied so far
     for row in oracle:
         upto = int(np.searchsorted(journal.offsets, int(row["offset"]), side="right"))

@@ -5,6 +5,11 @@ A converter yields, in journal order, numpy arrays of market records, low-rate c
 and :class:`Bad` items for input it could not convert. This driver writes the first two to the
 session journal through :class:`~engine.log.journal.JournalWriter` and the last to the quarantine.
 
+A compressed input cut short (:attr:`~engine.app.ingest.source.InputFile.cut`) is not a failure:
+what was readable is ingested, the incomplete last line is quarantined as ``truncated``, and the
+session is marked as ending early (``session.closed`` says where; the sidecar lists it in
+``ended_early``). ``--strict`` stops there instead.
+
 Idempotency: ``<data>/sessions/<name>.json`` records the fingerprint (sha256 of the input bytes,
 the importer and its version, and the arguments that change the output). An identical re-run is
 a no-op; anything else for an existing session is refused. An interrupted or ``--strict``-stopped
@@ -18,7 +23,7 @@ import shutil
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -26,7 +31,7 @@ from typing import Any, cast
 import msgspec
 import numpy as np
 
-from engine.app.ingest.source import Line
+from engine.app.ingest.source import InputFile, Line
 from engine.events.book import TOP_RECORD_SIZE
 from engine.events.control import (
     InstrumentSpec,
@@ -88,6 +93,10 @@ class Summary:
     events: int = 0
     quarantined: Counter[str] = field(default_factory=Counter)
     notes: list[str] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
+    """Other things the importer counted for the user, e.g. timestamps rounded."""
+    ended_early: list[str] = field(default_factory=list)
+    """Where each input that was cut short stops (file, compressed offset, last line)."""
     seconds: float = 0.0
     skipped: bool = False
 
@@ -103,6 +112,8 @@ class Manifest(msgspec.Struct, frozen=True):
     lines: int = 0
     records: int = 0
     quarantined: dict[str, int] = {}
+    ended_early: list[str] = []
+    """Inputs that were cut short, and where; empty when every input was whole."""
 
 
 def manifest_path(log: EmbeddedLog, session: str) -> Path:
@@ -167,10 +178,20 @@ class IngestJob:
     instrument: InstrumentSpec
     source: str
     strict: bool = False
+    header: tuple[msgspec.Struct, ...] = ()
+    """Events written right after ``session.opened``, at its time (e.g. ``feed.book_described``)."""
 
 
-def run(job: IngestJob, items: Iterable[Item], lines: Callable[[], int]) -> Summary:
-    """Write ``items`` into the session; ``lines()`` tells how many input lines were read."""
+def run(
+    job: IngestJob,
+    items: Iterable[Item],
+    lines: Callable[[], int],
+    inputs: Sequence[InputFile] = (),
+) -> Summary:
+    """Write ``items`` into the session; ``lines()`` tells how many input lines were read.
+
+    ``inputs`` are the files the items come from: any that was cut short is reported.
+    """
     summary = Summary(job.session)
     if check_new(job.log, job.session, job.fingerprint, job.inputs):
         summary.skipped = True
@@ -186,7 +207,11 @@ def run(job: IngestJob, items: Iterable[Item], lines: Callable[[], int]) -> Summ
             last_ts = _drive(job, writer, ahead, summary)
         finally:
             ahead.close()
-        writer.event(SessionClosed(last_ts, last_ts, job.session, "end of input"))
+        _report_cuts(job, writer, inputs, summary, last_ts)
+        reason = "end of input"
+        if summary.ended_early:
+            reason = "input ended early: " + "; ".join(summary.ended_early)
+        writer.event(SessionClosed(last_ts, last_ts, job.session, reason))
         summary.events += 1
         writer.close()
     except BaseException:
@@ -206,9 +231,30 @@ def run(job: IngestJob, items: Iterable[Item], lines: Callable[[], int]) -> Summ
             summary.lines,
             summary.records,
             dict(sorted(summary.quarantined.items())),
+            summary.ended_early,
         ),
     )
     return summary
+
+
+def _report_cuts(
+    job: IngestJob, writer: JournalWriter, inputs: Sequence[InputFile], s: Summary, ts: int
+) -> None:
+    """Quarantine the incomplete line of each cut input and say where it stops."""
+    for inp in inputs:
+        if inp.cut is None:
+            continue
+        where = inp.cut.where(inp.last_complete_line)
+        if inp.partial is not None:
+            detail = f"the input ends inside this line: {where}"
+            _quarantine(job, writer, Bad.at(str(inp.path), inp.partial, "truncated", detail, ts), s)
+        if job.strict:
+            raise StrictStopError(
+                f"{where}.\n--strict stops at an input that ends early; nothing was kept. "
+                "Run without --strict to ingest everything readable (the session is then "
+                "marked as ending early)."
+            )
+        s.ended_early.append(where)
 
 
 _END = object()
@@ -336,11 +382,12 @@ def _drive(job: IngestJob, writer: JournalWriter, items: Iterator[Item], summary
                 oracle.write(item.tops)
                 continue
             if isinstance(item, np.ndarray):
-                oracle.saw_market(len(item), writer.next_offset + (0 if opened else 1))
+                oracle.saw_market(
+                    len(item), writer.next_offset + (0 if opened else 1 + len(job.header))
+                )
             opened, last_ts = _one(job, writer, item, summary, opened, last_ts)
         if not opened:
-            writer.event(SessionOpened(0, 0, job.session, job.instrument, job.source))
-            summary.events += 1
+            _open(job, writer, 0, summary)
     finally:
         oracle.close()
     return last_ts
@@ -355,8 +402,7 @@ def _one(
     assert not isinstance(item, Oracle)
     ts = int(item["ts_event"][0]) if isinstance(item, np.ndarray) else int(item.ts_event)  # type: ignore[attr-defined]
     if not opened:
-        writer.event(SessionOpened(ts, ts, job.session, job.instrument, job.source))
-        summary.events += 1
+        _open(job, writer, ts, summary)
     if isinstance(item, np.ndarray):
         writer.market(item)
         summary.records += len(item)
@@ -364,6 +410,13 @@ def _one(
     writer.event(item)
     summary.events += 1
     return True, max(last_ts, ts)
+
+
+def _open(job: IngestJob, writer: JournalWriter, ts: int, summary: Summary) -> None:
+    writer.event(SessionOpened(ts, ts, job.session, job.instrument, job.source))
+    for event in job.header:
+        writer.event(msgspec.structs.replace(event, ts_event=ts, ts_recv=ts))
+    summary.events += 1 + len(job.header)
 
 
 def _quarantine(job: IngestJob, writer: JournalWriter, bad: Bad, summary: Summary) -> None:
