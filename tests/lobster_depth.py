@@ -26,7 +26,9 @@ def _window_holds(row: list[int], depth: int, price: int) -> bool:
     return price >= bid_n != EMPTY_BID or price <= ask_n != EMPTY_ASK
 
 
-def cut_depth(messages: list[bytes], books: list[bytes], depth: int) -> tuple[list[bytes], list[bytes]]:
+def cut_depth(
+    messages: list[bytes], books: list[bytes], depth: int
+) -> tuple[list[bytes], list[bytes]]:
     """The message and orderbook lines of an N-level pair cut from a deeper pair."""
     out_m: list[bytes] = []
     out_b: list[bytes] = []

@@ -78,9 +78,7 @@ def described(config: BookConfig, event: BookDescribed) -> BookConfig:
     """``config`` as a ``feed.book_described`` event says the source's book is: its window
     follows the source's depth, quotes are the book when the event says so, and it is never
     sequenced by venue update ids (sources that describe their book carry none)."""
-    return dataclasses.replace(
-        config, window=event.depth, quote_book=event.quotes, sequenced=False
-    )
+    return dataclasses.replace(config, window=event.depth, quote_book=event.quotes, sequenced=False)
 
 
 class _State(msgspec.Struct, array_like=True):

@@ -26,8 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from engine.events import decode
 from engine.app.ingest.session import oracle_topic
+from engine.events import decode
 from engine.events.control import BookDescribed, FeedGapDetected, SessionOpened
 from engine.events.market import MARKET_RECORD
 from engine.log import EmbeddedLog, FixedBatch
