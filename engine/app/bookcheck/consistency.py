@@ -5,10 +5,16 @@ with no book to compare against. This check rebuilds the book a second way (:cla
 plain dicts of orders and levels, written for clarity, not speed) and, at the end of every
 source message (F_LAST), compares it with what the ``book`` processor emitted, and checks it:
 
-* never crossed (best bid below best ask when both sides have a level);
-* no negative size (a cancel, execution or fill larger than what rests);
-* every cancel, delete, execution, modify and fill names an order in the book, and every add a
-  new one.
+* never crossed (best bid below best ask when both sides have a level) once the instrument has
+  traded: before its first trade a futures market is in its pre-open, where orders rest
+  crossed until the opening auction matches them (Databento's ESH4 file shows 891 such
+  messages), so crossings before the first trade are counted, not failed;
+* no negative size (a cancel or execution larger than what rests at the order or the level);
+* every cancel, delete, execution and modify names an order in the book, and every add a new
+  one. A fill that names an order the book does not hold is counted, not failed: fills change
+  no level (the book stays right), and at CME's opening auction Databento sends fills of orders
+  that were never in its MBO book (7 in the ESH4 file). A fill larger than the order's displayed
+  size is an iceberg's hidden quantity, not an error.
 
 A message where the two rebuilds differ is a mismatch. Invariant breaks are mismatches too,
 except for a LOBSTER message file without its orderbook, where orders resting before the first
@@ -29,9 +35,13 @@ from engine.events.market import F_FIRST, F_LAST
 from streams.book import BookProcessor
 
 CROSSED = "crossed after a message"
+PRE_OPEN = "crossed after a message, before the first trade (pre-open)"
 NEGATIVE = "size below zero (more taken than rested)"
-UNKNOWN = "cancel/delete/execute/modify/fill of an order not in the book"
+UNKNOWN = "cancel/delete/execute/modify of an order not in the book"
+UNKNOWN_FILL = "fill of an order not in the book (fills change no level)"
 REUSED = "add of an order id already in the book"
+COUNTED = frozenset({PRE_OPEN, UNKNOWN_FILL})
+"""Reported but never failed (see the module docstring)."""
 
 
 class Reference:
@@ -52,8 +62,7 @@ class Reference:
         if t == 20:
             return self._modify(oid, side, price, size)
         if t == 21:
-            order = self.orders.get(oid)
-            return [UNKNOWN] if order is None else [NEGATIVE] if size > order[2] else []
+            return [UNKNOWN_FILL] if oid not in self.orders else []
         if t == 22:
             self.orders.clear()
             self.sides = {1: {}, -1: {}}
@@ -143,25 +152,29 @@ def check(journal: Journal, session: str, unknown_expected: bool | None = None) 
     kinds: Counter[str] = Counter()
     issues: Counter[str] = Counter()
     pending: list[str] = []
+    traded = False
     columns = ("type_id", "side", "flags", "price", "size", "id", "price2", "size2")
     rows = zip(*(records[c].tolist() for c in columns), strict=True)
     for i, (t, side, flags, price, size, oid, price2, size2) in enumerate(rows):
         kinds[by_id(t).name] += 1
+        traded = traded or t in (1, 5)
         pending += reference.apply(t, side, flags, price, size, oid, price2, size2)
         if not flags & F_LAST:
             continue
         want = reference.top()
         if want["bid"] and want["ask"] and want["bid"][0][0] >= want["ask"][0][0]:
-            pending.append(CROSSED)
+            pending.append(CROSSED if traded else PRE_OPEN)
         got = _book_top(tops[state[i]]) if state[i] >= 0 else {"bid": [], "ask": []}
         issues.update(pending)
-        failed = got != want or (bool(pending) and not unknown_expected)
+        failing = [p for p in pending if p not in COUNTED and not unknown_expected]
         details = {"journal_offset": int(offsets[i]), "problems": sorted(set(pending))}
-        report.tally(not failed, {**details, "book": got, "independent rebuild": want})
+        report.tally(got == want and not failing,
+                     {**details, "book": got, "independent rebuild": want})  # fmt: skip
         pending = []
     report.counts = {f"records: {k}": v for k, v in sorted(kinds.items())}
-    report.counts.update({f"{'seen' if unknown_expected else 'failed'}: {k}": v
-                          for k, v in sorted(issues.items())})  # fmt: skip
+    for k, v in sorted(issues.items()):
+        failed = k not in COUNTED and not unknown_expected
+        report.counts[f"{'failed' if failed else 'counted'}: {k}"] = v
     if unknown_expected:
         report.notes.append(
             "no orderbook file: orders resting before the first message are unknown to the book, "

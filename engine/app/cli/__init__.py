@@ -6,6 +6,7 @@ from engine.app.cli import cluster_commands as cluster_commands
 from engine.app.cli import db_commands as db_commands
 from engine.app.cli import demo as demo
 from engine.app.cli import ingest_commands as ingest_commands
+from engine.app.cli import ingest_vendors as ingest_vendors
 from engine.app.cli import log_commands as log_commands
 from engine.app.cli import run_commands as run_commands
 from engine.app.cli import train_commands as train_commands

@@ -36,13 +36,14 @@ Strict = Annotated[bool, typer.Option("--strict", help="Stop at the first bad re
 Quiet = Annotated[bool, typer.Option("--quiet", help="No progress bar.")]
 
 
-def _existing(path: Path) -> Path:
+def existing(path: Path) -> Path:
+    """``path``, or exit with an error if it is not a file."""
     if not path.is_file():
         fail(f"input file {path} does not exist")
     return path
 
 
-def _refuse_other_formats(paths: list[Path], importer: str) -> None:
+def refuse_other_formats(paths: list[Path], importer: str) -> None:
     """Stop before anything is written if a file is empty, not UTF-8, or another format."""
     for path in paths:
         try:
@@ -53,7 +54,7 @@ def _refuse_other_formats(paths: list[Path], importer: str) -> None:
             fail(problem)
 
 
-def _execute(job: IngestJob, items: Iterator[Item], files: list[InputFile], quiet: bool) -> Summary:
+def execute(job: IngestJob, items: Iterator[Item], files: list[InputFile], quiet: bool) -> Summary:
     """Run the ingest with a progress bar; the summary is printed by :func:`report`."""
     progress = Progress(
         TextColumn("[bold]{task.description}"),
@@ -142,7 +143,7 @@ def ingest_binance(
     ] = None,
 ) -> None:
     """Binance spot or USD-M futures depth/trade/bookTicker recording with a REST snapshot."""
-    path = _existing(file)
+    path = existing(file)
     try:
         market, symbol = binance.detect(path)
     except ValueError as exc:
@@ -167,7 +168,7 @@ def ingest_binance(
     def items() -> Iterator[Item]:
         yield from converter.convert(inp.lines())
 
-    report(_execute(job, items(), [inp], quiet))
+    report(execute(job, items(), [inp], quiet))
     if converter.gaps:
         console.print(
             f"[yellow]warning:[/] {converter.gaps} depth sequence gap(s): the book is stale from "
@@ -200,16 +201,16 @@ def ingest_lobster(
 ) -> None:
     """A LOBSTER message file at any depth, with its orderbook file (book-check's oracle) or
     alone; symbol, day and depth come from LOBSTER's file names unless given."""
-    paths = [_existing(message_csv)] + ([_existing(orderbook_csv)] if orderbook_csv else [])
+    paths = [existing(message_csv)] + ([existing(orderbook_csv)] if orderbook_csv else [])
     try:
         given = resolve_lobster(message_csv, orderbook_csv, symbol, day, levels)
     except LobsterInputError as exc:
         fail(str(exc))
-    _refuse_other_formats(paths, "lobster")
+    refuse_other_formats(paths, "lobster")
     job, converter = _lobster_job(ctx, session, given, strict)
     files = [InputFile(p) for p in paths]
     books = files[1].lines() if len(files) > 1 else None
-    summary = _execute(job, converter.convert(files[0].lines(), books), files, quiet)
+    summary = execute(job, converter.convert(files[0].lines(), books), files, quiet)
     if converter.rounded:
         summary.counts["times rounded to the ns"] = converter.rounded
     summary.notes[:0] = given.notes
@@ -260,7 +261,7 @@ def ingest_b3(
     quiet: Quiet = False,
 ) -> None:
     """B3 top-of-book snapshots (level 1 becomes market.quote events)."""
-    path = _existing(file)
+    path = existing(file)
     try:
         symbol = b3.detect_symbol(path)
     except ValueError as exc:
@@ -272,4 +273,4 @@ def ingest_b3(
         context(ctx).log, session, b3.IMPORTER_VERSION, digest, [str(path)], spec, source, strict
     )
     inp = InputFile(path)
-    report(_execute(job, b3.B3Converter(spec, str(path)).convert(inp.lines()), [inp], quiet))
+    report(execute(job, b3.B3Converter(spec, str(path)).convert(inp.lines()), [inp], quiet))

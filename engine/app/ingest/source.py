@@ -52,14 +52,16 @@ class Cut:
     reason: str
     """What the decompressor said."""
     decompressed: int
-    """Bytes of text recovered before the cut."""
+    """Bytes recovered before the cut."""
+    unit: str = "line"
+    """What the input is made of: ``line``, or ``record`` for a binary format."""
 
     def where(self, last_line: int) -> str:
         """The cut for a message: file, compressed byte offset, last complete line."""
         return (
             f"{self.path} is cut short at compressed byte {self.compressed_offset:,} of "
-            f"{self.compressed_size:,} ({self.reason}); the last complete line is line "
-            f"{last_line:,} ({self.decompressed:,} bytes of text were readable)"
+            f"{self.compressed_size:,} ({self.reason}); the last complete {self.unit} is "
+            f"{self.unit} {last_line:,} ({self.decompressed:,} bytes were readable)"
         )
 
 
