@@ -330,8 +330,8 @@ class DatabentoConverter:
         _trade_fields(trades[:, 0], rec)
         trades["type_id"][rec["action"] != b"T"] = 0
         books = _quotes(rec)[:, None] if depth == 1 else _levels(rec, depth)
-        both: np.ndarray[Any, Any] = np.concatenate([trades, books], axis=1)
-        return both[both["type_id"] != 0]
+        both = np.concatenate([trades, books], axis=1)
+        return np.asarray(both[both["type_id"] != 0])
 
     def _mbo(self, rec: np.ndarray[Any, Any]) -> Iterator[Item]:
         out = self._out
@@ -381,7 +381,7 @@ def record_dtype(cls: Any, ts_out: int) -> np.dtype[Any]:
     if not ts_out:
         return base
     names = list(base.names or ())
-    fields = base.fields or {}
+    fields: Any = base.fields or {}
     return np.dtype({"names": names, "formats": [fields[n][0] for n in names],
                      "offsets": [fields[n][1] for n in names],
                      "itemsize": base.itemsize + ts_out})  # fmt: skip
