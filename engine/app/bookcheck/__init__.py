@@ -24,15 +24,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
+from engine.app.ingest.journals import Journal, SessionError, read_session
 from engine.app.ingest.session import oracle_topic
-from engine.events import decode
-from engine.events.control import BookDescribed, FeedGapDetected, SessionOpened
-from engine.events.market import MARKET_RECORD
-from engine.log import EmbeddedLog, FixedBatch
-from engine.log.journal import journal_topic
-from streams.book import BookConfig, book_config, described
+from engine.log import EmbeddedLog
 
 __all__ = ["CheckError", "CheckReport", "Journal", "check_session", "read_journal"]
 
@@ -74,58 +68,12 @@ class CheckReport:
         return self.mismatched == 0 and self.compared > 0
 
 
-@dataclass
-class Journal:
-    """A session journal read whole: market records with offsets, and its control events."""
-
-    opened: SessionOpened
-    records: np.ndarray[Any, Any]
-    offsets: np.ndarray[Any, Any]
-    gaps: int
-    described: list[BookDescribed] = field(default_factory=list)
-
-    @property
-    def book(self) -> BookConfig:
-        """How this session's book is built: its venue's rules, then what the journal's
-        ``feed.book_described`` events say (importers write them before any market record)."""
-        config = book_config(self.opened.instrument)
-        for event in self.described:
-            config = described(config, event)
-        return config
-
-
 def read_journal(log: EmbeddedLog, session: str) -> Journal:
-    """Market records (with their journal offsets) and the header of a session."""
-    topic = journal_topic(session)
-    if not log.has_topic(topic):
-        raise CheckError(
-            f"no session {session!r} in {log.root} (no topic {topic}); ingest it first"
-        )
-    reader = log.reader(topic)
-    chunks, offsets, opened, gaps, offset = [], [], None, 0, reader.start_offset
-    descriptions: list[BookDescribed] = []
-    while (batch := reader.read(offset, 1 << 20)) is not None:
-        if isinstance(batch, FixedBatch):
-            chunks.append(batch.view(MARKET_RECORD).copy())
-            offsets.append(np.arange(batch.base_offset, batch.next_offset, dtype=np.int64))
-        else:
-            for value in batch.values():
-                event = decode(value)
-                opened = event if isinstance(event, SessionOpened) and opened is None else opened
-                gaps += isinstance(event, FeedGapDetected)
-                if isinstance(event, BookDescribed):
-                    descriptions.append(event)
-        offset = batch.next_offset
-    if opened is None:
-        raise CheckError(f"session {session!r} has no session.opened event")
-    empty = np.zeros(0, MARKET_RECORD)
-    return Journal(
-        opened,
-        np.concatenate(chunks) if chunks else empty,
-        np.concatenate(offsets) if offsets else np.zeros(0, np.int64),
-        gaps,
-        descriptions,
-    )
+    """The session's journal read whole (see :func:`engine.app.ingest.journals.read_session`)."""
+    try:
+        return read_session(log, session)
+    except SessionError as exc:
+        raise CheckError(str(exc)) from None
 
 
 def check_session(log: EmbeddedLog, session: str) -> CheckReport:

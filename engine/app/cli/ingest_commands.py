@@ -19,6 +19,7 @@ from rich.table import Table
 
 from engine.app.cli.root import app, console, context, fail
 from engine.app.ingest import b3, binance, lobster
+from engine.app.ingest.continuation import FinalBook, final_book
 from engine.app.ingest.lobster_files import LobsterInput, LobsterInputError
 from engine.app.ingest.lobster_files import resolve as resolve_lobster
 from engine.app.ingest.session import IngestError, IngestJob, Item, Summary, run
@@ -128,9 +129,16 @@ def report(s: Summary) -> None:
 def ingest_binance(
     ctx: typer.Context,
     file: Annotated[
-        Path, typer.Argument(help="Recording: `<receive_ts_ns> <json>` lines, .gz ok.")
+        Path, typer.Argument(help="Recording: `<receive_ts_ns> <json>` lines, .gz/.zst ok.")
     ],
     session: Session,
+    after: Annotated[
+        str | None,
+        typer.Option(
+            "--after",
+            help="The session of the recording this one continues: start from its final book.",
+        ),
+    ] = None,
     strict: Strict = False,
     quiet: Quiet = False,
     price_scale: Annotated[
@@ -142,16 +150,28 @@ def ingest_binance(
         typer.Option(help="Override the size scale (decimal places, 0-18).", min=0, max=18),
     ] = None,
 ) -> None:
-    """Binance spot or USD-M futures depth/trade/bookTicker recording with a REST snapshot."""
+    """Binance spot or USD-M futures depth/trade/bookTicker recording with a REST snapshot, or
+    continuing another session's (``--after``)."""
     path = existing(file)
+    refuse_other_formats([path], "binance")
     try:
         market, symbol = binance.detect(path)
     except ValueError as exc:
         fail(str(exc))
     spec = binance.instrument(market, symbol, price_scale, size_scale)
+    converter = binance.BinanceConverter(spec, market == "usdm", str(path))
     args = f"{market} {symbol} {spec.price_scale} {spec.size_scale}"
+    continues = ""
+    if after is not None:
+        try:
+            prior = final_book(context(ctx).log, after, spec)
+        except IngestError as exc:
+            fail(str(exc))
+        converter.continue_from(prior.bids, prior.asks, prior.update_id, prior.last_u, prior.ts)
+        args += f" after {after} {prior.fingerprint}"
+        continues = f" continues {after}"
     digest = fingerprint([path], binance.IMPORTER_VERSION, args)
-    source = f"{binance.IMPORTER_VERSION} {path.name} sha256-fingerprint {digest}"
+    source = f"{binance.IMPORTER_VERSION} {path.name}{continues} sha256-fingerprint {digest}"
     job = IngestJob(
         context(ctx).log,
         session,
@@ -162,18 +182,33 @@ def ingest_binance(
         source,
         strict,
     )
-    converter = binance.BinanceConverter(spec, market == "usdm", str(path))
     inp = InputFile(path)
-
-    def items() -> Iterator[Item]:
-        yield from converter.convert(inp.lines())
-
-    report(execute(job, items(), [inp], quiet))
+    summary = execute(job, converter.convert(inp.lines()), [inp], quiet)
+    if after is not None:
+        summary.notes.append(_continuation(after, prior, converter))
+    elif converter.snapshots == 0 and not summary.skipped:
+        summary.notes.append(
+            f"{path.name} has no depth snapshot: the book cannot be rebuilt until one arrives, "
+            "and none did, so book-check will compare nothing. If this recording continues "
+            "another one (the next file of the same recorder), ingest that one first and pass "
+            "--after SESSION to start from its final book."
+        )
+    report(summary)
     if converter.gaps:
         console.print(
             f"[yellow]warning:[/] {converter.gaps} depth sequence gap(s): the book is stale from "
             "each until the next snapshot (see feed.gap_detected in the journal)."
         )
+
+
+def _continuation(after: str, prior: FinalBook, converter: binance.BinanceConverter) -> str:
+    start = (
+        f"started from the final book of {after} ({len(prior.bids)} bids, {len(prior.asks)} "
+        f"asks at update id {prior.update_id:,}; its depth chain ended at u={prior.last_u:,})"
+    )
+    if converter.gaps:
+        return f"{start}; the update ids do not all continue: see the gaps below"
+    return f"{start}; the update ids continue it without a gap"
 
 
 @ingest_app.command("lobster")
