@@ -11,13 +11,18 @@ from engine.app.cli import log_commands as log_commands
 from engine.app.cli import run_commands as run_commands
 from engine.app.cli import train_commands as train_commands
 from engine.app.cli import worker_commands as worker_commands
-from engine.app.cli.root import app
+from engine.app.cli.root import app, err_console
 from engine.app.pipelines import SHIPPED
+from engine.log import DiskFullError
 
 
 def main() -> None:
     """Entry point of the ``tape`` script: the app, with the pipelines Tapedeck ships."""
-    app(obj=SHIPPED)
+    try:
+        app(obj=SHIPPED)
+    except DiskFullError as exc:  # commands that do not say more about it themselves
+        err_console.print("[bold red]error:[/]", str(exc).replace("[", "\\["))
+        raise SystemExit(1) from None
 
 
 __all__ = ["app", "main"]
