@@ -297,6 +297,7 @@ def ingest_b3(
 ) -> None:
     """B3 top-of-book snapshots (level 1 becomes market.quote events)."""
     path = existing(file)
+    refuse_other_formats([path], "b3")
     try:
         symbol = b3.detect_symbol(path)
     except ValueError as exc:
