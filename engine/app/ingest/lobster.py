@@ -16,11 +16,13 @@ type   event                        side
 
 The journal starts with a ``market.book_snapshot``: orderbook row 1 with message 1's effect
 undone (LOBSTER gives no book before message 1). Orderbook row i becomes a ``book.top`` oracle
-row tied to message i's journal record. Time: seconds after midnight in America/New_York on
-``--date`` (the zone from the pinned ``tzdata`` package), converted with that day's UTC offset at
-noon (the trading day never spans a DST switch). LOBSTER prints nanosecond times from floats, so
-a time may carry more than 9 decimals (``43002.632812672004``): it is rounded to the nanosecond
-(half to even) and counted in :attr:`LobsterConverter.rounded`, never quarantined.
+row tied to message i's journal record (for a file deeper than ten levels, followed by
+``book.band`` records holding levels 11-20, 21-30, ...). Time: seconds after midnight in
+America/New_York on ``--date`` (the zone from the pinned ``tzdata`` package), converted with
+that day's UTC offset at noon (the trading day never spans a DST switch). LOBSTER prints
+nanosecond times from floats, so a time may carry more than 9 decimals
+(``43002.632812672004``): it is rounded to the nanosecond (half to even) and counted in
+:attr:`LobsterConverter.rounded`, never quarantined.
 
 Without its orderbook file (``books`` is None) a message file still converts: no snapshot and
 no oracle, so the book starts empty and cannot know the orders that rested before message 1.
@@ -51,7 +53,7 @@ from engine.app.ingest.records import (
 )
 from engine.app.ingest.session import Bad, Item, Oracle
 from engine.app.ingest.source import FileLines, Line
-from engine.events.book import BOOK_TOP_DTYPE, TOP_LEVELS, new_tops
+from engine.events.book import BOOK_BAND, BOOK_TOP_DTYPE, TOP_LEVELS, new_tops
 from engine.events.control import BookDescribed, InstrumentSpec, TradingStatusChanged
 from engine.events.market import F_FIRST, F_HIDDEN, F_LAST
 from streams.features.calendar import load_zone
@@ -241,17 +243,14 @@ class LobsterConverter:
         self._top_rows = FixedArray(BOOK_TOP_DTYPE, chunk + 1024)
         self._ordinal = -1  # ordinal of the last market record yielded or buffered
         self._last_ts = 0
-        self.fast = fast and fits_int64(self.midnight) and chunk > 0
+        # the compiled path writes one book.top per row: deeper rows go the Python way
+        self.fast = fast and fits_int64(self.midnight) and chunk > 0 and levels <= TOP_LEVELS
 
     def convert(
         self, messages: Iterable[Line], books: Iterable[Line] | None = None
     ) -> Iterator[Item]:
         """Items for each (message, orderbook) row pair, in order; for each message row when
         there is no orderbook file."""
-        if books is not None and self.levels > TOP_LEVELS:
-            raise ValueError(
-                f"orderbook files of {self.levels} levels: the oracle holds {TOP_LEVELS}"
-            )
         if self.fast and isinstance(messages, FileLines) and isinstance(books, FileLines | None):
             yield from self._convert_blocks(messages, books)
             return
@@ -361,12 +360,20 @@ class LobsterConverter:
         return True
 
     def _pending_tops(self) -> np.ndarray[Any, Any]:
-        tops = new_tops(len(self._tops))
+        """The pending rows as ``book.top`` records, each followed by its ``book.band``
+        records when the file is deeper than ten levels."""
+        bands = -(-self.levels // TOP_LEVELS)
+        tops = new_tops(len(self._tops) * bands)
         for i, (ordinal, ts, row) in enumerate(self._tops):
-            tops[i]["offset"], tops[i]["ts_event"], tops[i]["ts_recv"] = ordinal, ts, ts
-            n = len(row)
-            tops[i]["ask_price"][:n], tops[i]["ask_size"][:n] = row[:, 0], row[:, 1]
-            tops[i]["bid_price"][:n], tops[i]["bid_size"][:n] = row[:, 2], row[:, 3]
+            for b in range(bands):
+                top = tops[i * bands + b]
+                top["offset"], top["ts_event"], top["ts_recv"] = ordinal, ts, ts
+                if b:
+                    top["type_id"], top["status"] = BOOK_BAND.type_id, b
+                part = row[b * TOP_LEVELS : (b + 1) * TOP_LEVELS]
+                n = len(part)
+                top["ask_price"][:n], top["ask_size"][:n] = part[:, 0], part[:, 1]
+                top["bid_price"][:n], top["bid_size"][:n] = part[:, 2], part[:, 3]
         return tops
 
     def _bad(self, which: int, line: Line, exc: DecimalError) -> Bad:
