@@ -57,7 +57,8 @@ def _resync(book: BookProcessor, side: int, want: list[tuple[int, int]], offset:
 def _rows(oracle: np.ndarray[Any, Any]) -> Iterator[tuple[int, dict[str, list[tuple[int, int]]]]]:
     """(journal offset, levels of each side) of every orderbook row: a ``book.top`` record,
     with the ``book.band`` records that follow it for files deeper than ten levels."""
-    offset, row = -1, {"bid": [], "ask": []}
+    offset: int = -1
+    row: dict[str, list[tuple[int, int]]] = {"bid": [], "ask": []}
     for record in oracle:
         if int(record["type_id"]) != BOOK_BAND.type_id:
             if offset >= 0:
