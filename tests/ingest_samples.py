@@ -5,7 +5,7 @@ from __future__ import annotations
 import gzip
 from pathlib import Path
 
-SAMPLES = Path(__file__).resolve().parents[2] / "replays" / "samples"
+SAMPLES = Path(__file__).resolve().parents[1] / "replays" / "samples"
 LOBSTER_MESSAGES = SAMPLES / "lobster_AAPL_2012-06-21_message_10.csv.gz"
 LOBSTER_BOOKS = SAMPLES / "lobster_AAPL_2012-06-21_orderbook_10.csv.gz"
 BINANCE_SPOT = SAMPLES / "binance_spot_btcusdt_20240808_head3000.gz"
