@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import re
 from pathlib import Path
 
 SAMPLES = Path(__file__).resolve().parents[1] / "replays" / "samples"
@@ -25,3 +26,19 @@ def write_gz(path: Path, lines: list[bytes]) -> Path:
     """Write lines as a gzip file (what a damaged copy of a recording looks like)."""
     path.write_bytes(gzip.compress(b"\n".join(lines) + b"\n", mtime=0))
     return path
+
+
+def tape(data: Path, *args: str) -> tuple[int, str]:
+    """Run ``tape --data DATA ARGS...`` in-process: (exit code, output)."""
+    from typer.testing import CliRunner
+
+    from engine.app.cli import app
+
+    result = CliRunner().invoke(app, ["--data", str(data), *args])
+    return result.exit_code, result.output
+
+
+def counts(output: str) -> dict[str, int]:
+    """The ``name │ number`` rows of a summary or book-check table."""
+    found = re.findall(r"│ ([A-Za-z][^│]*?)\s*│\s*([\d,]+) │", output)
+    return {k.strip(): int(v.replace(",", "")) for k, v in found}

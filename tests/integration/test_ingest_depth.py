@@ -10,32 +10,18 @@ deeper real file is at hand.
 from __future__ import annotations
 
 import gzip
-import re
 from pathlib import Path
 
 import pytest
-from ingest_samples import LOBSTER_BOOKS, LOBSTER_MESSAGES, sample_lines
+from ingest_samples import LOBSTER_BOOKS, LOBSTER_MESSAGES, counts, sample_lines, tape
 from lobster_depth import cut_depth, simulate
-from typer.testing import CliRunner
 
 from engine.app.bookcheck import lobster as lobster_check
 from engine.app.bookcheck import read_journal
-from engine.app.cli import app
 from engine.events.book import BOOK_BAND
 from engine.log import EmbeddedLog
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "lobster"
-RUNNER = CliRunner()
-
-
-def _tape(data: Path, *args: str) -> tuple[int, str]:
-    result = RUNNER.invoke(app, ["--data", str(data), *args])
-    return result.exit_code, result.output
-
-
-def _counts(output: str) -> dict[str, int]:
-    found = re.findall(r"│ ([a-z: ]+?)\s*│\s*([\d,]+) │", output)
-    return {k.strip(): int(v.replace(",", "")) for k, v in found}
 
 
 def _write(
@@ -50,14 +36,14 @@ def _write(
 
 
 def _ingest_and_check(data: Path, session: str, files: list[str]) -> dict[str, int]:
-    code, out = _tape(data, "ingest", "lobster", *files, "--session", session, "--quiet")
+    code, out = tape(data, "ingest", "lobster", *files, "--session", session, "--quiet")
     assert code == 0, out
-    code, out = _tape(data, "book-check", session)
+    code, out = tape(data, "book-check", session)
     assert code == 0, out
-    counts = _counts(out)
-    assert counts["mismatched"] == 0, out
-    assert counts["compared"] == counts["matched"] > 0, out
-    return counts
+    found = counts(out)
+    assert found["mismatched"] == 0, out
+    assert found["compared"] == found["matched"] > 0, out
+    return found
 
 
 @pytest.mark.parametrize("depth", [1, 5])
@@ -90,14 +76,14 @@ def test_deeper_hand_made_files_book_check_clean(tmp_path: Path, depth: int) -> 
 def test_message_file_alone(tmp_path: Path) -> None:
     m = tmp_path / "AAPL_2012-06-21_34200000_57600000_message_10.csv"
     m.write_bytes(gzip.decompress(LOBSTER_MESSAGES.read_bytes()))
-    code, out = _tape(tmp_path / "data", "ingest", "lobster", str(m), "--session", "m")
+    code, out = tape(tmp_path / "data", "ingest", "lobster", str(m), "--session", "m")
     assert code == 0, out
     assert "no orderbook file" in out
     assert "orders that rested before" in out
-    code, out = _tape(tmp_path / "data", "book-check", "m")
+    code, out = tape(tmp_path / "data", "book-check", "m")
     assert code == 0, out
-    counts = _counts(out)
-    assert counts["compared"] == counts["matched"] == 999
+    found = counts(out)
+    assert found["compared"] == found["matched"] == 999
     assert "counted: cancel/delete/execute/modify of an order not in the book" in out
 
 

@@ -189,7 +189,10 @@ def _repeat(buf: Any, s: int, e: int, st: Any, prev: Any) -> bool:
     n = e - s
     if st[S_PREV_LEN] != n:
         return False
-    return all(buf[s + k] == prev[k] for k in range(n))
+    for k in range(n):  # noqa: SIM110 (a generator does not compile in numba)
+        if buf[s + k] != prev[k]:
+            return False
+    return True
 
 
 @kernel
