@@ -40,5 +40,5 @@ def tape(data: Path, *args: str) -> tuple[int, str]:
 
 def counts(output: str) -> dict[str, int]:
     """The ``name │ number`` rows of a summary or book-check table."""
-    found = re.findall(r"│ ([A-Za-z][^│]*?)\s*│\s*([\d,]+) │", output)
+    found = re.findall(r"│\s+([A-Za-z][^│]*?)\s*│\s*([\d,]+) │", output)
     return {k.strip(): int(v.replace(",", "")) for k, v in found}

@@ -28,6 +28,7 @@ quarantined with its record number, byte offset and bytes (hex).
 
 from __future__ import annotations
 
+import dataclasses
 import struct
 from collections import Counter
 from collections.abc import Iterator
@@ -244,15 +245,13 @@ class DatabentoConverter:
             rest = data[whole:]
             if whole:
                 yield np.frombuffer(data, self.dtype, whole // self.size)
-        if rest:
-            self._cut(inp, rest)
-
-    def _cut(self, inp: InputFile, rest: bytes) -> None:
-        number = self._number + 1
-        if inp.cut is None:
+        if rest and inp.cut is None:
             inp.cut = Cut(inp.path, inp.size, inp.size, "the file ends inside a DBN record",
-                          self._offset - self.file.header, "record")  # fmt: skip
-        inp.partial = Line(number, self._offset, rest.hex().encode())
+                          self._offset - self.file.header)  # fmt: skip
+        if inp.cut is not None:
+            inp.cut = dataclasses.replace(inp.cut, unit="record")
+            if rest:
+                inp.partial = Line(self._number + 1, self._offset, rest.hex().encode())
 
     def convert(self, inp: InputFile) -> Iterator[Item]:
         """Journal items of every record of the file, in order."""
