@@ -59,17 +59,12 @@ class DiskFullError(LogError):
     how much was free, so the user can make room and run the command again.
     """
 
-    def __init__(self, partition: Path, needed: int, free: int, cause: OSError) -> None:
-        self.partition = partition
-        self.needed = needed
-        self.free = free
-        topic = partition.parent.name
-        root = partition.parent.parent.parent
+    def __init__(self, root: Path, topic: str, needed: int, free: int, cause: OSError) -> None:
+        self.root, self.topic, self.needed, self.free = root, topic, needed, free
         super().__init__(
             f"no space left on the device holding the data directory {root}: writing to topic "
-            f"{topic!r} (partition {partition.name}) needed {_size(needed)} more and "
-            f"{_size(free)} was free ({cause.strerror}). Free some space or use another --data "
-            "directory."
+            f"{topic!r} needed {_size(needed)} more and {_size(free)} was free "
+            f"({cause.strerror}). Free some space or use another --data directory."
         )
 
 

@@ -257,7 +257,8 @@ class PartitionWriter:
             if exc.errno != errno.ENOSPC:
                 raise
             wanted = max(data_chunk, len(payload)) + ENTRY_SIZE
-            raise DiskFullError(self.directory, wanted, _free(self.directory), exc) from exc
+            topic, root = self.directory.parent.name, self.directory.parents[2]
+            raise DiskFullError(root, topic, wanted, free_bytes(root), exc) from exc
         self.data_end += len(payload)
         self.index_end += ENTRY_SIZE
         self.next_offset = base + count
@@ -378,7 +379,7 @@ def _preallocate(fd: int, allocated: int, needed: int, chunk: int) -> int:
     return target
 
 
-def _free(directory: Path) -> int:
+def free_bytes(directory: Path) -> int:
     """Bytes an unprivileged writer may still use on the file system holding ``directory``."""
     stat = os.statvfs(directory)
     return stat.f_bavail * stat.f_frsize
