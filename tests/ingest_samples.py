@@ -5,6 +5,11 @@ from __future__ import annotations
 import gzip
 import re
 from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from engine.app.ingest.source import Line
 
 SAMPLES = Path(__file__).resolve().parents[1] / "replays" / "samples"
 LOBSTER_MESSAGES = SAMPLES / "lobster_AAPL_2012-06-21_message_10.csv.gz"
@@ -42,3 +47,29 @@ def counts(output: str) -> dict[str, int]:
     """The ``name │ number`` rows of a summary or book-check table."""
     found = re.findall(r"│\s+([A-Za-z][^│]*?)\s*│\s*([\d,]+) │", output)
     return {k.strip(): int(v.replace(",", "")) for k, v in found}
+
+
+def numbered(raw: list[bytes]) -> list[Line]:
+    """Lines as an importer reads them: numbered from 1, with their byte offsets."""
+    out, offset = [], 0
+    for i, line in enumerate(raw, 1):
+        out.append(Line(i, offset, line))
+        offset += len(line) + 1
+    return out
+
+
+def books_after_messages(data: Path, session: str) -> list[tuple[list[Any], list[Any]]]:
+    """(bids, asks) of the session's book after each message (record with F_LAST)."""
+    from engine.app.bookcheck import read_journal
+    from engine.events.market import F_LAST
+    from engine.log import EmbeddedLog
+    from streams.book import BookProcessor
+
+    journal = read_journal(EmbeddedLog(data), session)
+    book = BookProcessor(journal.book)
+    states, done = [], 0
+    for i in np.flatnonzero(journal.records["flags"] & F_LAST).tolist():
+        book.process(journal.records[done : i + 1], int(journal.offsets[done]))
+        done = i + 1
+        states.append((book.levels(1), book.levels(-1)))
+    return states

@@ -14,18 +14,15 @@ from types import SimpleNamespace
 from typing import Any
 
 import databento_dbn as dbn
-import numpy as np
 import pytest
 import zstandard
-from ingest_samples import counts, tape
+from ingest_samples import books_after_messages, counts, tape
 
 from engine.app.bookcheck import read_journal
 from engine.events import decode
 from engine.events.control import InstrumentDefined
-from engine.events.market import F_LAST
 from engine.log import EmbeddedLog
 from engine.log.journal import journal_topic
-from streams.book import BookProcessor
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "databento"
 P = 10**9  # Databento prices are in 1e-9 units
@@ -99,17 +96,6 @@ MBO_BOOKS = [  # (bids, asks) after each event, prices in 1e-9 units
 ]
 
 
-def _books(data: Path, session: str) -> list[tuple[list[Any], list[Any]]]:
-    journal = read_journal(EmbeddedLog(data), session)
-    book = BookProcessor(journal.book)
-    states, done = [], 0
-    for i in np.flatnonzero(journal.records["flags"] & F_LAST).tolist():
-        book.process(journal.records[done : i + 1], int(journal.offsets[done]))
-        done = i + 1
-        states.append((book.levels(1), book.levels(-1)))
-    return states
-
-
 def test_mbo_rebuilds_as_worked_out(tmp_path: Path) -> None:
     path = _file(tmp_path, "test.mbo.dbn.zst", dbn.Schema.MBO, MBO)
     data = tmp_path / "data"
@@ -123,7 +109,7 @@ def test_mbo_rebuilds_as_worked_out(tmp_path: Path) -> None:
         1,
         1,
     )
-    assert _books(data, "mbo") == MBO_BOOKS
+    assert books_after_messages(data, "mbo") == MBO_BOOKS
     code, out = tape(data, "book-check", "mbo")
     assert code == 0, out
     assert counts(out)["mismatched"] == 0
@@ -335,7 +321,7 @@ def test_mbp10_levels_become_snapshots(tmp_path: Path) -> None:
     data = tmp_path / "data"
     assert tape(data, "ingest", "databento", str(path), "--session", "s")[0] == 0
     want = [([(int(p * P), s) for p, s in b], [(int(p * P), s) for p, s in a]) for b, a in books]
-    assert _books(data, "s") == want
+    assert books_after_messages(data, "s") == want
     code, out = tape(data, "book-check", "s")
     assert code == 0, out
 

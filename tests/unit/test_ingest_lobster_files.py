@@ -11,12 +11,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from ingest_samples import LOBSTER_BOOKS, LOBSTER_MESSAGES, sample_lines
+from ingest_samples import LOBSTER_BOOKS, LOBSTER_MESSAGES, numbered, sample_lines
 
 from engine.app.ingest import lobster
 from engine.app.ingest.lobster_files import LobsterInputError, parse_name, resolve
 from engine.app.ingest.session import Bad
-from engine.app.ingest.source import Line
 
 ROOT = Path(__file__).resolve().parents[2]
 GOOG = "GOOG_2012-06-21_34200000_57600000_{}_{}.csv"
@@ -104,7 +103,7 @@ def test_a_rounded_time_is_converted_and_counted_not_quarantined() -> None:
     assert fields[1] == b"3"
     messages[8] = b",".join([fields[0] + b"004", *fields[1:]])
     conv = lobster.LobsterConverter(date(2012, 6, 21), "m", "b")
-    items = list(conv.convert(_lines(messages), _lines(books)))
+    items = list(conv.convert(numbered(messages), numbered(books)))
     assert not [i for i in items if isinstance(i, Bad)]
     assert conv.rounded == 1
     records = np.concatenate([i for i in items if isinstance(i, np.ndarray)])
@@ -119,7 +118,7 @@ def test_a_header_line_is_skipped_with_its_reason() -> None:
     messages = [header, *sample_lines(LOBSTER_MESSAGES, 20)]
     books = [b",".join(b"col%d" % k for k in range(40)), *sample_lines(LOBSTER_BOOKS, 20)]
     conv = lobster.LobsterConverter(date(2012, 6, 21), "m", "b")
-    items = list(conv.convert(_lines(messages), _lines(books)))
+    items = list(conv.convert(numbered(messages), numbered(books)))
     bad = [i for i in items if isinstance(i, Bad)]
     assert [(b.reason, b.line) for b in bad] == [("header", 1), ("header", 1)]
     assert sum(len(i) for i in items if isinstance(i, np.ndarray)) > 20
@@ -148,11 +147,3 @@ def _tzif_utc() -> bytes:
     import tzdata
 
     return (Path(tzdata.__file__).parent / "zoneinfo" / "UTC").read_bytes()
-
-
-def _lines(raw: list[bytes]) -> list[Line]:
-    out, offset = [], 0
-    for i, line in enumerate(raw, 1):
-        out.append(Line(i, offset, line))
-        offset += len(line) + 1
-    return out

@@ -20,7 +20,7 @@ import pytest
 import zstandard
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from ingest_samples import SAMPLES, counts, tape
+from ingest_samples import SAMPLES, books_after_messages, counts, tape
 
 from engine.app.bookcheck import read_journal
 from engine.app.ingest import tardis
@@ -29,7 +29,6 @@ from engine.app.ingest.session import Bad, Item
 from engine.app.ingest.source import InputFile
 from engine.events.market import F_FIRST, F_LAST, MARKET_RECORD
 from engine.log import EmbeddedLog
-from streams.book import BookProcessor
 
 QUOTES = SAMPLES / "tardis_binance-futures_quotes_BTCUSDT_2020-02-22_head200.csv.gz"
 TRADES = SAMPLES / "tardis_binance-futures_trades_BTCUSDT_2020-02-22_head200.csv.gz"
@@ -92,19 +91,12 @@ def _convert(path: Path, fast: bool = True, chunk: int = 8192) -> tuple[Any, lis
     return _split(list(conv.convert(lines if fast else list(lines))))
 
 
-def _books(path: Path, session: str = "s") -> list[tuple[list[Any], list[Any]]]:
-    """The book after each message of an ingested file, through the book processor."""
+def _books(path: Path) -> list[tuple[list[Any], list[Any]]]:
+    """The book after each message of ``path``, ingested as session ``s``."""
     data = path.parent / "data"
-    code, out = tape(data, "ingest", "tardis", str(path), "--session", session, "--quiet")
+    code, out = tape(data, "ingest", "tardis", str(path), "--session", "s", "--quiet")
     assert code == 0, out
-    journal = read_journal(EmbeddedLog(data), session)
-    book = BookProcessor(journal.book)
-    states, done = [], 0
-    for i in np.flatnonzero(journal.records["flags"] & F_LAST).tolist():
-        book.process(journal.records[done : i + 1], int(journal.offsets[done]))
-        done = i + 1
-        states.append((book.levels(1), book.levels(-1)))
-    return states
+    return books_after_messages(data, "s")
 
 
 @pytest.mark.parametrize("path", [QUOTES, TRADES])

@@ -30,6 +30,7 @@ from engine.app.ingest.fastparse import (
     kernel,
     line_end,
     literal,
+    put_record,
     same,
     skip_scalar,
     skip_ws,
@@ -236,19 +237,13 @@ def _is(fields: Any, f: int, kind: int) -> bool:
 
 
 @kernel
-def _put(
-    out: Any, n: int, type_id: int, side: int, flags: int, ts_event: int, ts_recv: int,
-    price: int, size: int, ident: int, price2: int, size2: int,
-) -> None:  # fmt: skip
-    # word 0 packs type_id (u2), side (i1), flags (u1) and aux (u4, always 0 here)
-    out[n, 0] = type_id | ((side & 0xFF) << 16) | (flags << 24)
-    out[n, 1] = ts_event
-    out[n, 2] = ts_recv
-    out[n, 3] = price
-    out[n, 4] = size
-    out[n, 5] = ident
-    out[n, 6] = price2
-    out[n, 7] = size2
+def _room(st: Any, out: Any, need: int) -> bool:
+    """Whether ``need`` more records fit in ``out``; if not, the converter is asked to grow it
+    (``S_NEED``) and the line is converted again."""
+    if st[S_COUNT] + need > len(out):
+        st[S_NEED] = need
+        return False
+    return True
 
 
 @kernel
@@ -367,8 +362,7 @@ def _depth(ts: int, futures: bool, st: Any, out: Any, fields: Any, lv: Any) -> i
         return -1
     n = st[S_COUNT]
     total = int(fields[_BIDS, 2] + fields[_ASKS, 2])
-    if n + total > len(out):
-        st[S_NEED] = total
+    if not _room(st, out, total):
         return -2
     ts_event = fields[_E_TIME, 1] * _MS
     flags = 0
@@ -380,8 +374,8 @@ def _depth(ts: int, futures: bool, st: Any, out: Any, fields: Any, lv: Any) -> i
         row = fields[f, 1]
         for r in range(row, row + fields[f, 2]):
             fl = flags | (_F_FIRST if k == 0 else 0) | (_F_LAST if k == total - 1 else 0)
-            _put(
-                out, n + k, _T_LEVEL, side, fl, ts_event, ts,
+            put_record(
+                out, n + k, _T_LEVEL, side, fl, 0, ts_event, ts,
                 lv[r, 0], lv[r, 1], last_u, first_u, 0,
             )  # fmt: skip
             k += 1
@@ -413,13 +407,12 @@ def _trade(buf: Any, ts: int, price_scale: int, size_scale: int, st: Any, out: A
     if price < 0 or size < 0:
         return -1
     n = st[S_COUNT]
-    if n + 1 > len(out):
-        st[S_NEED] = 1
+    if not _room(st, out, 1):
         return -2
     side = -1 if fields[_MAKER, 1] else 1
     trade_id = fields[_TRADE_ID, 1]
-    _put(out, n, _T_TRADE, side, _F_LAST, fields[_E_TIME, 1] * _MS, ts, price, size, trade_id,
-         0, 0)  # fmt: skip
+    ts_event = fields[_E_TIME, 1] * _MS
+    put_record(out, n, _T_TRADE, side, _F_LAST, 0, ts_event, ts, price, size, trade_id, 0, 0)
     st[S_LAST_TRADE] = trade_id
     return 1
 
@@ -450,11 +443,10 @@ def _ticker(buf: Any, ts: int, price_scale: int, size_scale: int, st: Any, out: 
             return -1
         ts_event = fields[_E_TIME, 1] * _MS
     n = st[S_COUNT]
-    if n + 1 > len(out):
-        st[S_NEED] = 1
+    if not _room(st, out, 1):
         return -2
-    _put(
-        out, n, _T_QUOTE, 0, _F_LAST, ts_event, ts,
+    put_record(
+        out, n, _T_QUOTE, 0, _F_LAST, 0, ts_event, ts,
         bid, bid_size, fields[_LAST_U, 1], ask, ask_size,
     )  # fmt: skip
     return 1

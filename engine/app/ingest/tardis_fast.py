@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.app.ingest.fastparse import COMMA, decimal, kernel, line_end, same
+from engine.app.ingest.fastparse import COMMA, decimal, kernel, line_end, put_record, same
 from engine.events.market import F_FIRST, F_LAST
 
 DONE, FULL, SLOW, GROW = 0, 1, 2, 3
@@ -68,22 +68,6 @@ def _value(buf: Any, i: int, e: int, scale: int, vals: Any, k: int) -> int:
 
 
 @kernel
-def _put(
-    out: Any, n: int, type_id: int, side: int, flags: int, aux: int, ts_event: int,
-    ts_recv: int, price: int, size: int, ident: int, price2: int, size2: int,
-) -> None:  # fmt: skip
-    # word 0 packs type_id (u2), side (i1), flags (u1) and aux (u4)
-    out[n, 0] = type_id | ((side & 0xFF) << 16) | (flags << 24) | (aux << 32)
-    out[n, 1] = ts_event
-    out[n, 2] = ts_recv
-    out[n, 3] = price
-    out[n, 4] = size
-    out[n, 5] = ident
-    out[n, 6] = price2
-    out[n, 7] = size2
-
-
-@kernel
 def _side(buf: Any, i: int, e: int, plus: Any, minus: Any) -> tuple[int, int]:
     """(+1 / -1 / 0 for ``unknown``, index after the comma) of a side word, or (0, -1)."""
     f = _end(buf, i, e)
@@ -127,7 +111,7 @@ def _row(
             i = _value(buf, i, e, size_scale if k == 0 or k == 3 else price_scale, vals, k)
             if i < 0:
                 return -1
-        _put(out, n, _T_QUOTE, 0, _F_LAST, 0, ts_event, ts_recv,
+        put_record(out, n, _T_QUOTE, 0, _F_LAST, 0, ts_event, ts_recv,
              vals[2], vals[3], 0, vals[1], vals[0])  # fmt: skip
         written = 1
     elif kind == TRADES:  # id, side, price, amount
@@ -143,7 +127,7 @@ def _row(
         i = _value(buf, i, e, size_scale, vals, 2)
         if i < 0:
             return -1
-        _put(out, n, _T_TRADE, side, _F_LAST, 0, ts_event, ts_recv, vals[1], vals[2],
+        put_record(out, n, _T_TRADE, side, _F_LAST, 0, ts_event, ts_recv, vals[1], vals[2],
              vals[0], 0, 0)  # fmt: skip
         written = 1
     elif kind == L2:  # is_snapshot, side, price, amount
@@ -163,7 +147,7 @@ def _row(
         i = _value(buf, i, e, size_scale, vals, 1)
         if i < 0:
             return -1
-        _put(out, n, type_id, side, 0, 0, ts_event, ts_recv, vals[0], vals[1], 0, 0, 0)
+        put_record(out, n, type_id, side, 0, 0, ts_event, ts_recv, vals[0], vals[1], 0, 0, 0)
         written = 1
     else:  # book_snapshot_N: asks[k].price, asks[k].amount, bids[k].price, bids[k].amount
         for k in range(4 * levels):
@@ -175,7 +159,7 @@ def _row(
             side, level = (1, k) if k < levels else (-1, k - levels)
             base = 4 * level + (2 if side > 0 else 0)
             flags = (_F_FIRST if k == 0 else 0) | (_F_LAST if k == written - 1 else 0)
-            _put(out, n + k, _T_SNAP, side, flags, level, ts_event, ts_recv,
+            put_record(out, n + k, _T_SNAP, side, flags, level, ts_event, ts_recv,
                  vals[base], vals[base + 1], 0, 0, 0)  # fmt: skip
     if i != e + 1:  # a field too many
         return -1
