@@ -108,7 +108,7 @@ def live(data: Path, bundle: str) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as scratch:
         runner, topology = _runner(data, bundle, scratch)
         timed: list[tuple[str, Timed]] = [(s.id, p) for s, p in topology.stages]  # type: ignore[misc]
-        decisions = runner.by_port["decisions"].hasher
+        decisions = runner.topics.topics["decisions"].hasher
         stop = min(LIVE_EVENTS, runner.reader.end_offset)
         every = np.zeros(stop, np.float64)
         caused = np.zeros(stop, bool)

@@ -57,11 +57,10 @@ def topic_frame(
     """
     only = by_name(event).type_id if event is not None else None
     reader = log.reader(topic, partition)
-    offset = reader.start_offset if start is None else start
     end = reader.end_offset if stop is None else min(stop, reader.end_offset)
     fixed: list[tuple[int, np.ndarray[Any, Any]]] = []
     rows: list[dict[str, Any]] = []
-    while offset < end and (batch := reader.read(offset, min(65536, end - offset))) is not None:
+    for batch in reader.batches(start, end):
         if isinstance(batch, FixedBatch):
             fixed.append((batch.base_offset, batch.records))
         else:
@@ -69,7 +68,6 @@ def topic_frame(
                 decoded = decode(value)
                 if only is None or type_of(decoded).type_id == only:
                     rows.append(_struct_row(batch.base_offset + i, decoded))
-        offset = batch.next_offset
     frames = [f for f in (_fixed_frame(fixed, only), _struct_frame(rows)) if f is not None]
     if not frames:
         return pl.DataFrame(schema={"offset": pl.Int64, "type": pl.String})

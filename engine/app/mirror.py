@@ -231,9 +231,7 @@ def _items(
     if isinstance(log, KafkaLog):
         yield from _kafka_items(log, topic, config)
         return
-    reader = log.reader(topic)
-    offset = reader.start_offset
-    while (batch := reader.read(offset, CHUNK)) is not None:
+    for batch in log.reader(topic).batches(size=CHUNK):
         if isinstance(batch, FixedBatch):
             values = batch.values()
             stamps = batch.timestamps.tolist()
@@ -243,7 +241,6 @@ def _items(
             events = [decode(v) for v in batch.values()] if causes else []
             found = causes(events, batch.base_offset) if causes else [0] * len(batch)
             yield [Item(r[3], r[0], c, False) for r, c in zip(batch.records, found, strict=True)]
-        offset = batch.next_offset
 
 
 def _kafka_items(log: KafkaLog, topic: str, config: TopicConfig) -> Iterator[list[Item]]:

@@ -15,6 +15,7 @@ from engine.events.features import FEATURE_TYPES
 from engine.events.market import MARKET_RECORD, MARKET_TYPES, RECORD_SIZE
 from engine.events.trading import TRADING_FIXED_TYPES, TRADING_STRUCTS
 from engine.events.types import Codec, EventType, FieldDoc
+from engine.events.upcasting import Upcaster, Upcasting
 
 MSGPACK_FIRST_BYTES = frozenset([*range(0x90, 0xA0), 0xDC])
 """First bytes a msgpack-array event can start with (fixarray or array16)."""
@@ -45,13 +46,15 @@ def struct_fields(cls: type[msgspec.Struct]) -> tuple[FieldDoc, ...]:
     return tuple(docs)
 
 
-def _struct_type(name: str, cls: type[msgspec.Struct]) -> EventType:
+def struct_type(name: str, cls: type[msgspec.Struct]) -> EventType:
+    """The catalogue entry of a low-rate event struct: its tag is the type id, its ``VERSION``
+    class attribute the version (1 when it has none)."""
     tag = cls.__struct_config__.tag
     assert isinstance(tag, int)
     return EventType(
         type_id=tag,
         name=name,
-        version=1,
+        version=int(getattr(cls, "VERSION", 1)),
         codec=Codec.MSGPACK,
         doc=(cls.__doc__ or "").strip(),
         fields=(
@@ -62,45 +65,159 @@ def _struct_type(name: str, cls: type[msgspec.Struct]) -> EventType:
     )
 
 
+class Catalogue:
+    """Event types by id and by name, their canonical codec, and the upcasters that bring an
+    older version of a type up to its current one (:mod:`engine.events.upcasting`).
+
+    One instance, :data:`EVENTS`, is what Tapedeck reads and writes with; the module-level
+    functions below are its methods. A test can build its own to try a new version out.
+    """
+
+    def __init__(self, types: tuple[EventType, ...], upcasters: tuple[Upcaster, ...] = ()) -> None:
+        self.types = types
+        self._by_id = {t.type_id: t for t in types}
+        self._by_name = {(t.name, t.version): t for t in types}
+        if len(self._by_id) != len(types):
+            raise ValueError("duplicate type id in the catalogue")
+        if len(self._by_name) != len(types):
+            raise ValueError("duplicate name@version in the catalogue")
+        if any(t.type_id >= 0x80 for t in types if t.codec is Codec.FIXED):
+            raise ValueError("fixed ids must stay below 128")
+        structs = tuple(t.struct for t in types if t.struct is not None)
+        self._decoder: msgspec.msgpack.Decoder[Any] = msgspec.msgpack.Decoder(
+            Union[structs]  # noqa: UP007
+        )
+        self._unused = {t.type_id: _unused_bytes(t.dtype) for t in types if t.dtype is not None}
+        self.upcasting = Upcasting(self, upcasters)
+
+    def by_id(self, type_id: int) -> EventType:
+        """The entry with this type id."""
+        try:
+            return self._by_id[type_id]
+        except KeyError:
+            raise UnknownEventError(f"no event type has id {type_id}") from None
+
+    def by_name(self, name: str, version: int | None = None) -> EventType:
+        """The entry named ``name`` (``market.trade``), at ``version`` or the newest one."""
+        if version is not None:
+            try:
+                return self._by_name[(name, version)]
+            except KeyError:
+                raise UnknownEventError(f"no event type {name}@{version}") from None
+        matches = [t for t in self.types if t.name == name]
+        if not matches:
+            known = ", ".join(sorted({t.name for t in self.types}))
+            raise UnknownEventError(f"no event type named {name!r}; known types: {known}")
+        return max(matches, key=lambda t: t.version)
+
+    def type_of_value(self, value: bytes) -> EventType:
+        """The entry of canonical bytes, read from their type id without decoding."""
+        if is_msgpack(value):
+            return self.by_id(value[1])
+        return self.by_id(int.from_bytes(value[:2], "little"))
+
+    def type_of(self, event: msgspec.Struct) -> EventType:
+        """The entry of a low-rate event instance."""
+        tag = type(event).__struct_config__.tag
+        if not isinstance(tag, int):
+            raise UnknownEventError(f"{type(event).__name__} is not a catalogue event")
+        return self.by_id(tag)
+
+    def decode(self, value: bytes | memoryview) -> Any:
+        """Decode canonical bytes as stored: a Struct for msgpack events, a numpy record for
+        fixed-width ones (an older version stays that version: see :meth:`current`)."""
+        if not value:
+            raise UnknownEventError("empty value")
+        if is_msgpack(value):
+            return self._decode_struct(value)
+        if len(value) != RECORD_SIZE:
+            wide = self._by_id.get(int.from_bytes(bytes(value[:2]), "little"))
+            if wide is not None and wide.dtype is not None and wide.dtype.itemsize == len(value):
+                return self._fixed(value, wide)
+            raise UnknownEventError(
+                f"value of {len(value)} bytes starting 0x{value[0]:02x} is neither msgpack nor "
+                f"a {RECORD_SIZE}-byte market record"
+            )
+        generic = np.frombuffer(value, dtype=MARKET_RECORD)[0]
+        event_type = self.by_id(int(generic["type_id"]))
+        if event_type.dtype is None or event_type.dtype.itemsize != len(value):
+            raise UnknownEventError(
+                f"{event_type.qualified_name} is not a {RECORD_SIZE}-byte fixed-width event"
+            )
+        return self._fixed(value, event_type)
+
+    def current(self, event: Any) -> Any:
+        """``event`` brought up to the current version of its type (itself if it is current)."""
+        return self.upcasting.current(event)
+
+    def _decode_struct(self, value: bytes | memoryview) -> Any:
+        try:
+            event = self._decoder.decode(value)
+        except msgspec.DecodeError as exc:
+            raise UnknownEventError(f"not a catalogue msgpack event: {exc}") from None
+        if _ENCODER.encode(event) != value:
+            raise UnknownEventError(
+                f"not the canonical encoding of {self.type_of(event).qualified_name}: the same "
+                "values encode to other bytes (a wider msgpack form)"
+            )
+        return event
+
+    def _fixed(self, value: bytes | memoryview, event_type: EventType) -> Any:
+        """The record of a fixed-width type; bytes no field covers must be zero (canonical)."""
+        assert event_type.dtype is not None
+        if np.frombuffer(value, dtype=np.uint8)[self._unused[event_type.type_id]].any():
+            raise UnknownEventError(
+                f"not the canonical encoding of {event_type.qualified_name}: bytes outside its "
+                "fields must be zero"
+            )
+        return np.frombuffer(value, dtype=event_type.dtype)[0]
+
+    def to_dict(self, value: bytes | memoryview) -> dict[str, Any]:
+        """A readable, JSON-ready dict of one event: ``type`` (name@version), then its fields."""
+        event = self.decode(value)
+        if isinstance(event, msgspec.Struct):
+            return {"type": self.type_of(event).qualified_name, **_struct_dict(event)}
+        event_type = self.by_id(int(event["type_id"]))
+        assert event_type.dtype is not None
+        out: dict[str, Any] = {"type": event_type.qualified_name}
+        for name in event_type.dtype.names or ():
+            if name != "type_id":
+                field = event[name]
+                out[name] = field.tolist() if isinstance(field, np.ndarray) else field.item()
+        return out
+
+
+def _unused_bytes(dtype: np.dtype[Any]) -> np.ndarray[Any, np.dtype[np.bool_]]:
+    """The bytes of a fixed-width layout that no field covers (canonical records zero them)."""
+    unused = np.ones(dtype.itemsize, dtype=bool)
+    for spec in (dtype.fields or {}).values():
+        unused[spec[1] : spec[1] + spec[0].itemsize] = False
+    return unused
+
+
 FIXED_TYPES: tuple[EventType, ...] = (
     MARKET_TYPES + BOOK_TYPES + FEATURE_TYPES + DECISION_TYPES + TRADING_FIXED_TYPES
 )
 MSGPACK_STRUCTS = CONTROL_STRUCTS + TRADING_STRUCTS
 CATALOGUE: tuple[EventType, ...] = FIXED_TYPES + tuple(
-    _struct_type(name, cls) for name, cls in MSGPACK_STRUCTS
+    struct_type(name, cls) for name, cls in MSGPACK_STRUCTS
 )
-
-_BY_ID = {t.type_id: t for t in CATALOGUE}
-_BY_NAME = {(t.name, t.version): t for t in CATALOGUE}
-assert len(_BY_ID) == len(CATALOGUE), "duplicate type id in the catalogue"
-assert len(_BY_NAME) == len(CATALOGUE), "duplicate name@version in the catalogue"
-assert all(t.type_id < 0x80 for t in FIXED_TYPES), "fixed ids must stay below 128"
-
 _ENCODER = msgspec.msgpack.Encoder(order="deterministic")
-_STRUCTS = tuple(cls for _, cls in MSGPACK_STRUCTS)
-_DECODER: msgspec.msgpack.Decoder[Any] = msgspec.msgpack.Decoder(Union[_STRUCTS])  # noqa: UP007
 
+UPCASTERS: tuple[Upcaster, ...] = ()
+"""The upcasters between shipped versions: none yet, every event type is at version 1. The
+next version of a type adds its own here (docs/architecture.md)."""
 
-def by_id(type_id: int) -> EventType:
-    """The catalogue entry with this type id."""
-    try:
-        return _BY_ID[type_id]
-    except KeyError:
-        raise UnknownEventError(f"no event type has id {type_id}") from None
+EVENTS = Catalogue(CATALOGUE, UPCASTERS)
+"""The catalogue Tapedeck reads and writes with."""
 
-
-def by_name(name: str, version: int | None = None) -> EventType:
-    """The entry named ``name`` (``market.trade``), at ``version`` or the newest one."""
-    if version is not None:
-        try:
-            return _BY_NAME[(name, version)]
-        except KeyError:
-            raise UnknownEventError(f"no event type {name}@{version}") from None
-    matches = [t for t in CATALOGUE if t.name == name]
-    if not matches:
-        known = ", ".join(sorted({t.name for t in CATALOGUE}))
-        raise UnknownEventError(f"no event type named {name!r}; known types: {known}")
-    return max(matches, key=lambda t: t.version)
+by_id = EVENTS.by_id
+by_name = EVENTS.by_name
+type_of_value = EVENTS.type_of_value
+type_of = EVENTS.type_of
+decode = EVENTS.decode
+current = EVENTS.current
+to_dict = EVENTS.to_dict
 
 
 def is_msgpack(value: bytes | memoryview) -> bool:
@@ -108,93 +225,9 @@ def is_msgpack(value: bytes | memoryview) -> bool:
     return len(value) > 0 and value[0] in MSGPACK_FIRST_BYTES
 
 
-def type_of_value(value: bytes) -> EventType:
-    """The catalogue entry of canonical bytes, read from their type id without decoding."""
-    if is_msgpack(value):
-        return by_id(value[1])
-    return by_id(int.from_bytes(value[:2], "little"))
-
-
-def type_of(event: msgspec.Struct) -> EventType:
-    """The catalogue entry of a low-rate event instance."""
-    tag = type(event).__struct_config__.tag
-    if not isinstance(tag, int):
-        raise UnknownEventError(f"{type(event).__name__} is not a catalogue event")
-    return by_id(tag)
-
-
 def encode(event: msgspec.Struct) -> bytes:
     """The canonical bytes of a low-rate event."""
     return _ENCODER.encode(event)
-
-
-def decode(value: bytes | memoryview) -> Any:
-    """Decode canonical bytes: a Struct for msgpack events, a numpy record for fixed-width ones."""
-    if not value:
-        raise UnknownEventError("empty value")
-    if is_msgpack(value):
-        try:
-            event = _DECODER.decode(value)
-        except msgspec.DecodeError as exc:
-            raise UnknownEventError(f"not a catalogue msgpack event: {exc}") from None
-        if _ENCODER.encode(event) != value:
-            raise UnknownEventError(
-                f"not the canonical encoding of {type_of(event).qualified_name}: the same "
-                "values encode to other bytes (a wider msgpack form)"
-            )
-        return event
-    if len(value) != RECORD_SIZE:
-        wide = _BY_ID.get(int.from_bytes(bytes(value[:2]), "little"))
-        if wide is not None and wide.dtype is not None and wide.dtype.itemsize == len(value):
-            return _fixed(value, wide)
-        raise UnknownEventError(
-            f"value of {len(value)} bytes starting 0x{value[0]:02x} is neither msgpack nor a "
-            f"{RECORD_SIZE}-byte market record"
-        )
-    generic = np.frombuffer(value, dtype=MARKET_RECORD)[0]
-    event_type = by_id(int(generic["type_id"]))
-    if event_type.dtype is None or event_type.dtype.itemsize != len(value):
-        raise UnknownEventError(
-            f"{event_type.qualified_name} is not a {RECORD_SIZE}-byte fixed-width event"
-        )
-    return _fixed(value, event_type)
-
-
-def _fixed(value: bytes | memoryview, event_type: EventType) -> Any:
-    """The record of a fixed-width type; bytes no field covers must be zero (canonical)."""
-    assert event_type.dtype is not None
-    if np.frombuffer(value, dtype=np.uint8)[_UNUSED_BYTES[event_type.type_id]].any():
-        raise UnknownEventError(
-            f"not the canonical encoding of {event_type.qualified_name}: bytes outside its "
-            "fields must be zero"
-        )
-    return np.frombuffer(value, dtype=event_type.dtype)[0]
-
-
-def _unused_bytes(dtype: np.dtype[Any]) -> np.ndarray[Any, np.dtype[np.bool_]]:
-    unused = np.ones(dtype.itemsize, dtype=bool)
-    for spec in (dtype.fields or {}).values():
-        unused[spec[1] : spec[1] + spec[0].itemsize] = False
-    return unused
-
-
-_UNUSED_BYTES = {t.type_id: _unused_bytes(t.dtype) for t in CATALOGUE if t.dtype is not None}
-"""Per market type, the bytes no field covers; canonical records have them zero."""
-
-
-def to_dict(value: bytes | memoryview) -> dict[str, Any]:
-    """A readable, JSON-ready dict of one event: ``type`` (name@version) then its fields."""
-    event = decode(value)
-    if isinstance(event, msgspec.Struct):
-        return {"type": type_of(event).qualified_name, **_struct_dict(event)}
-    event_type = by_id(int(event["type_id"]))
-    assert event_type.dtype is not None
-    out: dict[str, Any] = {"type": event_type.qualified_name}
-    for name in event_type.dtype.names or ():
-        if name != "type_id":
-            field = event[name]
-            out[name] = field.tolist() if isinstance(field, np.ndarray) else field.item()
-    return out
 
 
 def _struct_dict(event: msgspec.Struct) -> dict[str, Any]:

@@ -94,7 +94,7 @@ class TradingStatusChanged(_Event, tag=107, frozen=True):
     detail: Annotated[str, _doc("the venue's own indication, e.g. LOBSTER type 7 price -1")]
 
 
-class BookDescribed(_Event, tag=120, frozen=True):
+class BookDescribed(_Event, tag=125, frozen=True):
     """What the session's market data can tell about the order book, when the venue's default
     does not say it: how many levels a side the source covers, and whether quotes are the book.
 
@@ -111,7 +111,7 @@ class BookDescribed(_Event, tag=120, frozen=True):
     detail: Annotated[str, _doc("where this comes from, e.g. the LOBSTER file's 5 levels")]
 
 
-class InstrumentDefined(_Event, tag=121, frozen=True):
+class InstrumentDefined(_Event, tag=126, frozen=True):
     """The venue's definition of the session's instrument (a Databento definition record)."""
 
     instrument_id: Annotated[int, _doc("the venue's (or vendor's) numeric instrument id")]

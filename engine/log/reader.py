@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -152,6 +153,38 @@ class PartitionReader:
         records = decode_variable(segment.payload(i))
         skip = offset - entry_base
         return RecordBatch(self.topic, self.partition, offset, records[skip : skip + max_records])
+
+    def batches(
+        self,
+        start: int | None = None,
+        stop: int | None = None,
+        size: int = 65536,
+        *,
+        align: int = 0,
+        follow: Callable[[], bool] | None = None,
+    ) -> Iterator[Batch]:
+        """Consecutive batches from ``start`` (default: the first offset) up to ``stop``
+        (default: the end of the partition, when reached), each at most ``size`` records.
+
+        With ``align``, no batch crosses a multiple of it (a run cuts there to snapshot).
+        With ``follow``, the end of the partition is not the end of the iteration: ``follow()``
+        is called there (it waits for the writer, by sleeping or on a notification) and the
+        reading goes on while it returns True.
+        """
+        if size < 1:
+            raise ValueError(f"batch size must be >= 1, got {size}")
+        offset = self.start_offset if start is None else start
+        while stop is None or offset < stop:
+            limit = size if stop is None else min(size, stop - offset)
+            if align:
+                limit = min(limit, (offset // align + 1) * align - offset)
+            batch = self.read(offset, limit)
+            if batch is None:
+                if follow is not None and follow():
+                    continue
+                return
+            yield batch
+            offset = batch.next_offset
 
     def _next_base(self, segment: Segment) -> int:
         return self._bases[self._bases.index(segment.base_offset) + 1]

@@ -1,10 +1,11 @@
 """The deterministic runtime: pipelines of processors over a session journal, runs with
 manifests, bit-for-bit replay, snapshots and resume, causal traces. See docs/replay.md."""
 
+from engine.runtime.driver import ContractError, Driver, Topology
 from engine.runtime.manifest import RunError, RunManifest, list_runs, output_topic, read_manifest
 from engine.runtime.processor import Output, Port, Processor, Slice, StageContext
 from engine.runtime.replay import Verification, offset_at_time, state_at, verify
-from engine.runtime.runner import ContractError, Runner, Topology
+from engine.runtime.runner import Runner
 from engine.runtime.runs import RunOutcome, execute
 from engine.runtime.topology import Catalog, ConfigError, Pipeline, RunConfig, Stage
 from engine.runtime.trace import Link, trace
@@ -13,6 +14,7 @@ __all__ = [
     "Catalog",
     "ConfigError",
     "ContractError",
+    "Driver",
     "Link",
     "Output",
     "Pipeline",

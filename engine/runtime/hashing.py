@@ -93,11 +93,9 @@ def topic_chain(reader: PartitionReader) -> tuple[int, str]:
     """
     fixed = reader.config.codec is TopicCodec.FIXED
     hasher = ChainHasher(reader.config.schema_name)
-    offset = reader.start_offset
-    while (batch := reader.read(offset, 1 << 16)) is not None:
+    for batch in reader.batches():
         if fixed and isinstance(batch, FixedBatch):
             hasher.update_fixed(batch.records)
         else:
             hasher.update_values(batch.values())
-        offset = batch.next_offset
     return hasher.total, hasher.hexdigest()

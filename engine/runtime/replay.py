@@ -21,6 +21,7 @@ import numpy as np
 from engine.log import EmbeddedLog, FixedBatch
 from engine.log.reader import PartitionReader
 from engine.models import ModelSource
+from engine.runtime.driver import Topology
 from engine.runtime.manifest import (
     OutputSummary,
     RunError,
@@ -30,7 +31,7 @@ from engine.runtime.manifest import (
     read_manifest,
     run_dir,
 )
-from engine.runtime.runner import Progress, Runner, Snapshot, Topology, latest_snapshot
+from engine.runtime.runner import Progress, Runner, Snapshot, latest_snapshot
 from engine.runtime.runs import default_models, session_opened
 from engine.runtime.topology import Catalog
 from engine.runtime.trace import event_at

@@ -1,25 +1,21 @@
-"""The runner: pushes a session journal through a pipeline and appends what it derives.
+"""The embedded runner: one run's journal, driven through its topology into its own topics.
 
-It reads one journal partition in offset order, cuts it into :class:`Slice` s (at batch-size,
-snapshot and stop boundaries, and wherever market records and low-rate events alternate), and
-for each slice calls every stage in pipeline order, handing each the outputs of the stages it
-reads. Outputs go to the run's topics (``run.<run id>.<port>``) and into their hash chains.
-
-The slicing never changes a result: processors are batch-independent by contract, and the
-runner checks on every slice that each output event's cause lies inside the slice and that a
-port's causes never go backwards, so a processor that breaks the contract fails loudly.
+It reads one journal partition of the embedded log in offset order, in batches cut at batch
+size, snapshot boundaries and wherever market records and low-rate events alternate, and hands
+each as a :class:`Slice` to the one :class:`~engine.runtime.driver.Driver` loop. Outputs go to
+the run's topics (``run.<run id>.<port>``) and into their hash chains.
 
 Durability: each port buffers its output (up to ``APPEND_EVERY`` events) and appends it as
 one batch, without fsync; buffers are drained and the topics flushed at each snapshot, and a
 snapshot file is written only after that, so a snapshot never refers to output that could be
-lost.
-Resuming cuts every output topic back to the snapshot and continues from its journal offset.
+lost. Resuming cuts every output topic back to the snapshot and continues from its journal
+offset.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,87 +23,16 @@ from typing import Any
 import msgspec
 import numpy as np
 
-from engine.events import decode, encode
-from engine.events.control import InstrumentSpec, SessionClosed
-from engine.events.market import MARKET_RECORD
+from engine.events.control import SessionClosed
 from engine.log import EmbeddedLog, FixedBatch, FsyncMode, FsyncPolicy, PartitionWriter
 from engine.log.files import atomic_write
 from engine.log.format import RecordTuple
 from engine.log.topic import TopicCodec, TopicConfig
+from engine.runtime.driver import Driver, PortOutput, PortSpan, Topology, slice_of
 from engine.runtime.hashing import BLOCK, ChainHasher, chain_seed
 from engine.runtime.manifest import OutputSummary, RunError, output_topic
-from engine.runtime.processor import ModelSource, Output, Port, Processor, Slice, StageContext
-from engine.runtime.topology import Pipeline, Stage, stage_seed
-
-
-class ContractError(RunError):
-    """A processor broke the runtime contract (cause outside its slice, causes going back)."""
-
-
-class Topology:
-    """A pipeline's stages instantiated for one session with a resolved config."""
-
-    def __init__(
-        self,
-        pipeline: Pipeline,
-        resolved: dict[str, Any],
-        session: str,
-        spec: InstrumentSpec,
-        models: ModelSource | None = None,
-    ) -> None:
-        self.pipeline = pipeline
-        seed = int(resolved["seed"])
-        stage_configs: dict[str, dict[str, Any]] = resolved["stages"]
-        self.stages: list[tuple[Stage, Processor]] = [
-            (
-                stage,
-                stage.build(
-                    StageContext(
-                        session,
-                        spec,
-                        stage_configs.get(stage.id, {}),
-                        stage_seed(seed, stage.id),
-                        models,
-                    )
-                ),
-            )
-            for stage in pipeline.stages
-        ]
-
-    def push(self, piece: Slice) -> list[tuple[Port, Output]]:
-        """Run one journal slice through every stage; each port's output, in port order."""
-        produced: dict[str, Output] = {}
-        ordered: list[tuple[Port, Output]] = []
-        for stage, processor in self.stages:
-            inputs = {name: produced[name] for name in stage.inputs}
-            # built directly: dataclasses.replace costs more than some stages' whole work
-            results = processor.process(
-                Slice(piece.start, piece.stop, piece.market, piece.control, inputs, piece.derived)
-            )
-            if len(results) != len(stage.outputs):
-                raise ContractError(
-                    f"stage {stage.id!r} returned {len(results)} outputs for "
-                    f"{len(stage.outputs)} ports"
-                )
-            for port, out in zip(stage.outputs, results, strict=True):
-                produced[port.name] = out
-                ordered.append((port, out))
-        return ordered
-
-    def snapshot(self) -> dict[str, bytes]:
-        """Every stage's state, by stage id."""
-        return {stage.id: processor.snapshot() for stage, processor in self.stages}
-
-    def restore(self, states: dict[str, bytes]) -> None:
-        """Put every stage back in a snapshotted state."""
-        for stage, processor in self.stages:
-            if stage.id not in states:
-                raise RunError(f"snapshot has no state for stage {stage.id!r}")
-            processor.restore(states[stage.id])
-
-    def inspect(self) -> dict[str, dict[str, Any]]:
-        """Every stage's state in readable form, by stage id."""
-        return {stage.id: processor.inspect() for stage, processor in self.stages}
+from engine.runtime.processor import Port, Slice
+from engine.runtime.topology import Pipeline
 
 
 def topic_config(port: Port) -> TopicConfig:
@@ -134,29 +59,8 @@ otherwise pay it on every port for every event; buffers are drained at this size
 snapshot, at the end, and whenever a live run waits for the feed."""
 
 
-def checked_causes(
-    port: Port, out: Output, start: int, stop: int, last_cause: int
-) -> np.ndarray[Any, Any]:
-    """The causes of one slice's non-empty output, after checking the runtime contract: they
-    lie in ``[start, stop)``, never decrease, and do not precede the port's ``last_cause``."""
-    causes = port.causes(out)
-    if (
-        causes[0] < max(start, last_cause)
-        or causes[-1] >= stop
-        or (len(causes) > 1 and bool((np.diff(causes) < 0).any()))
-    ):
-        raise ContractError(
-            f"port {port.name!r}: causes {int(causes.min())}..{int(causes.max())} must "
-            f"lie in the slice {start}..{stop - 1}, never decrease, and not precede the last "
-            f"cause {last_cause}"
-        )
-    if isinstance(out, np.ndarray) and out.dtype != port.event_type.dtype:
-        raise ContractError(f"port {port.name!r}: records of the wrong dtype")
-    return causes
-
-
-class _PortWriter:
-    """One output topic: its writer, hash chain, time range, last cause and unwritten tail."""
+class _PortTopic:
+    """One output topic: its writer, hash chain and unwritten tail."""
 
     def __init__(self, log: EmbeddedLog, topic: str, port: Port) -> None:
         self.port, self.topic = port, topic
@@ -165,34 +69,22 @@ class _PortWriter:
             topic
         )
         self.hasher = ChainHasher(port.event_type.name)
-        self.first_ts = self.last_ts = 0
-        self.last_cause = -1
         self.arrays: list[np.ndarray[Any, Any]] = []
         self.values: list[RecordTuple] = []
         self.buffered = 0
 
-    def write(self, out: Output, start: int, stop: int) -> None:
-        """Check, hash and buffer one slice's output; it reaches the topic at :meth:`drain`."""
-        if len(out) == 0:
-            return
-        self.last_cause = int(checked_causes(self.port, out, start, stop, self.last_cause)[-1])
-        if isinstance(out, np.ndarray):
-            self.hasher.update_fixed(out)
-            self.arrays.append(out)
-            stamps = out["ts_event"]
-            first, last = int(stamps[0]), int(stamps[-1])
+    def write(self, output: PortOutput) -> None:
+        """Hash and buffer one slice's output; it reaches the topic at :meth:`drain`."""
+        if output.values is None:
+            assert isinstance(output.events, np.ndarray)
+            self.hasher.update_fixed(output.events)
+            self.arrays.append(output.events)
         else:
-            values = [encode(e) for e in out]
-            stamps_list = [int(getattr(e, "ts_event", 0)) for e in out]
-            self.hasher.update_values(values)
+            self.hasher.update_values(output.values)
             self.values.extend(
-                (ts, None, None, v) for ts, v in zip(stamps_list, values, strict=True)
+                (ts, None, None, v) for ts, v in zip(output.stamps, output.values, strict=True)
             )
-            first, last = stamps_list[0], stamps_list[-1]
-        self.buffered += len(out)
-        if self.hasher.total == len(out):
-            self.first_ts = first
-        self.last_ts = last
+        self.buffered += len(output.events)
         if self.buffered >= APPEND_EVERY:
             self.drain()
 
@@ -211,7 +103,7 @@ class _PortWriter:
             self.writer.append_records(self.values)
         self.arrays, self.values, self.buffered = [], [], 0
 
-    def resume(self, log: EmbeddedLog, count: int, chain: bytes, first: int, last: int) -> None:
+    def resume(self, log: EmbeddedLog, count: int, chain: bytes) -> None:
         """Cut the topic back to ``count`` events and continue its chain from there."""
         if self.writer.next_offset < count:
             raise RunError(
@@ -220,28 +112,42 @@ class _PortWriter:
             )
         self.writer.truncate(count)
         self.hasher = ChainHasher(self.port.event_type.name, count, chain)
-        reader = log.reader(self.topic)
-        offset = count - count % BLOCK
-        while offset < count and (batch := reader.read(offset, count - offset)) is not None:
+        for batch in log.reader(self.topic).batches(count - count % BLOCK, count):
             if isinstance(batch, FixedBatch):
                 self.hasher.update_fixed(batch.records)
             else:
                 self.hasher.update_values(batch.values())
-            offset = batch.next_offset
-        self.first_ts, self.last_ts = first, last
-        self.last_cause = -1
 
-    def summary(self, stage: str) -> OutputSummary:
-        return OutputSummary(
-            self.port.name,
-            stage,
-            self.topic,
-            self.port.event_type.qualified_name,
-            self.hasher.total,
-            self.hasher.hexdigest(),
-            self.first_ts,
-            self.last_ts,
-        )
+
+class RunTopics:
+    """The embedded log's :class:`~engine.runtime.driver.OutputWriter`: a run's topics."""
+
+    def __init__(self, log: EmbeddedLog, run_id: str, pipeline: Pipeline) -> None:
+        self.log = log
+        self.stages = {port.name: stage.id for stage, port in pipeline.written()}
+        self.topics = {
+            port.name: _PortTopic(log, output_topic(run_id, port.name), port)
+            for _, port in pipeline.written()
+        }
+
+    def write(self, output: PortOutput) -> None:
+        self.topics[output.port.name].write(output)
+
+    def drain(self) -> None:
+        for topic in self.topics.values():
+            topic.drain()
+
+    def flush(self) -> None:
+        """Drain, then make the topics durable."""
+        self.drain()
+        for topic in self.topics.values():
+            topic.writer.flush()
+
+    def close(self) -> None:
+        """Flush and release the writers."""
+        self.flush()
+        for topic in self.topics.values():
+            topic.writer.close()
 
 
 class Snapshot(msgspec.Struct, frozen=True):
@@ -297,33 +203,39 @@ class Runner:
         self.source, self.journal, self.sink = source, journal, sink
         self.topology = topology
         self.snapshots, self.snapshot_every = snapshots, snapshot_every
-        self.writers: list[tuple[Stage, _PortWriter]] = [
-            (stage, _PortWriter(sink, output_topic(run_id, port.name), port))
-            for stage, port in topology.pipeline.written()
-        ]
-        self.by_port = {w.port.name: w for _, w in self.writers}
+        self.topics = RunTopics(sink, run_id, topology.pipeline)
         self.reader = source.reader(journal)
-        self.offset = self.reader.start_offset
-        self.closed = False
+        self.driver = Driver.of(topology, self.topics, self.reader.start_offset)
+
+    @property
+    def offset(self) -> int:
+        """The next journal offset to process."""
+        return self.driver.offset
+
+    @property
+    def closed(self) -> bool:
         """Whether a ``session.closed`` event has been processed (live runs stop there)."""
+        return self.driver.closed
 
     def begin(self, start: int | None = None) -> None:
         """Start from journal offset ``start`` (default: the journal's first) with empty outputs."""
-        for _, w in self.writers:
-            w.resume(self.sink, 0, chain_seed(w.port.event_type.name), 0, 0)
-        self.offset = self.reader.start_offset if start is None else start
+        for name, topic in self.topics.topics.items():
+            topic.resume(self.sink, 0, chain_seed(topic.port.event_type.name))
+            self.driver.spans[name] = PortSpan()
+        self.driver.offset = self.reader.start_offset if start is None else start
 
     def restore_state(self, snapshot: Snapshot) -> None:
         """Put the processors where ``snapshot`` has them; outputs are left as they are."""
         self.topology.restore(snapshot.states)
-        self.offset = snapshot.journal_offset
+        self.driver.offset = snapshot.journal_offset
 
     def resume_from(self, snapshot: Snapshot) -> None:
         """Continue an interrupted run: state from ``snapshot``, later output discarded."""
         self.restore_state(snapshot)
-        for _, w in self.writers:
-            count, chain, first, last = snapshot.outputs[w.port.name]
-            w.resume(self.sink, count, chain, first, last)
+        for name, topic in self.topics.topics.items():
+            count, chain, first, last = snapshot.outputs[name]
+            topic.resume(self.sink, count, chain)
+            self.driver.spans[name] = PortSpan(first, last, -1, count)
 
     def advance(
         self,
@@ -335,76 +247,84 @@ class Runner:
     ) -> int:
         """Process journal events up to ``stop`` (default: the journal's end); the offset reached.
 
-        With ``follow`` the journal is read as a live feed appends it, one event at a time,
-        until ``session.closed``.
+        With ``follow`` the journal is read as a live feed appends it, until ``session.closed``.
         """
         if batch < 1:
             raise RunError(f"batch must be >= 1, got {batch}")
         end = stop if stop is not None else (None if follow else self.reader.end_offset)
-        done = 0
-        while end is None or self.offset < end:
-            limit = self.offset + (1 if follow else batch)
-            if end is not None:
-                limit = min(limit, end)
-            if self.snapshot_every:
-                limit = min(limit, (self.offset // self.snapshot_every + 1) * self.snapshot_every)
-            chunk = self.reader.read(self.offset, limit - self.offset)
-            if chunk is None:
-                if follow and not self.closed:
-                    self.drain()  # nothing to do until the feed moves: let readers catch up
-                    time.sleep(poll_seconds)  # the feed's pace, not the processors' input
-                    continue
-                break
-            piece = _slice(chunk)
-            for port, out in self.topology.push(piece):
-                writer = self.by_port.get(port.name)
-                if writer is not None:
-                    writer.write(out, piece.start, piece.stop)
-            self.offset = piece.stop
-            done += len(piece)
-            self.closed = self.closed or any(isinstance(e, SessionClosed) for e in piece.control)
-            if self.snapshot_every and self.offset % self.snapshot_every == 0:
+        first = self.offset
+
+        def wait() -> bool:
+            self.topics.drain()  # nothing to do until the feed moves: let readers catch up
+            time.sleep(poll_seconds)  # the feed's pace, not the processors' input
+            return True
+
+        def after_step(driver: Driver) -> None:
+            if self.snapshot_every and driver.offset % self.snapshot_every == 0:
                 self.take_snapshot()
             if on_progress is not None:
-                on_progress(Progress(self.offset, end or self.reader.end_offset, done))
-            if follow and self.closed:
-                break
-        return self.offset
+                done = driver.offset - first
+                on_progress(Progress(driver.offset, end or self.reader.end_offset, done))
+
+        batches = self.reader.batches(
+            self.offset,
+            end,
+            batch,
+            align=self.snapshot_every,
+            follow=wait if follow and not self.closed else None,
+        )
+        slices = (slice_of(b) for b in batches)
+        return self.driver.run(_to_close(slices) if follow else slices, after_step, follow)
 
     def take_snapshot(self) -> None:
         """Flush outputs, then write every processor's state and output chain at this offset."""
         if self.snapshots is None:
             return
-        self.drain()
-        for _, w in self.writers:
-            w.writer.flush()
+        self.topics.flush()
+        spans = self.driver.spans
         snap = Snapshot(
             self.offset,
             self.topology.snapshot(),
-            {w.port.name: (*w.hasher.checkpoint(), w.first_ts, w.last_ts) for _, w in self.writers},
+            {
+                name: (*topic.hasher.checkpoint(), spans[name].first_ts, spans[name].last_ts)
+                for name, topic in self.topics.topics.items()
+            },
         )
         self.snapshots.mkdir(parents=True, exist_ok=True)
         atomic_write(snapshot_path(self.snapshots, self.offset), msgspec.msgpack.encode(snap))
 
     def summaries(self) -> list[OutputSummary]:
         """Count, chain and time range of every output so far."""
-        return [w.summary(stage.id) for stage, w in self.writers]
+        return [
+            OutputSummary(
+                name,
+                self.topics.stages[name],
+                topic.topic,
+                topic.port.event_type.qualified_name,
+                topic.hasher.total,
+                topic.hasher.hexdigest(),
+                self.driver.spans[name].first_ts,
+                self.driver.spans[name].last_ts,
+            )
+            for name, topic in self.topics.topics.items()
+        ]
 
     def drain(self) -> None:
         """Append every port's buffered output to its topic (readers see it from then on)."""
-        for _, w in self.writers:
-            w.drain()
+        self.topics.drain()
 
     def close(self) -> None:
         """Flush outputs to stable storage and release their writers."""
-        self.drain()
-        for _, w in self.writers:
-            w.writer.flush()
-            w.writer.close()
+        self.topics.close()
 
 
-def _slice(chunk: Any) -> Slice:
-    if isinstance(chunk, FixedBatch):
-        return Slice(chunk.base_offset, chunk.next_offset, market=chunk.view(MARKET_RECORD))
-    events = tuple(decode(v) for v in chunk.values())
-    return Slice(chunk.base_offset, chunk.next_offset, control=events)
+def _to_close(slices: Iterator[Slice]) -> Iterator[Slice]:
+    """A live run's slices, the one holding ``session.closed`` cut just after it, so where a
+    live run stops never depends on how much the feed had appended when it was read."""
+    for piece in slices:
+        closing = [i for i, e in enumerate(piece.control) if isinstance(e, SessionClosed)]
+        if closing:
+            end = closing[0] + 1
+            yield Slice(piece.start, piece.start + end, control=piece.control[:end])
+            return
+        yield piece

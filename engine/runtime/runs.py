@@ -14,10 +14,11 @@ import msgspec
 import numpy as np
 
 from engine.events import decode
-from engine.events.control import SessionOpened
+from engine.events.control import InstrumentSpec, SessionOpened
 from engine.log import EmbeddedLog, FixedBatch, RecordBatch
 from engine.log.journal import journal_topic
 from engine.models import ModelSource, ModelStore, run_models
+from engine.runtime.driver import Topology
 from engine.runtime.manifest import (
     RunError,
     RunManifest,
@@ -30,7 +31,7 @@ from engine.runtime.manifest import (
     write_manifest,
 )
 from engine.runtime.processor import Output, Port
-from engine.runtime.runner import Progress, Runner, Topology, latest_snapshot
+from engine.runtime.runner import Progress, Runner, latest_snapshot
 from engine.runtime.topology import Catalog, Pipeline, RunConfig, config_hash, resolve
 
 OPEN_WAIT_SECONDS = 60.0
@@ -91,62 +92,32 @@ def execute(
     its last snapshot with its recorded config; a complete one is refused. Model artifacts
     (``stages.models.bundle``) come from ``models``, by default ``<data>/models``.
     """
-    data = log.root
     store = models if models is not None else default_models(log)
     opened = session_opened(log, session, OPEN_WAIT_SECONDS if follow else 0.0)
-    existing = _existing(data, run_id)
-    if existing is not None:
-        resolved: dict[str, Any] = dict(existing.config)
-        if existing.session != session:
-            raise RunError(
-                f"run {existing.run_id} is of session {existing.session!r}, not {session!r}"
-            )
-        if (
-            config is not None
-            and config_hash(resolve(pipelines, config, opened.instrument)) != existing.config_hash
-        ):
-            raise RunError(
-                f"run {existing.run_id} was started with another config "
-                f"({existing.config_hash[:12]}); resume it without --config, or use a new --run-id"
-            )
-    else:
-        resolved = resolve(pipelines, config or RunConfig(), opened.instrument)
+    existing = _existing(log.root, run_id)
+    resolved = _run_config(pipelines, session, config, opened.instrument, existing)
     chosen = pipelines.get(str(resolved["pipeline"]))
-    run_id = run_id or new_run_id(data, session, chosen.name)
-    directory = run_dir(data, run_id)
-    topology = Topology(chosen, resolved, session, opened.instrument, store)
+    run_id = run_id or new_run_id(log.root, session, chosen.name)
+    snapshots = run_dir(log.root, run_id) / "snapshots"
     runner = Runner(
         log,
         journal_topic(session),
         log,
         run_id,
-        topology,
-        snapshots=directory / "snapshots",
+        Topology(chosen, resolved, session, opened.instrument, store),
+        snapshots=snapshots,
         snapshot_every=int(resolved["snapshot_every"]),
     )
-    start = runner.reader.start_offset
-    snapshot = latest_snapshot(directory / "snapshots") if existing is not None else None
+    snapshot = latest_snapshot(snapshots) if existing is not None else None
     if snapshot is not None:
         runner.resume_from(snapshot)
     else:
-        runner.begin(start)
-    resumed = [*existing.resumed_from, runner.offset] if existing is not None else []
-    manifest = RunManifest(
-        run_id=run_id,
-        session=session,
-        pipeline=chosen.name,
-        status="running",
-        journal_topic=journal_topic(session),
-        journal_start=start,
-        journal_stop=runner.reader.end_offset,
-        code=code_version(),
-        config=resolved,
-        config_hash=config_hash(resolved),
-        models=run_models(resolved, store),
-        started=existing.started if existing else datetime.now(UTC).isoformat(timespec="seconds"),
-        resumed_from=resumed,
-    )
-    write_manifest(data, manifest)
+        runner.begin()
+    manifest = _running_manifest(runner, run_id, session, resolved, run_models(resolved, store))
+    if existing is not None:
+        resumed = [*existing.resumed_from, runner.offset]
+        manifest = msgspec.structs.replace(manifest, started=existing.started, resumed_from=resumed)
+    write_manifest(log.root, manifest)
     began, first = time.perf_counter(), runner.offset
     try:
         stop = runner.advance(batch=batch, follow=follow, on_progress=on_progress)
@@ -164,8 +135,51 @@ def execute(
         events_per_second=round((stop - first) / seconds, 1) if seconds > 0 else 0.0,
         report=stage_reports(log, run_id, chosen, resolved),
     )
-    write_manifest(data, done)
+    write_manifest(log.root, done)
     return RunOutcome(done, snapshot.journal_offset if snapshot is not None else None)
+
+
+def _run_config(
+    pipelines: Catalog,
+    session: str,
+    config: RunConfig | None,
+    instrument: InstrumentSpec,
+    existing: RunManifest | None,
+) -> dict[str, Any]:
+    """The resolved config of a new run, or the recorded one of a run being resumed (which
+    must be of the same session and, when a config is given, of the same config)."""
+    if existing is None:
+        return resolve(pipelines, config or RunConfig(), instrument)
+    if existing.session != session:
+        raise RunError(f"run {existing.run_id} is of session {existing.session!r}, not {session!r}")
+    if config is not None and config_hash(resolve(pipelines, config, instrument)) != (
+        existing.config_hash
+    ):
+        raise RunError(
+            f"run {existing.run_id} was started with another config "
+            f"({existing.config_hash[:12]}); resume it without --config, or use a new --run-id"
+        )
+    return dict(existing.config)
+
+
+def _running_manifest(
+    runner: Runner, run_id: str, session: str, resolved: dict[str, Any], models: dict[str, str]
+) -> RunManifest:
+    """The manifest of a run that has started (status ``running``: not yet verifiable)."""
+    return RunManifest(
+        run_id=run_id,
+        session=session,
+        pipeline=str(resolved["pipeline"]),
+        status="running",
+        journal_topic=journal_topic(session),
+        journal_start=runner.reader.start_offset,
+        journal_stop=runner.reader.end_offset,
+        code=code_version(),
+        config=resolved,
+        config_hash=config_hash(resolved),
+        models=models,
+        started=datetime.now(UTC).isoformat(timespec="seconds"),
+    )
 
 
 def read_port(log: EmbeddedLog, run_id: str, port: Port) -> Output:
@@ -173,14 +187,12 @@ def read_port(log: EmbeddedLog, run_id: str, port: Port) -> Output:
     reader = log.reader(output_topic(run_id, port.name))
     arrays: list[np.ndarray[Any, Any]] = []
     events: list[msgspec.Struct] = []
-    offset = reader.start_offset
-    while (batch := reader.read(offset, 65536)) is not None:
+    for batch in reader.batches():
         if isinstance(batch, FixedBatch):
             assert port.event_type.dtype is not None
             arrays.append(batch.view(port.event_type.dtype))
         else:
             events.extend(decode(v) for v in batch.values())
-        offset = batch.next_offset
     if port.fixed:
         return np.concatenate(arrays) if arrays else port.empty()
     return events

@@ -29,7 +29,7 @@ from engine.app.bookcheck import read_journal
 from engine.app.ingest.session import read_manifest
 from engine.events import decode
 from engine.events.control import SessionClosed
-from engine.log import EmbeddedLog
+from engine.log import EmbeddedLog, FixedBatch
 from engine.log.journal import journal_topic
 
 TARDIS_QUOTES = SAMPLES / "tardis_binance-futures_quotes_BTCUSDT_2020-02-22_head200.csv.gz"
@@ -37,14 +37,8 @@ TARDIS_QUOTES = SAMPLES / "tardis_binance-futures_quotes_BTCUSDT_2020-02-22_head
 
 def _closed(data: Path, session: str) -> SessionClosed:
     reader = EmbeddedLog(data).reader(journal_topic(session))
-    last = None
-    offset = 0
-    while (batch := reader.read(offset, 1 << 20)) is not None:
-        if not hasattr(batch, "view"):
-            last = list(batch.values())[-1]
-        offset = batch.next_offset
-    assert last is not None
-    event = decode(last)
+    events = [v for b in reader.batches() if not isinstance(b, FixedBatch) for v in b.values()]
+    event = decode(events[-1])
     assert isinstance(event, SessionClosed)
     return event
 

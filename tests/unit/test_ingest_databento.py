@@ -21,7 +21,7 @@ from ingest_samples import books_after_messages, counts, tape
 from engine.app.bookcheck import read_journal
 from engine.events import decode
 from engine.events.control import InstrumentDefined
-from engine.log import EmbeddedLog
+from engine.log import EmbeddedLog, FixedBatch
 from engine.log.journal import journal_topic
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "databento"
@@ -352,12 +352,7 @@ def test_a_file_cut_short_is_kept_up_to_the_cut(tmp_path: Path, compress: bool) 
 
 def _batches(data: Path, session: str) -> list[list[bytes]]:
     reader = EmbeddedLog(data).reader(journal_topic(session))
-    out, offset = [], 0
-    while (batch := reader.read(offset, 1 << 20)) is not None:
-        if not hasattr(batch, "view"):
-            out.append(list(batch.values()))
-        offset = batch.next_offset
-    return out
+    return [list(b.values()) for b in reader.batches() if not isinstance(b, FixedBatch)]
 
 
 @pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/data/databento is not present")

@@ -21,10 +21,10 @@ def _oracle(log: EmbeddedLog, session: str) -> np.ndarray[Any, Any]:
     topic = oracle_topic(session)
     if not log.has_topic(topic):
         raise CheckError(f"session {session!r} has no oracle topic {topic}; re-ingest it")
-    reader, chunks, offset = log.reader(topic), [], 0
-    while (batch := reader.read(offset, 1 << 16)) is not None:
-        chunks.append(np.asarray(batch.records).view(BOOK_TOP_DTYPE).copy())
-        offset = batch.next_offset
+    chunks = [
+        np.asarray(batch.records).view(BOOK_TOP_DTYPE).copy()
+        for batch in log.reader(topic).batches()
+    ]
     return np.concatenate(chunks) if chunks else np.zeros(0, BOOK_TOP_DTYPE)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Iterator
 from typing import Annotated, Any
 
 import numpy as np
@@ -15,6 +16,7 @@ from engine.app.cli.root import app, console, context, fail
 from engine.events import UnknownEventError, by_id
 from engine.events.catalogue import is_msgpack
 from engine.log import (
+    Batch,
     Consumer,
     EmbeddedLog,
     FixedBatch,
@@ -88,14 +90,10 @@ def dump(
             f"{topic}/{partition} holds offsets {reader.start_offset}..{reader.end_offset - 1}; "
             f"--from {from_offset} is outside them"
         )
-    shown: list[Record] = []
-    offset = from_offset
-    while len(shown) < limit:
-        batch = _read(reader, offset, limit - len(shown))
-        if batch is None:
-            break
-        shown.extend(records_of(batch))
-        offset = batch.next_offset
+    stop = min(from_offset + limit, reader.end_offset)
+    shown: list[Record] = [
+        r for batch in _checked_batches(reader, from_offset, stop) for r in records_of(batch)
+    ]
     if fmt == "json":
         for record in shown:
             console.print(to_json_line(decoded(record)), soft_wrap=True, markup=False)
@@ -150,14 +148,12 @@ def stats(ctx: typer.Context, topic: str, partition: Partition = 0) -> None:
     reader = _reader(log, topic, partition)
     types: Counter[str] = Counter()
     lo, hi = None, None
-    offset = reader.start_offset
-    while (batch := _read(reader, offset, 1 << 20)) is not None:
+    for batch in _checked_batches(reader):
         stamps = batch.timestamps
         if len(stamps):
             lo = int(stamps.min()) if lo is None else min(lo, int(stamps.min()))
             hi = int(stamps.max()) if hi is None else max(hi, int(stamps.max()))
         types.update(_type_counts(batch))
-        offset = batch.next_offset
     records = reader.end_offset - reader.start_offset
     table = Table(title=f"{topic}/{partition}", title_justify="left", show_header=False)
     table.add_column(style="bold")
@@ -187,15 +183,18 @@ def verified(log: EmbeddedLog, topic: str, partition: int = 0) -> tuple[int, int
     """Read every batch of a topic, checking its CRC32C (exit 1 at the first corrupt one);
     its records and bytes."""
     reader = _reader(log, topic, partition)
-    offset = reader.start_offset
-    while (batch := _read(reader, offset, 1 << 20)) is not None:
-        offset = batch.next_offset
+    for _ in _checked_batches(reader):
+        pass
     return reader.end_offset - reader.start_offset, reader.size_bytes
 
 
-def _read(reader: PartitionReader, offset: int, limit: int) -> Any:
+def _checked_batches(
+    reader: PartitionReader, start: int | None = None, stop: int | None = None
+) -> Iterator[Batch]:
+    """The partition's batches (all, or offsets ``start..stop``), each CRC-checked as it is
+    read; a corrupt one ends the command with its error."""
     try:
-        return reader.read(offset, limit)
+        yield from reader.batches(start, stop, 1 << 20)
     except LogError as exc:
         fail(str(exc), code=1)
 

@@ -19,75 +19,81 @@ from engine.log.locate import open_log
 from engine.models import ModelStoreError
 from engine.runtime import ConfigError, RunError
 
+KafkaAddress = Annotated[
+    str | None,
+    typer.Option(
+        "--log",
+        envvar=LOG_ENV,
+        help="The cluster: kafka://HOST:PORT[,HOST:PORT].",
+        show_default=False,
+    ),
+]
+Sessions = Annotated[
+    list[str] | None,
+    typer.Option(help="Only this session's journal (repeatable; default: every journal)."),
+]
+Group = Annotated[str, typer.Option(help="Consumer group: workers sharing it split the sessions.")]
+WorkerId = Annotated[
+    str | None,
+    typer.Option(
+        "--worker-id",
+        help="Stable name of this worker (default: host name). A restarted worker must "
+        "keep its name so it can abort its predecessor's open transaction at once.",
+        show_default=False,
+    ),
+]
+ConfigFile = Annotated[
+    Path | None, typer.Option(help="Run config file (TOML or JSON), as for `tape run`.")
+]
+Bundle = Annotated[
+    str | None,
+    typer.Option("--bundle", help="Model bundle hash or prefix: sets stages.models.bundle."),
+]
+CommitEvery = Annotated[
+    int, typer.Option(help="Journal events per transaction (results never depend on it).", min=1)
+]
+IdleExit = Annotated[
+    float | None,
+    typer.Option(
+        help="Exit after this many seconds without journal events once every session it "
+        "hosts is complete (default: run until stopped).",
+        show_default=False,
+    ),
+]
+
 
 @app.command()
 def worker(
     ctx: typer.Context,
-    log_address: Annotated[
-        str | None,
-        typer.Option(
-            "--log",
-            envvar=LOG_ENV,
-            help="The cluster: kafka://HOST:PORT[,HOST:PORT].",
-            show_default=False,
-        ),
-    ] = None,
+    log_address: KafkaAddress = None,
     pipeline: Annotated[str, typer.Option(help="Pipeline every session runs.")] = "default",
-    session: Annotated[
-        list[str] | None,
-        typer.Option(help="Only this session's journal (repeatable; default: every journal)."),
-    ] = None,
-    group: Annotated[
-        str, typer.Option(help="Consumer group: workers sharing it split the sessions.")
-    ] = "tapedeck-workers",
-    worker_id: Annotated[
-        str | None,
-        typer.Option(
-            "--worker-id",
-            help="Stable name of this worker (default: host name). A restarted worker must "
-            "keep its name so it can abort its predecessor's open transaction at once.",
-            show_default=False,
-        ),
-    ] = None,
-    config: Annotated[
-        Path | None, typer.Option(help="Run config file (TOML or JSON), as for `tape run`.")
-    ] = None,
+    session: Sessions = None,
+    group: Group = "tapedeck-workers",
+    worker_id: WorkerId = None,
+    config: ConfigFile = None,
     models: Models = None,
-    bundle: Annotated[
-        str | None,
-        typer.Option("--bundle", help="Model bundle hash or prefix: sets stages.models.bundle."),
-    ] = None,
-    commit_every: Annotated[
-        int,
-        typer.Option(help="Journal events per transaction (results never depend on it).", min=1),
-    ] = 20_000,
-    idle_exit: Annotated[
-        float | None,
-        typer.Option(
-            help="Exit after this many seconds without journal events once every session it "
-            "hosts is complete (default: run until stopped).",
-            show_default=False,
-        ),
-    ] = None,
+    bundle: Bundle = None,
+    commit_every: CommitEvery = 20_000,
+    idle_exit: IdleExit = None,
 ) -> None:
     """Process session journals on Kafka with the pipeline, exactly once, as one of a group."""
-    address = log_address
-    if not address or not address.startswith("kafka://"):
+    if not log_address or not log_address.startswith("kafka://"):
         fail(
             "tape worker runs on a Kafka cluster: pass --log kafka://HOST:PORT (or set "
             f"{LOG_ENV}); on one machine `tape run` does the same work on the embedded log"
         )
     store = model_store(context(ctx).data, models)
+    pipelines = context(ctx).pipelines
     try:
-        log = open_log(address)
+        log = open_log(log_address)
         assert isinstance(log, KafkaLog)
         run_config = load_config(config, pipeline)
         if bundle is not None:
-            run_config = with_bundle(run_config, store, bundle, context(ctx).pipelines)
+            run_config = with_bundle(run_config, store, bundle, pipelines)
         hosted = Worker(
             log,
             pipeline,
-            pipelines=context(ctx).pipelines,
+            pipelines=pipelines,
             group=group,
             worker_id=worker_id,
             sessions=session,

@@ -49,9 +49,9 @@ def read_session(log: EmbeddedLog, session: str) -> Journal:
             f"no session {session!r} in {log.root} (no topic {topic}); ingest it first"
         )
     reader = log.reader(topic)
-    chunks, offsets, opened, gaps, offset = [], [], None, 0, reader.start_offset
+    chunks, offsets, opened, gaps = [], [], None, 0
     descriptions: list[BookDescribed] = []
-    while (batch := reader.read(offset, 1 << 20)) is not None:
+    for batch in reader.batches(size=1 << 20):
         if isinstance(batch, FixedBatch):
             chunks.append(batch.view(MARKET_RECORD).copy())
             offsets.append(np.arange(batch.base_offset, batch.next_offset, dtype=np.int64))
@@ -62,7 +62,6 @@ def read_session(log: EmbeddedLog, session: str) -> Journal:
                 gaps += isinstance(event, FeedGapDetected)
                 if isinstance(event, BookDescribed):
                     descriptions.append(event)
-        offset = batch.next_offset
     if opened is None:
         raise SessionError(f"session {session!r} has no session.opened event")
     empty = np.zeros(0, MARKET_RECORD)

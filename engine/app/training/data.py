@@ -104,15 +104,14 @@ def load_rows(log: EmbeddedLog, manifest: RunManifest) -> pl.DataFrame:
 def session_span(log: EmbeddedLog, manifest: RunManifest) -> tuple[int, int]:
     """The first and last market event time of the run's journal range (its event-time span)."""
     reader = log.reader(manifest.journal_topic)
-    first, last, offset = None, None, manifest.journal_start
-    while offset < manifest.journal_stop and (batch := reader.read(offset, 1 << 16)) is not None:
+    first, last = None, None
+    for batch in reader.batches(manifest.journal_start, manifest.journal_stop):
         if isinstance(batch, FixedBatch):
-            ts = batch.view(MARKET_RECORD)["ts_event"][: manifest.journal_stop - offset]
+            ts = batch.view(MARKET_RECORD)["ts_event"]
             if len(ts):
                 low, high = int(ts.min()), int(ts.max())
                 first = low if first is None else min(first, low)
                 last = high if last is None else max(last, high)
-        offset = batch.next_offset
     if first is None or last is None:
         raise TrainError(f"session {manifest.session} has no market events to train on")
     return first, last

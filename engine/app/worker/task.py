@@ -20,17 +20,25 @@ from typing import Any
 import msgspec
 import numpy as np
 
-from engine.events import decode, encode
+from engine.events import decode
 from engine.events.catalogue import is_msgpack
-from engine.events.control import InstrumentSpec, SessionClosed, SessionOpened
+from engine.events.control import InstrumentSpec, SessionOpened
 from engine.events.market import MARKET_RECORD
 from engine.log import Record
 from engine.log.headers import cause_of, event_headers
 from engine.log.kafka import KafkaLog, KafkaProducer
 from engine.models import ModelSource
+from engine.runtime.driver import (
+    Driver,
+    PortOutput,
+    PortSpan,
+    Topology,
+    control_slice,
+    market_slice,
+)
 from engine.runtime.manifest import RunError, output_topic
-from engine.runtime.processor import Output, Port, Slice
-from engine.runtime.runner import Topology, checked_causes, topic_config
+from engine.runtime.processor import Port, Slice
+from engine.runtime.runner import topic_config
 from engine.runtime.topology import Pipeline, config_hash
 
 
@@ -51,6 +59,8 @@ class TaskState(msgspec.Struct, frozen=True):
     """Every stage's snapshot, by stage id."""
     times: dict[str, tuple[int, int]] = {}
     """Event time of each port's first and last output."""
+    counts: dict[str, int] = {}
+    """Events written on each port."""
     closed: bool = False
     """Whether ``session.closed`` was processed (the run is complete)."""
 
@@ -59,6 +69,34 @@ def worker_run_id(session: str, pipeline_name: str, resolved: dict[str, Any]) ->
     """A run id every worker derives alike: session, pipeline and the config's hash."""
     stem = re.sub(r"[^A-Za-z0-9_-]", "_", f"{session}-{pipeline_name}")[:80]
     return f"{stem}-{config_hash(resolved)[:10]}"
+
+
+class RunProducer:
+    """The Kafka :class:`~engine.runtime.driver.OutputWriter`: each output event one record
+    on ``run.<run id>.<port>``, keyed by the instrument symbol, with schema, version and the
+    causing journal offset as headers, produced inside the worker's open transaction."""
+
+    def __init__(self, log: KafkaLog, producer: KafkaProducer, run_id: str, key: bytes) -> None:
+        self.log, self.producer, self.run_id, self.key = log, producer, run_id, key
+        self.topics: dict[str, str] = {}
+
+    def create(self, port: Port) -> None:
+        """Create (or validate) the topic of ``port``."""
+        topic = output_topic(self.run_id, port.name)
+        self.log.create_topic(topic, topic_config(port))
+        self.topics[port.name] = topic
+
+    def write(self, output: PortOutput) -> None:
+        topic = self.topics[output.port.name]
+        name, version = output.port.event_type.name, output.port.event_type.version
+        produce = self.producer.produce
+        for value, stamp, cause in zip(
+            output.encoded(), output.stamps, output.causes.tolist(), strict=True
+        ):
+            produce(topic, value, self.key, 0, stamp, event_headers(name, version, cause))
+
+    def drain(self) -> None:
+        """Nothing to do: records become visible when the transaction commits."""
 
 
 class SessionTask:
@@ -81,17 +119,16 @@ class SessionTask:
         )
         if state.states:
             self.topology.restore(state.states)
+        self.writer = RunProducer(log, producer, self.run_id, state.instrument.symbol.encode())
         self.ports: dict[str, tuple[str, Port, str]] = {}
         for stage, port in self.pipeline.written():
-            topic = output_topic(self.run_id, port.name)
-            log.create_topic(topic, topic_config(port))
-            self.ports[port.name] = (stage.id, port, topic)
-        self.next = state.journal_next
+            self.writer.create(port)
+            self.ports[port.name] = (stage.id, port, self.writer.topics[port.name])
+        self.driver = Driver.of(self.topology, self.writer, state.journal_next)
+        for name, (first, last) in state.times.items():
+            self.driver.spans[name] = PortSpan(first, last, -1, state.counts.get(name, 0))
+        self.driver.closed = state.closed
         self.kafka_next = state.kafka_next
-        self.times = dict(state.times)
-        self.closed = state.closed
-        self.key = state.instrument.symbol.encode()
-        self._last_cause = dict.fromkeys(self.ports, -1)
 
     @classmethod
     def fresh(
@@ -123,21 +160,32 @@ class SessionTask:
             self.session,
             self.instrument,
             self.config,
-            self.next,
+            self.driver.offset,
             self.kafka_next,
             self.topology.snapshot(),
             self.times,
+            {n: s.count for n, s in self.driver.spans.items() if s.count},
             self.closed,
         )
 
+    @property
+    def closed(self) -> bool:
+        """Whether ``session.closed`` was processed (the run is complete)."""
+        return self.driver.closed
+
+    @property
+    def next(self) -> int:
+        """Journal offset of the next event to process."""
+        return self.driver.offset
+
+    @property
+    def times(self) -> dict[str, tuple[int, int]]:
+        """Event time of each port's first and last output, for ports that wrote any."""
+        return {n: (s.first_ts, s.last_ts) for n, s in self.driver.spans.items() if s.count}
+
     def push(self, records: list[Record]) -> None:
         """Process consecutive journal records (the next ones this task expects)."""
-        for piece in self._slices(records):
-            for port, out in self.topology.push(piece):
-                if port.name in self.ports and len(out):
-                    self._produce(port, out, piece.start, piece.stop)
-            self.next = piece.stop
-            self.closed = self.closed or any(isinstance(e, SessionClosed) for e in piece.control)
+        self.driver.run(self._slices(records))
         self.kafka_next = records[-1].offset + 1
 
     def _slices(self, records: list[Record]) -> Iterator[Slice]:
@@ -153,29 +201,12 @@ class SessionTask:
                     "); the journal on the cluster has a gap or a duplicate. Re-mirror it."
                 )
             if not is_msgpack(run[0].value):
-                market = np.frombuffer(b"".join(r.value for r in run), MARKET_RECORD)
-                yield Slice(first, last + 1, market=market)
+                yield market_slice(
+                    first, np.frombuffer(b"".join(r.value for r in run), MARKET_RECORD)
+                )
             else:
-                yield Slice(first, last + 1, control=tuple(decode(r.value) for r in run))
+                yield control_slice(first, [r.value for r in run])
             start = end
-
-    def _produce(self, port: Port, out: Output, start: int, stop: int) -> None:
-        causes = checked_causes(port, out, start, stop, self._last_cause[port.name]).tolist()
-        self._last_cause[port.name] = causes[-1]
-        if isinstance(out, np.ndarray):
-            values = [r.tobytes() for r in out]
-            fields = out.dtype.fields or {}
-            stamps = out["ts_event"].tolist() if "ts_event" in fields else [0] * len(out)
-        else:
-            values = [encode(e) for e in out]
-            stamps = [int(getattr(e, "ts_event", 0)) for e in out]
-        first, _ = self.times.get(port.name, (stamps[0], 0))
-        self.times[port.name] = (first, stamps[-1])
-        _, _, topic = self.ports[port.name]
-        name, version = port.event_type.name, port.event_type.version
-        produce = self.producer.produce
-        for value, stamp, cause in zip(values, stamps, causes, strict=True):
-            produce(topic, value, self.key, 0, stamp, event_headers(name, version, cause))
 
 
 def _layout_changes(records: list[Record]) -> Iterator[int]:
