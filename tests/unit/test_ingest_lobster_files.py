@@ -15,6 +15,7 @@ from ingest_samples import LOBSTER_BOOKS, LOBSTER_MESSAGES, numbered, sample_lin
 
 from engine.app.ingest import lobster
 from engine.app.ingest.lobster_files import LobsterInputError, parse_name, resolve
+from engine.app.ingest.lobster_rows import parse_seconds
 from engine.app.ingest.session import Bad
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -93,7 +94,7 @@ def test_a_message_file_alone_needs_its_depth_from_the_name_or_levels(tmp_path: 
 def test_times_past_nine_decimals_round_to_the_nanosecond(
     text: str, ns: int, rounded: bool
 ) -> None:
-    assert lobster.parse_seconds(text) == (ns, rounded)
+    assert parse_seconds(text) == (ns, rounded)
 
 
 def test_a_rounded_time_is_converted_and_counted_not_quarantined() -> None:

@@ -45,7 +45,7 @@ from engine.app.ingest.records import FixedArray
 from engine.app.ingest.session import Bad, Item
 from engine.app.ingest.source import Cut, InputFile, Line
 from engine.events.control import BookDescribed, InstrumentDefined, InstrumentSpec
-from engine.events.market import F_FIRST, F_LAST, MARKET_RECORD
+from engine.events.market import F_LAST, MARKET_RECORD
 
 IMPORTER_VERSION = "databento/1"
 PRICE_SCALE = 9
@@ -58,7 +58,6 @@ TIME_ZONES = {"GLBX.MDP3": "America/Chicago", "XNAS.ITCH": "America/New_York",
 _UNDEF_I32 = 2**31 - 1
 _DEFINITIONS = (dbn.InstrumentDefMsg, dbn.InstrumentDefMsgV1, dbn.InstrumentDefMsgV2)
 _BLOCK = 1 << 22
-_T_TRADE, _T_QUOTE, _T_SNAP, _T_CLEARED = 1, 7, 8, 22
 _ACTION_NAMES = {b"A": "A add", b"C": "C cancel", b"M": "M modify", b"F": "F fill",
                  b"T": "T trade", b"R": "R clear", b"N": "N none"}  # fmt: skip
 _REASONS = {
@@ -223,7 +222,7 @@ class DatabentoConverter:
         self.file, self.block = file, block
         self.ids = np.array(sorted(ids), np.uint32)
         self.rtype = SCHEMA_RTYPE[file.schema]
-        self.dtype = record_dtype(RTYPES[self.rtype][1], 8 if file.metadata.ts_out else 0)
+        self.dtype = kernel.record_dtype(RTYPES[self.rtype][1], 8 if file.metadata.ts_out else 0)
         self.size = self.dtype.itemsize
         self.seen_trades = seen_trades
         self.counts: Counter[str] = Counter()
@@ -318,17 +317,17 @@ class DatabentoConverter:
             self.counts["trades already in the MBP file (not repeated)"] += int(again.sum())
             rec = rec[~again]
         out = np.zeros(len(rec), MARKET_RECORD)
-        _trade_fields(out, rec)
+        kernel.trade_fields(out, rec)
         out["flags"] = F_LAST
         return out
 
     def _mbp(self, rec: np.ndarray[Any, Any], depth: int) -> np.ndarray[Any, Any]:
         """Per record: a trade first when its action is T, then its book (a quote, or the
-        slots of :func:`_levels`); slots left empty (type id 0) are dropped."""
+        slots of ``databento_fast.levels``); slots left empty (type id 0) are dropped."""
         trades = np.zeros((len(rec), 1), MARKET_RECORD)
-        _trade_fields(trades[:, 0], rec)
+        kernel.trade_fields(trades[:, 0], rec)
         trades["type_id"][rec["action"] != b"T"] = 0
-        books = _quotes(rec)[:, None] if depth == 1 else _levels(rec, depth)
+        books = kernel.quotes(rec)[:, None] if depth == 1 else kernel.levels(rec, depth)
         both = np.concatenate([trades, books], axis=1)
         return np.asarray(both[both["type_id"] != 0])
 
@@ -371,65 +370,3 @@ class DatabentoConverter:
             self.counts["records without an action (N, not journaled)"] += int(
                 self.state[kernel.S_NONE]
             )
-
-
-def record_dtype(cls: Any, ts_out: int) -> np.dtype[Any]:
-    """The numpy layout ``databento-dbn`` publishes for a record type, with room for the
-    8-byte ``ts_out`` a live-recorded file appends to each record."""
-    base: np.dtype[Any] = np.dtype(cls._dtypes)
-    if not ts_out:
-        return base
-    names = list(base.names or ())
-    fields: Any = base.fields or {}
-    return np.dtype({"names": names, "formats": [fields[n][0] for n in names],
-                     "offsets": [fields[n][1] for n in names],
-                     "itemsize": base.itemsize + ts_out})  # fmt: skip
-
-
-def _price(values: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
-    return np.where(values == kernel.UNDEF_PRICE, 0, values)
-
-
-def _trade_fields(out: np.ndarray[Any, Any], rec: np.ndarray[Any, Any]) -> None:
-    out["type_id"] = _T_TRADE
-    out["side"] = kernel.SIDES[rec["side"].view(np.uint8)]
-    out["ts_event"], out["ts_recv"] = rec["ts_event"], rec["ts_recv"]
-    out["price"], out["size"] = _price(rec["price"]), rec["size"]
-
-
-def _quotes(rec: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
-    out = np.zeros(len(rec), MARKET_RECORD)
-    out["type_id"] = _T_QUOTE
-    out["flags"] = np.where(rec["flags"] & kernel.DBN_F_LAST, F_LAST, 0)
-    out["ts_event"], out["ts_recv"] = rec["ts_event"], rec["ts_recv"]
-    bid, ask = _price(rec["bid_px_00"]), _price(rec["ask_px_00"])
-    out["price"], out["size"] = bid, np.where(bid > 0, rec["bid_sz_00"], 0)
-    out["price2"], out["size2"] = ask, np.where(ask > 0, rec["ask_sz_00"], 0)
-    return out
-
-
-def _levels(rec: np.ndarray[Any, Any], depth: int) -> np.ndarray[Any, Any]:
-    """``(records, 2 * depth + 1)`` slots: bids, asks, and a book_cleared when all are empty;
-    unused slots have type id 0 (left out by the caller)."""
-    n, width = len(rec), 2 * depth + 1
-    out = np.zeros((n, width), MARKET_RECORD)
-    for k in range(depth):
-        for j, (side, name) in enumerate(((1, "bid"), (-1, "ask"))):
-            col = out[:, j * depth + k]
-            price, size = rec[f"{name}_px_{k:02d}"], rec[f"{name}_sz_{k:02d}"]
-            present = (price != kernel.UNDEF_PRICE) & (size > 0)
-            col["type_id"] = np.where(present, _T_SNAP, 0)
-            col["side"], col["aux"], col["price"], col["size"] = side, k, price, size
-    out["ts_event"], out["ts_recv"] = rec["ts_event"][:, None], rec["ts_recv"][:, None]
-    present = out["type_id"] != 0
-    empty = ~present.any(axis=1)
-    out[:, -1]["type_id"] = np.where(empty, _T_CLEARED, 0)
-    present[:, -1] = empty
-    first = np.argmax(present, axis=1)
-    last = width - 1 - np.argmax(present[:, ::-1], axis=1)
-    rows = np.arange(n)
-    flags = out["flags"]
-    flags[rows, first] |= F_FIRST
-    flags[rows, last] |= np.where(rec["flags"] & kernel.DBN_F_LAST, F_LAST, 0).astype(np.uint8)
-    flags[:, -1] &= F_LAST  # a book_cleared is one record, no F_FIRST
-    return np.asarray(out)

@@ -1,10 +1,11 @@
-"""The compiled part of the Databento importer: MBO records to market records, in order.
+"""Databento records to market records, a block at a time: MBO in a compiled loop, the other
+schemas column by column in numpy.
 
 MBO needs a loop that remembers what came before: a record whose action is ``N`` (none) is not
 journaled but may carry the F_LAST that ends an event, which then moves to the record before
 it; and the last record of a book snapshot (records flagged F_SNAPSHOT) ends a message too,
-although Databento does not flag it F_LAST. The other schemas convert column by column in
-numpy (``engine.app.ingest.databento``).
+although Databento does not flag it F_LAST. MBP-1, MBP-10 and trades convert record by record,
+which numpy does a column at a time (:func:`quotes`, :func:`levels`, :func:`trade_fields`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from engine.app.ingest.fastparse import kernel
-from engine.events.market import F_LAST
+from engine.events.market import F_FIRST, F_LAST, MARKET_RECORD
 
 DBN_F_LAST, DBN_F_SNAPSHOT = 1 << 7, 1 << 5
 INT64_MAX = 2**63 - 1
@@ -43,6 +44,7 @@ SIDES = np.zeros(256, np.int64)
 """Side byte -> +1 bid / buyer, -1 ask / seller, 0 none."""
 SIDES[ord("B")], SIDES[ord("A")] = 1, -1
 _F_LAST = F_LAST
+T_TRADE, T_QUOTE, T_SNAP, T_CLEARED = 1, 7, 8, 22
 
 
 @kernel
@@ -104,3 +106,67 @@ def mbo(
         st[S_PREV_SNAPSHOT] = snapshot
         n += 1
     return n, nbad
+
+
+def record_dtype(cls: Any, ts_out: int) -> np.dtype[Any]:
+    """The numpy layout ``databento-dbn`` publishes for a record type, with room for the
+    8-byte ``ts_out`` a live-recorded file appends to each record."""
+    base: np.dtype[Any] = np.dtype(cls._dtypes)
+    if not ts_out:
+        return base
+    names = list(base.names or ())
+    fields: Any = base.fields or {}
+    return np.dtype({"names": names, "formats": [fields[n][0] for n in names],
+                     "offsets": [fields[n][1] for n in names],
+                     "itemsize": base.itemsize + ts_out})  # fmt: skip
+
+
+def _price(values: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    return np.where(values == UNDEF_PRICE, 0, values)
+
+
+def trade_fields(out: np.ndarray[Any, Any], rec: np.ndarray[Any, Any]) -> None:
+    """Fill ``out`` (market records) as the trades of Databento records ``rec``."""
+    out["type_id"] = T_TRADE
+    out["side"] = SIDES[rec["side"].view(np.uint8)]
+    out["ts_event"], out["ts_recv"] = rec["ts_event"], rec["ts_recv"]
+    out["price"], out["size"] = _price(rec["price"]), rec["size"]
+
+
+def quotes(rec: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    """MBP-1 records as ``market.quote`` records (an empty side: price and size 0)."""
+    out = np.zeros(len(rec), MARKET_RECORD)
+    out["type_id"] = T_QUOTE
+    out["flags"] = np.where(rec["flags"] & DBN_F_LAST, F_LAST, 0)
+    out["ts_event"], out["ts_recv"] = rec["ts_event"], rec["ts_recv"]
+    bid, ask = _price(rec["bid_px_00"]), _price(rec["ask_px_00"])
+    out["price"], out["size"] = bid, np.where(bid > 0, rec["bid_sz_00"], 0)
+    out["price2"], out["size2"] = ask, np.where(ask > 0, rec["ask_sz_00"], 0)
+    return out
+
+
+def levels(rec: np.ndarray[Any, Any], depth: int) -> np.ndarray[Any, Any]:
+    """``(records, 2 * depth + 1)`` slots: bids, asks, and a book_cleared when all are empty;
+    unused slots have type id 0 (left out by the caller)."""
+    n, width = len(rec), 2 * depth + 1
+    out = np.zeros((n, width), MARKET_RECORD)
+    for k in range(depth):
+        for j, (side, name) in enumerate(((1, "bid"), (-1, "ask"))):
+            col = out[:, j * depth + k]
+            price, size = rec[f"{name}_px_{k:02d}"], rec[f"{name}_sz_{k:02d}"]
+            present = (price != UNDEF_PRICE) & (size > 0)
+            col["type_id"] = np.where(present, T_SNAP, 0)
+            col["side"], col["aux"], col["price"], col["size"] = side, k, price, size
+    out["ts_event"], out["ts_recv"] = rec["ts_event"][:, None], rec["ts_recv"][:, None]
+    present = out["type_id"] != 0
+    empty = ~present.any(axis=1)
+    out[:, -1]["type_id"] = np.where(empty, T_CLEARED, 0)
+    present[:, -1] = empty
+    first = np.argmax(present, axis=1)
+    last = width - 1 - np.argmax(present[:, ::-1], axis=1)
+    rows = np.arange(n)
+    flags = out["flags"]
+    flags[rows, first] |= F_FIRST
+    flags[rows, last] |= np.where(rec["flags"] & DBN_F_LAST, F_LAST, 0).astype(np.uint8)
+    flags[:, -1] &= F_LAST  # a book_cleared is one record, no F_FIRST
+    return np.asarray(out)

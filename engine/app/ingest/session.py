@@ -18,19 +18,18 @@ ingest removes what it wrote, so no half session is ever left behind as if it we
 
 from __future__ import annotations
 
-import queue
 import shutil
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import msgspec
 import numpy as np
 
+from engine.app.ingest.prefetch import Prefetch
 from engine.app.ingest.source import InputFile, Line
 from engine.events.book import TOP_RECORD_SIZE
 from engine.events.control import (
@@ -255,74 +254,6 @@ def _report_cuts(
                 "marked as ending early)."
             )
         s.ended_early.append(where)
-
-
-_END = object()
-
-
-class Prefetch(Iterator[Item]):
-    """The items of ``items``, converted in a thread while the caller writes the previous ones.
-
-    Conversion (compiled parsing, decompression) and writing (copies, checksums, fsync) both
-    release the GIL, so on two cores they overlap. Order is kept; at most ``depth`` items wait,
-    so memory stays bounded. An exception in conversion is raised to the caller in place of
-    the item it stopped at; :meth:`close` stops the thread (and closes ``items``) early.
-    """
-
-    def __init__(self, items: Iterable[Item], depth: int = 8) -> None:
-        self._items = items
-        self._queue: queue.Queue[Any] = queue.Queue(depth)
-        self._stop = threading.Event()
-        self._done = False
-        self._thread = threading.Thread(target=self._produce, name="ingest-convert", daemon=True)
-        self._thread.start()
-
-    def _produce(self) -> None:
-        it: Iterator[Item] | None = None
-        try:
-            it = iter(self._items)
-            for item in it:
-                if not self._put(item):
-                    return
-            self._put(_END)
-        except BaseException as exc:  # handed to the consumer, which raises it
-            self._put(_Raised(exc))
-        finally:
-            # A generator has to be closed by the thread that runs it.
-            close = getattr(it, "close", None)
-            if close is not None:
-                close()
-
-    def _put(self, item: Any) -> bool:
-        while not self._stop.is_set():
-            try:
-                self._queue.put(item, timeout=0.05)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def __next__(self) -> Item:
-        if self._done:
-            raise StopIteration
-        item = self._queue.get()
-        if item is _END:
-            self._done = True
-            raise StopIteration
-        if isinstance(item, _Raised):
-            self._done = True
-            raise item.exc
-        return cast(Item, item)
-
-    def close(self) -> None:
-        """Stop converting and wait for the thread to finish."""
-        self._stop.set()
-        self._thread.join()
-
-
-@dataclass(frozen=True)
-class _Raised:
-    exc: BaseException
 
 
 def oracle_topic(session: str) -> str:
