@@ -116,6 +116,8 @@ def report(s: Summary) -> None:
             f"[yellow]warning:[/] input ended early: {where}. Everything before it was "
             "ingested; the session is marked as ending early (--strict makes this an error)."
         )
+    for note in s.info:
+        console.print(f"note: {note}", markup=False)
     for note in s.notes:
         console.print(f"[yellow]warning:[/] {note}")
     if s.quarantined:
@@ -185,7 +187,7 @@ def ingest_binance(
     inp = InputFile(path)
     summary = execute(job, converter.convert(inp.lines()), [inp], quiet)
     if after is not None:
-        summary.notes.append(_continuation(after, prior, converter))
+        summary.info.append(_continuation(after, prior, converter))
     elif converter.snapshots == 0 and not summary.skipped:
         summary.notes.append(
             f"{path.name} has no depth snapshot: the book cannot be rebuilt until one arrives, "

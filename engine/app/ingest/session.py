@@ -92,6 +92,9 @@ class Summary:
     events: int = 0
     quarantined: Counter[str] = field(default_factory=Counter)
     notes: list[str] = field(default_factory=list)
+    """Warnings: what the user should know about what was (not) ingested."""
+    info: list[str] = field(default_factory=list)
+    """Facts worth telling that need no action (e.g. where a continued session started)."""
     counts: dict[str, int] = field(default_factory=dict)
     """Other things the importer counted for the user, e.g. timestamps rounded."""
     ended_early: list[str] = field(default_factory=list)
