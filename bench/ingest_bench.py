@@ -262,11 +262,11 @@ def tile_dbn(directory: Path) -> Path:
     import numpy as np
     import zstandard
 
-    from engine.app.ingest import databento
+    from engine.app.ingest import databento, databento_fast
 
     found = databento.inspect(MBO)
     raw = zstandard.ZstdDecompressor().stream_reader(MBO.open("rb")).read()
-    dtype = databento.record_dtype(databento.RTYPES[160][1], 0)
+    dtype = databento_fast.record_dtype(databento.RTYPES[160][1], 0)
     records = np.frombuffer(raw, dtype, offset=found.header).copy()
     day = np.uint64(2 * 86_400 * 10**9)
     tiles = []
