@@ -152,8 +152,11 @@ def ingest_binance(
         typer.Option(help="Override the size scale (decimal places, 0-18).", min=0, max=18),
     ] = None,
 ) -> None:
-    """Binance spot or USD-M futures depth/trade/bookTicker recording with a REST snapshot, or
-    continuing another session's (``--after``)."""
+    """Binance spot or USD-M futures recording (depth, trade, bookTicker, REST snapshot).
+
+    A recording without a snapshot can start from the final book of the session it
+    continues (--after).
+    """
     path = existing(file)
     refuse_other_formats([path], "binance")
     try:
@@ -236,8 +239,11 @@ def ingest_lobster(
     strict: Strict = False,
     quiet: Quiet = False,
 ) -> None:
-    """A LOBSTER message file at any depth, with its orderbook file (book-check's oracle) or
-    alone; symbol, day and depth come from LOBSTER's file names unless given."""
+    """A LOBSTER message file at any depth, with its orderbook file or alone.
+
+    The orderbook file is book-check's oracle. Symbol, day and depth come from LOBSTER's file
+    names unless given.
+    """
     paths = [existing(message_csv)] + ([existing(orderbook_csv)] if orderbook_csv else [])
     try:
         given = resolve_lobster(message_csv, orderbook_csv, symbol, day, levels)

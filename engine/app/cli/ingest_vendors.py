@@ -42,8 +42,10 @@ def ingest_tardis(
     strict: Strict = False,
     quiet: Quiet = False,
 ) -> None:
-    """Tardis.dev CSV: quotes, trades, incremental_book_L2, book_snapshot_N (.gz/.zst ok);
-    several files of one instrument are merged by local_timestamp."""
+    """Tardis.dev CSV files of one instrument, merged by local_timestamp.
+
+    Kinds: quotes, trades, incremental_book_L2, book_snapshot_N; plain, .gz or .zst.
+    """
     paths = [existing(p) for p in files]
     refuse_other_formats(paths, "tardis")
     try:
@@ -92,8 +94,11 @@ def ingest_databento(
     strict: Strict = False,
     quiet: Quiet = False,
 ) -> None:
-    """Databento DBN (.dbn, .dbn.zst): MBO, MBP-1, MBP-10 and trades of one instrument, merged
-    by ts_recv; definition files set its tick size, multiplier and currency."""
+    """Databento DBN files (.dbn, .dbn.zst) of one instrument, merged by ts_recv.
+
+    Schemas: MBO, MBP-1, MBP-10, trades; definition files set its tick size, multiplier and
+    currency.
+    """
     paths = [existing(p) for p in files]
     refuse_other_formats(paths, "databento")
     try:
