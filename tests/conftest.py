@@ -76,6 +76,15 @@ def samples(samples_master: Path, tmp_path: Path) -> Path:
     return data
 
 
+@pytest.fixture(scope="session")
+def dashboard_demo(samples_master: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The samples with a trained bundle, a traded run and a run whose journal was tampered
+    with (tests/dashboard_support.py); read-only for the tests that share it."""
+    from tests.dashboard_support import build_demo
+
+    return build_demo(samples_master, tmp_path_factory.mktemp("dashboard") / "data")
+
+
 PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 """The test PostgreSQL server (trust auth); ``TAPE_TEST_PG`` overrides it."""
 

@@ -66,6 +66,17 @@ class ResumeTrading(_Event, tag=104, frozen=True):
     operator: Annotated[str, _doc("who issued the command")]
 
 
+class FlattenPosition(_Event, tag=108, frozen=True):
+    """Operator command: close the whole position now (cancel working orders, exit at market).
+
+    Journaled by the dashboard's flatten button (``tape serve --control``); like every
+    command it takes effect where the journal puts it, so a replay flattens at the same event.
+    """
+
+    reason: Annotated[str, _doc("why, as the operator gave it")]
+    operator: Annotated[str, _doc("who issued the command")]
+
+
 class RecordQuarantined(_Event, tag=105, frozen=True):
     """An input record that could not be turned into events, kept with where it came from."""
 
@@ -128,12 +139,16 @@ class InstrumentDefined(_Event, tag=126, frozen=True):
     source: Annotated[str, _doc("where the definition came from: file and record")]
 
 
+OperatorCommand = HaltTrading | ResumeTrading | FlattenPosition
+"""The commands an operator can journal (the dashboard's halt, resume and flatten buttons)."""
+
 CONTROL_STRUCTS: tuple[tuple[str, type[_Event]], ...] = (
     ("session.opened", SessionOpened),
     ("session.closed", SessionClosed),
     ("clock.ticked", ClockTicked),
     ("control.halt_trading", HaltTrading),
     ("control.resume_trading", ResumeTrading),
+    ("control.flatten_position", FlattenPosition),
     ("quarantine.record_quarantined", RecordQuarantined),
     ("feed.gap_detected", FeedGapDetected),
     ("feed.trading_status_changed", TradingStatusChanged),

@@ -17,7 +17,7 @@ import msgspec
 import numpy as np
 
 from engine.events import encode
-from engine.events.control import RecordQuarantined
+from engine.events.control import OperatorCommand, RecordQuarantined
 from engine.events.market import RECORD_SIZE, TIMESTAMP_OFFSET
 from engine.log import EmbeddedLog, PartitionWriter, TopicCodec, TopicConfig
 
@@ -120,3 +120,16 @@ class JournalWriter:
             self._journal.append_array(raw)
         else:
             self._journal.append_records([(e.ts_event, None, None, encode(e)) for e in run])
+
+
+def append_command(log: EmbeddedLog, session: str, event: OperatorCommand) -> int:
+    """Append one operator command to ``session``'s journal now; the offset it got.
+
+    Takes the journal's single writer for just this append (a process holding it, such as a
+    feed writing the session, makes this raise ``PartitionLockedError``: retry, or hand the
+    command to that process) and flushes it under the log's fsync policy.
+    """
+    with log.writer(journal_topic(session)) as writer:
+        offset = writer.append_records([(event.ts_event, None, None, encode(event))])
+        writer.flush()
+    return offset

@@ -79,8 +79,8 @@ class Verification:
         return sum(o.count for o in self.replayed)
 
 
-def _scratch(data: Path, purpose: str, run_id: str) -> EmbeddedLog:
-    directory = data / "scratch" / f"{purpose}-{run_id}-{os.getpid()}"
+def _scratch(data: Path, purpose: str, run_id: str, root: Path | None = None) -> EmbeddedLog:
+    directory = (root or data / "scratch") / f"{purpose}-{run_id}-{os.getpid()}"
     shutil.rmtree(directory, ignore_errors=True)
     return EmbeddedLog(directory)
 
@@ -125,11 +125,14 @@ def verify(
     keep_scratch: bool = False,
     on_progress: Callable[[Progress], None] | None = None,
     models: ModelSource | None = None,
+    scratch_root: Path | None = None,
 ) -> Verification:
     """Recompute run ``run_id`` and compare it with its manifest (see the module docstring).
 
     The run's pipeline is looked up by name in ``pipelines``; its model artifacts are read,
-    by the hashes its config names, from ``models`` (default ``<data>/models``).
+    by the hashes its config names, from ``models`` (default ``<data>/models``). The replay
+    is written under ``scratch_root`` (default ``<data>/scratch``; the dashboard uses a
+    temporary directory so that it never writes into the data directory).
     """
     manifest = read_manifest(log.root, run_id)
     if manifest.status != "complete":
@@ -137,7 +140,7 @@ def verify(
             f"run {run_id} is not complete (status {manifest.status}); finish it with "
             f"`tape run {manifest.session} --run-id {run_id}` before verifying it"
         )
-    scratch = _scratch(log.root, "verify", run_id)
+    scratch = _scratch(log.root, "verify", run_id, scratch_root)
     try:
         runner = _replay(
             log,

@@ -16,6 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.tree import Tree
 
+from engine.app.cli.metrics_options import MetricsPort, metered
 from engine.app.cli.model_options import Models, model_store, with_bundle
 from engine.app.cli.render import format_ns
 from engine.app.cli.root import app, console, context, fail
@@ -35,7 +36,7 @@ from engine.runtime import (
     trace,
     verify,
 )
-from engine.runtime.manifest import RunManifest
+from engine.runtime.manifest import RunManifest, new_run_id
 from engine.runtime.replay import Divergence, Verification
 from engine.runtime.runner import Progress as RunProgress
 from engine.runtime.runs import session_opened
@@ -114,6 +115,7 @@ def run_command(
             "stages.models.bundle.",
         ),
     ] = None,
+    metrics_port: MetricsPort = None,
 ) -> None:
     """Run a pipeline over a session; outputs and a manifest go under the run's own id."""
     log = context(ctx).log
@@ -122,7 +124,12 @@ def run_command(
         run_config = load_config(config, pipeline)
         if bundle is not None:
             run_config = with_bundle(run_config, store, bundle, context(ctx).pipelines)
-        with _progress(f"run {session}", quiet) as update:
+        chosen = (run_config or RunConfig()).pipeline
+        run_id = run_id or new_run_id(log.root, session, chosen)
+        with (
+            _progress(f"run {session}", quiet) as update,
+            metered(metrics_port, log, session, run_id, update) as on_progress,
+        ):
             outcome = execute(
                 log,
                 session,
@@ -131,7 +138,7 @@ def run_command(
                 run_id=run_id,
                 batch=batch,
                 follow=follow,
-                on_progress=update,
+                on_progress=on_progress,
                 models=store,
             )
     except (RunError, ConfigError, ModelStoreError) as exc:

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from engine.app.cli.metrics_options import MetricsPort, metrics_endpoint
 from engine.app.cli.model_options import Models, model_store, with_bundle
 from engine.app.cli.root import LOG_ENV, app, console, context, fail
 from engine.app.cli.run_commands import load_config
@@ -75,6 +76,7 @@ def worker(
     bundle: Bundle = None,
     commit_every: CommitEvery = 20_000,
     idle_exit: IdleExit = None,
+    metrics_port: MetricsPort = None,
 ) -> None:
     """Process session journals on Kafka with the pipeline, exactly once, as one of a group."""
     if not log_address or not log_address.startswith("kafka://"):
@@ -84,33 +86,35 @@ def worker(
         )
     store = model_store(context(ctx).data, models)
     pipelines = context(ctx).pipelines
-    try:
-        log = open_log(log_address)
-        assert isinstance(log, KafkaLog)
-        run_config = load_config(config, pipeline)
-        if bundle is not None:
-            run_config = with_bundle(run_config, store, bundle, pipelines)
-        hosted = Worker(
-            log,
-            pipeline,
-            pipelines=pipelines,
-            group=group,
-            worker_id=worker_id,
-            sessions=session,
-            config=run_config,
-            models=store,
-            commit_every=commit_every,
-        )
-        console.print(
-            f"worker {hosted.worker_id} joined group {group} on {log.servers}, pipeline "
-            f"{pipeline}; waiting for journal partitions"
-        )
-        done = hosted.run(idle_exit, _report(hosted))
-    except (LogError, RunError, ConfigError, ModelStoreError) as exc:
-        fail(str(exc), code=1)
-    except KeyboardInterrupt:
-        console.print("stopped; everything up to the last committed transaction is kept")
-        raise typer.Exit(130) from None
+    with metrics_endpoint(metrics_port) as metrics:
+        try:
+            log = open_log(log_address)
+            assert isinstance(log, KafkaLog)
+            run_config = load_config(config, pipeline)
+            if bundle is not None:
+                run_config = with_bundle(run_config, store, bundle, pipelines)
+            hosted = Worker(
+                log,
+                pipeline,
+                pipelines=pipelines,
+                group=group,
+                worker_id=worker_id,
+                sessions=session,
+                config=run_config,
+                models=store,
+                commit_every=commit_every,
+                metrics=metrics,
+            )
+            console.print(
+                f"worker {hosted.worker_id} joined group {group} on {log.servers}, pipeline "
+                f"{pipeline}; waiting for journal partitions"
+            )
+            done = hosted.run(idle_exit, _report(hosted))
+        except (LogError, RunError, ConfigError, ModelStoreError) as exc:
+            fail(str(exc), code=1)
+        except KeyboardInterrupt:
+            console.print("stopped; everything up to the last committed transaction is kept")
+            raise typer.Exit(130) from None
     console.print(
         f"worker {hosted.worker_id} done: {done.events:,} journal events in {done.cycles} "
         f"transactions; complete runs: {', '.join(done.completed) or 'none'}"

@@ -153,6 +153,7 @@ _CONTROL_KINDS = {
     "session.closed",
     "control.halt_trading",
     "control.resume_trading",
+    "control.flatten_position",
     "feed.trading_status_changed",
 }
 

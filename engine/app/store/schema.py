@@ -119,8 +119,9 @@ class Session(JournalRow, Base):
 
 
 class ControlEvent(JournalRow, Base):
-    """``session.closed``, ``control.halt_trading`` / ``resume_trading`` and
-    ``feed.trading_status_changed``; ``kind`` is the event name. Clock ticks are not stored."""
+    """``session.closed``, ``control.halt_trading`` / ``resume_trading`` /
+    ``flatten_position`` and ``feed.trading_status_changed``; ``kind`` is the event name. Clock
+    ticks are not stored."""
 
     __tablename__ = "control_events"
 

@@ -27,6 +27,7 @@ from typing import Any
 
 import msgspec
 
+from engine.app.metrics import MeteredWriter, PipelineMetrics, records_ts_recv
 from engine.app.mirror import kafka_chain
 from engine.app.worker.task import SessionTask, TaskState
 from engine.events.control import InstrumentSpec
@@ -78,8 +79,10 @@ class Worker:
         config: RunConfig | None = None,
         models: ModelSource | None = None,
         commit_every: int = 20_000,
+        metrics: PipelineMetrics | None = None,
     ) -> None:
         self.pipelines = pipelines
+        self.metrics = metrics
         self.pipeline = pipelines.get(pipeline_name)  # fails here, before joining the group
         self.log = log
         self.pipeline_name = pipeline_name
@@ -156,7 +159,9 @@ class Worker:
                 task = self._task(key, batch[0])
                 if task.closed:
                     continue  # records after session.closed belong to no run
+                started = time.perf_counter()
                 task.push(batch)
+                self._measure(key, task, batch, time.perf_counter() - started)
                 state = msgspec.msgpack.encode(task.state())
                 self.producer.produce(
                     STATE_TOPIC,
@@ -180,6 +185,17 @@ class Worker:
         for task in finished:
             self._complete(task)
 
+    def _measure(
+        self, key: tuple[str, int], task: SessionTask, batch: list[Record], seconds: float
+    ) -> None:
+        """Feed the metrics, if any, with one session's part of a cycle."""
+        if self.metrics is None:
+            return
+        lag = self.log.watermarks(*key)[1] - task.kafka_next
+        self.metrics.processed(task.session, len(batch), seconds, lag)
+        received = records_ts_recv([r.value for r in batch])
+        self.metrics.latency(task.session, received, time.time_ns())
+
     def _abort(self) -> None:
         with contextlib.suppress(LogError):  # fenced or unreachable: the cluster aborts it
             self.producer.abort_transaction()
@@ -202,6 +218,8 @@ class Worker:
         else:
             chosen = self.pipelines.get(str(state.config["pipeline"]))
             task = SessionTask(self.log, self.producer, state, chosen, self.models)
+        if self.metrics is not None:
+            task.driver.writer = MeteredWriter(task.driver.writer, self.metrics, task.session)
         self.tasks[key] = task
         return task
 
