@@ -10,6 +10,7 @@ about single lines: the importers quarantine those.
 from __future__ import annotations
 
 import re
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,7 +45,8 @@ def sniff(path: Path) -> Sniffed:
     """Recognise the format of ``path`` from its first line (or DBN's magic bytes)."""
     if path.stat().st_size == 0:
         raise SniffError(f"{path} is empty (0 bytes): there is nothing to ingest")
-    head = next(InputFile(path).lines().chunks(1 << 16), b"")
+    with closing(InputFile(path).lines().chunks(1 << 16)) as chunks:
+        head = next(chunks, b"")
     if not head.strip():
         kind = compression(path)
         raise SniffError(

@@ -15,7 +15,7 @@ import gzip
 import hashlib
 import io
 import zlib
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -182,7 +182,7 @@ class InputFile:
                 self.lines_read = number
                 yield Line(number, offset, rest.rstrip(b"\r"))
 
-    def _chunks(self, size: int) -> Iterator[bytes]:
+    def _chunks(self, size: int) -> Generator[bytes, None, None]:
         """Decompressed bytes in pieces of about ``size``; a broken stream sets ``cut`` and ends.
 
         Pieces are what single decompression steps give, so everything decoded before the
@@ -275,7 +275,7 @@ class FileLines(Iterator[Line]):
             self._lines = self.file._iter_lines()
         return next(self._lines)
 
-    def chunks(self, size: int = _CHUNK) -> Iterator[bytes]:
+    def chunks(self, size: int = _CHUNK) -> Generator[bytes, None, None]:
         """The decompressed bytes in pieces of ``size`` (the last may be shorter).
 
         Whoever splits them into lines sets ``file.lines_read``, as iterating does.
