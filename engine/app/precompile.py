@@ -1,12 +1,13 @@
 """Compile every numba loop into numba's on-disk cache, once per install.
 
 ``scripts/bootstrap.py`` runs ``python -m engine.app.precompile`` after installing. The compiled
-loops (ingest parsers, book, features, labels, the tree evaluator, agents, consensus, the
-simulated venue) are cached beside their sources the first time they run, which takes about a
-minute; doing it at install time means the first ``tape demo`` or ``tape run`` does not pay it.
-It exercises them for real: two bundled samples are ingested into a temporary directory, a
-model bundle is trained on one, and the default pipeline runs over both (one of them trades).
-Nothing is left behind but the cache.
+loops (every format's ingest parser, book, features, labels, the tree evaluator, agents,
+consensus, the simulated venue) are cached beside their sources the first time they run, which
+takes about a minute; doing it at install time means the first ``tape demo`` or ``tape run``
+does not pay it. It exercises them for real: the bundled samples of each format (and a DBN
+record written here) are ingested into a temporary directory, a model bundle is trained on one,
+and the default pipeline runs over two (one of them trades). Nothing is left behind but the
+cache.
 """
 
 from __future__ import annotations
@@ -39,6 +40,30 @@ def _tape(data: str) -> Callable[..., Any]:
     return tape
 
 
+def _dbn(tmp: Path) -> Path:
+    """A DBN file of one MBO record, written with Databento's own package (none is bundled)."""
+    import datetime
+    from types import SimpleNamespace
+
+    import databento_dbn
+
+    dbn: Any = databento_dbn  # its stubs type the enum members as str
+    day = datetime.date(2024, 1, 1)
+    interval = SimpleNamespace(start_date=day, end_date=day + datetime.timedelta(1), symbol="1")
+    metadata = dbn.Metadata(
+        dataset="GLBX.MDP3", schema=dbn.Schema.MBO, start=0, stype_in=dbn.SType.RAW_SYMBOL,
+        stype_out=dbn.SType.INSTRUMENT_ID, symbols=["X"], partial=[], not_found=[],
+        mappings=[SimpleNamespace(raw_symbol="X", intervals=[interval])],
+    )  # fmt: skip
+    record = dbn.MBOMsg(
+        publisher_id=1, instrument_id=1, ts_event=1, order_id=1, price=10**9, size=1,
+        action=dbn.Action.ADD, side=dbn.Side.BID, ts_recv=2, flags=128,
+    )  # fmt: skip
+    path = tmp / "warm.mbo.dbn"
+    path.write_bytes(bytes(metadata.encode()) + bytes(record))
+    return path
+
+
 def main() -> int:
     """Run the warm-up; print one line, or the failing command's output."""
     began = time.monotonic()
@@ -49,6 +74,9 @@ def main() -> int:
              "--date", "2012-06-21", "--session", "aapl", "--quiet")  # fmt: skip
         tape("ingest", "binance", str(SAMPLES / "binance_spot_btcusdt_20240808.gz"),
              "--session", "spot", "--quiet")  # fmt: skip
+        tape("ingest", "tardis", *(str(p) for p in sorted(SAMPLES.glob("tardis_*.csv.gz"))),
+             "--session", "tardis", "--quiet")  # fmt: skip
+        tape("ingest", "databento", str(_dbn(Path(tmp))), "--session", "dbn", "--quiet")
         bundle = tape("train", "aapl", "--until", "60%", "--quiet")
         tape("run", "aapl", "--bundle", str(bundle), "--quiet")
         tape("run", "spot", "--quiet")  # the one that trades

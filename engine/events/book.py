@@ -55,6 +55,27 @@ BOOK_TOP = EventType(
     dtype=BOOK_TOP_DTYPE,
 )
 
+_BAND_FIELDS: tuple[FieldSpec, ...] = (
+    _FIELDS[0],
+    ("band", "u1", 2, "which ten levels: 1 for levels 11-20, 2 for 21-30, ..."),
+    *_FIELDS[2:],
+)
+
+BOOK_BAND = EventType(
+    type_id=23,
+    name="book.band",
+    version=1,
+    codec=Codec.FIXED,
+    doc="Ten more price levels of a venue's own book row, for LOBSTER files deeper than ten "
+    "levels: in `<session>.oracle` each row's `book.top` (levels 1-10) is followed by its bands "
+    "(levels 11-20, 21-30, ...), all with the row's `offset`. Same layout as `book.top`.",
+    fields=tuple(
+        FieldDoc(n, np.dtype(t).name if isinstance(t, str) else f"int64[{TOP_LEVELS}]", d, o)
+        for n, t, o, d in _BAND_FIELDS
+    ),
+    dtype=fixed_dtype(_BAND_FIELDS, TOP_RECORD_SIZE),
+)
+
 _MID_FIELDS: tuple[FieldSpec, ...] = (
     ("type_id", "<u2", 0, "catalogue type id"),
     ("two_sided", "u1", 2, "1 when both sides have a level (mid, microprice, spread valid)"),
@@ -79,7 +100,7 @@ BOOK_MID = EventType(
     dtype=fixed_dtype(_MID_FIELDS, 64),
 )
 
-BOOK_TYPES: tuple[EventType, ...] = (BOOK_TOP, BOOK_MID)
+BOOK_TYPES: tuple[EventType, ...] = (BOOK_TOP, BOOK_MID, BOOK_BAND)
 
 
 def new_tops(n: int) -> np.ndarray[Any, np.dtype[Any]]:

@@ -107,6 +107,40 @@ class TradingStatusChanged(_Event, tag=107, frozen=True):
     detail: Annotated[str, _doc("the venue's own indication, e.g. LOBSTER type 7 price -1")]
 
 
+class BookDescribed(_Event, tag=80, frozen=True):
+    """What the session's market data can tell about the order book, when the venue's default
+    does not say it: how many levels a side the source covers, and whether quotes are the book.
+
+    The ``book`` processor follows it from here on instead of its venue's rules (and never
+    sequences such a book by venue update ids). Importers write it right after
+    ``session.opened`` (a LOBSTER file of other than 10 levels, Tardis, Databento)."""
+
+    depth: Annotated[
+        int, _doc("levels a side the source reports; the book keeps that many (0: every level)")
+    ]
+    quotes: Annotated[
+        bool, _doc("market.quote records are the whole level-1 book (top-of-book-only sources)")
+    ]
+    detail: Annotated[str, _doc("where this comes from, e.g. the LOBSTER file's 5 levels")]
+
+
+class InstrumentDefined(_Event, tag=81, frozen=True):
+    """The venue's definition of the session's instrument (a Databento definition record)."""
+
+    instrument_id: Annotated[int, _doc("the venue's (or vendor's) numeric instrument id")]
+    symbol: Annotated[str, _doc("raw symbol, e.g. ESU4")]
+    instrument_class: Annotated[str, _doc("F future, O option, K stock, ... (vendor's code)")]
+    exchange: Annotated[str, _doc("exchange MIC, e.g. XCME")]
+    currency: Annotated[str, _doc("currency prices are quoted in")]
+    tick_size: Annotated[int, _doc("minimum price increment, in the session's price units")]
+    multiplier: Annotated[
+        str, _doc("contract value per 1.0 of price, exact decimal (e.g. 50): unit of measure qty")
+    ]
+    unit_of_measure: Annotated[str, _doc("unit the multiplier is in, e.g. IPNT (index points)")]
+    expiration: Annotated[int, _doc("expiration, ns since the epoch (0: none)")]
+    source: Annotated[str, _doc("where the definition came from: file and record")]
+
+
 class FeedSubscribed(_Event, tag=94, frozen=True):
     """A live feed connected to the venue and subscribed to its streams; a snapshot follows."""
 
@@ -178,6 +212,8 @@ CONTROL_STRUCTS: tuple[tuple[str, type[_Event]], ...] = (
     ("feed.trading_status_changed", TradingStatusChanged),
     ("model.promoted", ModelPromoted),
     ("model.candidate_evaluated", CandidateEvaluated),
+    ("feed.book_described", BookDescribed),
+    ("instrument.defined", InstrumentDefined),
     ("feed.subscribed", FeedSubscribed),
     ("feed.disconnected", FeedDisconnected),
     ("session.resumed", SessionResumed),

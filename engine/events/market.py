@@ -195,6 +195,40 @@ BOOK_SNAPSHOT = _market_type(
     aux="level index within its side, 0 = best",
 )
 
+ORDER_MODIFIED = _market_type(
+    20,
+    "market.order_modified",
+    "L3: a resting order now has this price and displayed quantity (Databento MBO `M`). The "
+    "book moves the order's old quantity off its old level and onto the new one; a modify of an "
+    "order the book does not hold adds it.",
+    (
+        ("price", "<i8", 24, "the order's new limit price, price units"),
+        ("size", "<i8", 32, "the order's new displayed quantity, size units"),
+        ("order_id", "<u8", 40, "venue order id"),
+    ),
+    side="+1 bid, -1 ask",
+)
+ORDER_FILLED = _market_type(
+    21,
+    "market.order_filled",
+    "L3: a resting order was filled (Databento MBO `F`). It changes no level by itself: the "
+    "venue sends the cancel or modify that takes the quantity off the book; the trade print is "
+    "the aggressor's `market.trade`.",
+    (
+        ("price", "<i8", 24, "fill price, price units"),
+        ("size", "<i8", 32, "filled quantity, size units"),
+        ("order_id", "<u8", 40, "venue id of the resting order"),
+    ),
+    side="side of the resting order: +1 bid, -1 ask, 0 not given",
+)
+BOOK_CLEARED = _market_type(
+    22,
+    "market.book_cleared",
+    "L3: every resting order and level of the instrument is removed (Databento MBO `R`, e.g. "
+    "before a snapshot of the book is sent again).",
+    (),
+)
+
 MARKET_TYPES: tuple[EventType, ...] = (
     TRADE,
     ORDER_ADDED,
@@ -204,6 +238,9 @@ MARKET_TYPES: tuple[EventType, ...] = (
     LEVEL_UPDATED,
     QUOTE,
     BOOK_SNAPSHOT,
+    ORDER_MODIFIED,
+    ORDER_FILLED,
+    BOOK_CLEARED,
 )
 
 

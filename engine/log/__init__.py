@@ -8,6 +8,7 @@ from engine.log.client import Consumer, Producer, Record, TopicPartition, record
 from engine.log.embedded import EmbeddedLog
 from engine.log.errors import (
     CorruptionError,
+    DiskFullError,
     LogError,
     LogUnavailableError,
     OffsetOutOfRangeError,
@@ -23,6 +24,7 @@ __all__ = [
     "Batch",
     "Consumer",
     "CorruptionError",
+    "DiskFullError",
     "EmbeddedLog",
     "FixedBatch",
     "FsyncMode",

@@ -11,6 +11,7 @@ Layout of a data directory::
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 from pathlib import Path
@@ -18,11 +19,17 @@ from typing import Any
 
 import msgspec
 
-from engine.log.errors import LogError, LogUnavailableError, TopicExistsError, TopicNotFoundError
+from engine.log.errors import (
+    DiskFullError,
+    LogError,
+    LogUnavailableError,
+    TopicExistsError,
+    TopicNotFoundError,
+)
 from engine.log.files import atomic_write
 from engine.log.reader import PartitionReader
 from engine.log.topic import TopicConfig, read_config, write_config
-from engine.log.writer import FsyncPolicy, PartitionWriter
+from engine.log.writer import FsyncPolicy, PartitionWriter, free_bytes
 
 
 class EmbeddedLog:
@@ -53,6 +60,8 @@ class EmbeddedLog:
                 (directory / str(p)).mkdir(exist_ok=True)
             write_config(meta, config)
         except OSError as exc:
+            if exc.errno == errno.ENOSPC:
+                raise DiskFullError(self.root, topic, 4096, free_bytes(self.root), exc) from exc
             raise LogUnavailableError(
                 f"cannot create topic {topic!r} in {self.root}: {exc.strerror} ({exc.filename}). "
                 "Check that the data directory is writable, or pass another --data / --log."

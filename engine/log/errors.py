@@ -50,3 +50,27 @@ class CorruptionError(LogError):
 class LogUnavailableError(LogError):
     """The log cannot be reached or written (broker down, directory unusable); nothing was lost
     silently: the message says what did not happen and how to retry."""
+
+
+class DiskFullError(LogError):
+    """The file system holding the data directory ran out of space while a topic grew.
+
+    Says what ran out, where (the data directory and the topic), how much the write needed and
+    how much was free, so the user can make room and run the command again.
+    """
+
+    def __init__(self, root: Path, topic: str, needed: int, free: int, cause: OSError) -> None:
+        self.root, self.topic, self.needed, self.free = root, topic, needed, free
+        super().__init__(
+            f"no space left on the device holding the data directory {root}: writing to topic "
+            f"{topic!r} needed {_size(needed)} more and {_size(free)} was free "
+            f"({cause.strerror}). Free some space or use another --data directory."
+        )
+
+
+def _size(n: int) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:,} {unit}" if unit == "bytes" else f"{n:,.1f} {unit}"
+        n /= 1024  # type: ignore[assignment]
+    raise AssertionError("unreachable")

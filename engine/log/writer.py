@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import time
@@ -12,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.log.errors import CorruptionError, LogError, PartitionLockedError
+from engine.log.errors import CorruptionError, DiskFullError, LogError, PartitionLockedError
 from engine.log.files import fsync_dir, write_all
 from engine.log.format import (
     BATCH_ENTRY,
@@ -245,12 +246,19 @@ class PartitionWriter:
         # Reserve as much again as the file holds (64 KiB at first, 16 MiB at most): a small
         # topic (most run outputs) stays small on disk, a large one soon reserves full chunks.
         data_chunk = min(DATA_CHUNK, self.config.segment_bytes, max(FIRST_CHUNK, self._data_alloc))
-        needed = self.data_end + len(payload)
-        self._data_alloc = _preallocate(self._data_fd, self._data_alloc, needed, data_chunk)
-        needed = self.index_end + ENTRY_SIZE
-        self._index_alloc = _preallocate(self._index_fd, self._index_alloc, needed, INDEX_CHUNK)
-        write_all(self._data_fd, payload, self.data_end)
-        write_all(self._index_fd, entry, self.index_end)
+        try:
+            needed = self.data_end + len(payload)
+            self._data_alloc = _preallocate(self._data_fd, self._data_alloc, needed, data_chunk)
+            needed = self.index_end + ENTRY_SIZE
+            self._index_alloc = _preallocate(self._index_fd, self._index_alloc, needed, INDEX_CHUNK)
+            write_all(self._data_fd, payload, self.data_end)
+            write_all(self._index_fd, entry, self.index_end)
+        except OSError as exc:
+            if exc.errno != errno.ENOSPC:
+                raise
+            wanted = max(data_chunk, len(payload)) + ENTRY_SIZE
+            topic, root = self.directory.parent.name, self.directory.parents[2]
+            raise DiskFullError(root, topic, wanted, free_bytes(root), exc) from exc
         self.data_end += len(payload)
         self.index_end += ENTRY_SIZE
         self.next_offset = base + count
@@ -369,6 +377,12 @@ def _preallocate(fd: int, allocated: int, needed: int, chunk: int) -> int:
     target = max(needed, allocated + chunk)
     os.posix_fallocate(fd, allocated, target - allocated)
     return target
+
+
+def free_bytes(directory: Path) -> int:
+    """Bytes an unprivileged writer may still use on the file system holding ``directory``."""
+    stat = os.statvfs(directory)
+    return stat.f_bavail * stat.f_frsize
 
 
 def _nonzero_span(raw: bytes, start: int) -> int:

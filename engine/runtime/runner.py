@@ -144,10 +144,13 @@ class RunTopics:
             topic.writer.flush()
 
     def close(self) -> None:
-        """Flush and release the writers."""
-        self.flush()
-        for topic in self.topics.values():
-            topic.writer.close()
+        """Flush and release the writers (released even when the flush fails, e.g. a full
+        disk, so that the same process can run again)."""
+        try:
+            self.flush()
+        finally:
+            for topic in self.topics.values():
+                topic.writer.close()
 
 
 class Snapshot(msgspec.Struct, frozen=True):

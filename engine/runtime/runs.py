@@ -127,16 +127,23 @@ def start_run(
         snapshots=snapshots,
         snapshot_every=int(resolved["snapshot_every"]),
     )
-    snapshot = latest_snapshot(snapshots) if existing is not None else None
-    if snapshot is not None:
-        runner.resume_from(snapshot)
-    else:
-        runner.begin()
-    manifest = _running_manifest(runner, run_id, session, resolved, run_models(resolved, store))
-    if existing is not None:
-        resumed = [*existing.resumed_from, runner.offset]
-        manifest = msgspec.structs.replace(manifest, started=existing.started, resumed_from=resumed)
-    write_manifest(log.root, manifest)
+    try:  # whatever fails, the run's topic writers (and their locks) are released
+        snapshot = latest_snapshot(snapshots) if existing is not None else None
+        if snapshot is not None:
+            runner.resume_from(snapshot)
+        else:
+            runner.begin()
+        models_used = run_models(resolved, store)
+        manifest = _running_manifest(runner, run_id, session, resolved, models_used)
+        if existing is not None:
+            resumed = [*existing.resumed_from, runner.offset]
+            manifest = msgspec.structs.replace(
+                manifest, started=existing.started, resumed_from=resumed
+            )
+        write_manifest(log.root, manifest)
+    except BaseException:
+        runner.close()
+        raise
     offset = snapshot.journal_offset if snapshot is not None else None
     return StartedRun(
         runner,

@@ -6,6 +6,14 @@ from streams.book.processor import (
     BookConfig,
     BookProcessor,
     book_config,
+    described,
 )
 
-__all__ = ["PROCESSOR_ID", "STATE_VERSION", "BookConfig", "BookProcessor", "book_config"]
+__all__ = [
+    "PROCESSOR_ID",
+    "STATE_VERSION",
+    "BookConfig",
+    "BookProcessor",
+    "book_config",
+    "described",
+]

@@ -183,6 +183,24 @@ def rehash(okeys: Any, oside: Any, oprice: Any, osize: Any, nkeys: Any, nside: A
 
 
 @njit(cache=True)
+def _modify(
+    keys: Any, sizes: Any, meta: Any, okeys: Any, oside: Any, oprice: Any, osize: Any,
+    oid: int, side: int, price: int, size: int,
+) -> None:  # fmt: skip
+    """An order's new price and size: its old quantity off the old level, the new one on."""
+    h = _slot(okeys, oid)
+    if okeys[h] != 0:
+        s = 0 if oside[h] > 0 else 1
+        _add_level(keys, sizes, meta, s, oprice[h] if s == 0 else -oprice[h], -osize[h])
+    s = 0 if side > 0 else 1
+    _add_level(keys, sizes, meta, s, price if s == 0 else -price, size)
+    if size > 0:
+        _order(okeys, oside, oprice, osize, meta, 2, oid, side, price, size)
+    elif okeys[h] != 0:
+        _order_delete(okeys, oside, oprice, osize, meta, h)
+
+
+@njit(cache=True)
 def _buffer(buf: Any, meta: Any, side: int, price: int, size: int, uid: int, f: int) -> None:
     n = meta[M_BUFFERED]
     if n == len(buf):
@@ -261,6 +279,15 @@ def _apply(
     elif 2 <= t <= 5:  # L3: added, cancelled, deleted, executed
         _add_level(keys, sizes, meta, s, key, size[i] if t == 2 else -size[i])
         _order(okeys, oside, oprice, osize, meta, t, ident[i], side[i], price[i], size[i])
+    elif t == 20:  # order modified: its old quantity leaves its old level
+        _modify(keys, sizes, meta, okeys, oside, oprice, osize, ident[i], side[i], price[i],
+                size[i])  # fmt: skip
+    elif t == 21:  # order filled: no level changes (the venue's cancel/modify does it)
+        pass
+    elif t == 22:  # book cleared
+        meta[0] = meta[1] = 0
+        okeys[:] = 0
+        meta[M_ORDERS] = 0
     elif t == 7 and quote_book:  # quote defines the whole (level-1) book
         meta[0] = meta[1] = 0
         _set_level(keys, sizes, meta, 0, price[i], size[i])

@@ -17,6 +17,9 @@ Guarantees
     into batches (a message spanning two batches is completed in the second; table growth
     happens at the same record whatever the batching). Pure: no I/O, clock or environment.
 
+A ``feed.book_described`` journal event (:meth:`BookProcessor.describe`) sets the window and
+quote handling to what the source says, overriding the venue's default.
+
 Sequenced mode (Binance): a snapshot resets the book and its update id; level updates with
 ``update_id`` at or below the book's are discarded; a record flagged F_GAP marks the book stale
 and it ignores updates until the next snapshot. Windowed mode (LOBSTER, ``window=10``): after
@@ -26,6 +29,7 @@ report changes beyond them.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,7 +37,7 @@ import msgspec
 import numpy as np
 
 from engine.events.book import BOOK_TOP, BOOK_TOP_DTYPE, TOP_LEVELS
-from engine.events.control import InstrumentSpec
+from engine.events.control import BookDescribed, InstrumentSpec
 from engine.events.market import F_LAST, MARKET_RECORD
 from engine.runtime.processor import load_state
 from streams.book import kernel as k
@@ -70,6 +74,13 @@ def book_config(spec: InstrumentSpec) -> BookConfig:
     if spec.venue == "NASDAQ":
         return BookConfig(window=10)
     return BookConfig(quote_book=True)
+
+
+def described(config: BookConfig, event: BookDescribed) -> BookConfig:
+    """``config`` as a ``feed.book_described`` event says the source's book is: its window
+    follows the source's depth, quotes are the book when the event says so, and it is never
+    sequenced by venue update ids (sources that describe their book carry none)."""
+    return dataclasses.replace(config, window=event.depth, quote_book=event.quotes, sequenced=False)
 
 
 class _State(msgspec.Struct, array_like=True):
@@ -193,6 +204,12 @@ class BookProcessor:
                 price,
                 size,
             )
+
+    def describe(self, event: BookDescribed) -> None:
+        """Follow a ``feed.book_described`` event from the next record on (see :func:`described`).
+
+        A narrower window takes effect at the next message, as the source's depth does."""
+        self.config = described(self.config, event)
 
     # -- inspection ----------------------------------------------------------------------
 

@@ -11,7 +11,7 @@ import dataclasses
 from typing import Any
 
 from engine.events.book import BOOK_TOP
-from engine.events.control import InstrumentSpec
+from engine.events.control import BookDescribed, InstrumentSpec
 from engine.runtime.processor import Output, Port, Slice, StageContext
 from engine.runtime.topology import Stage, typed_config
 from streams.book.kernel import M_UPDATE_ID
@@ -21,7 +21,8 @@ BOOK_PORT = Port("book", BOOK_TOP, cause="offset")
 
 
 class BookStage:
-    """Rebuilds the book from each market slice; low-rate events do not touch it."""
+    """Rebuilds the book from each market slice; of the low-rate events only
+    ``feed.book_described`` touches it (the source's depth and whether quotes are the book)."""
 
     def __init__(self, context: StageContext) -> None:
         self.book = BookProcessor(typed_config(BookConfig, "book", context.config))
@@ -29,6 +30,9 @@ class BookStage:
     def process(self, piece: Slice) -> tuple[Output, ...]:
         """The ``book.top`` records the slice's messages produced."""
         if piece.market is None:
+            for event in piece.control:
+                if isinstance(event, BookDescribed):
+                    self.book.describe(event)
             return (BOOK_PORT.empty(),)
         return (self.book.process(piece.market, piece.start),)
 

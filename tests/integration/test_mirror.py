@@ -27,7 +27,7 @@ from engine.log.locate import open_log
 from engine.runtime import RunConfig, execute, read_manifest, verify
 from engine.runtime.hashing import topic_chain
 from engine.runtime.manifest import run_dir
-from tests.unit.ingest_samples import BINANCE_USDM, sample_lines, write_gz
+from tests.ingest_samples import BINANCE_USDM, sample_lines, write_gz
 
 TAPE = [str(Path(sys.executable).with_name("tape"))]
 SESSIONS = ("mr-trip", "mr-run", "mr-resume-k", "mr-resume-e", "mr-bad", "mr-cli")

@@ -21,7 +21,8 @@ from typer.testing import CliRunner
 
 from bench.toy_lobster import tile
 from engine.app.cli import app
-from engine.app.ingest.lobster import EMPTY_ASK, EMPTY_BID, midnight_ns
+from engine.app.ingest.lobster import midnight_ns
+from engine.app.ingest.lobster_rows import EMPTY_ASK, EMPTY_BID
 from engine.app.pipelines import SHIPPED
 from engine.events import decode
 from engine.events.book import BOOK_TOP_DTYPE

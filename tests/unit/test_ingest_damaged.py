@@ -13,21 +13,15 @@ from ingest_samples import (
     BINANCE_USDM,
     LOBSTER_BOOKS,
     LOBSTER_MESSAGES,
+    numbered,
     sample_lines,
 )
 
 from engine.app.ingest import b3, binance, lobster
 from engine.app.ingest.session import Bad, Item, Oracle
-from engine.app.ingest.source import Line
 from engine.events.market import F_LAST, LEVEL_UPDATED
 
-
-def _lines(raw: list[bytes]) -> list[Line]:
-    out, offset = [], 0
-    for i, line in enumerate(raw, 1):
-        out.append(Line(i, offset, line))
-        offset += len(line) + 1
-    return out
+_lines = numbered
 
 
 def _split(items: list[Item]) -> tuple[int, list[Bad]]:

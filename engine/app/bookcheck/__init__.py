@@ -1,16 +1,22 @@
 """Checking a rebuilt order book against the venue's own view of it (``tape book-check``).
 
 * LOBSTER: every orderbook row (``<session>.oracle``) against the book after its message, all
-  levels of both sides. The message file only reports events inside the first N levels, so the
-  book keeps only N levels a side; when a price the book does not hold enters the window from
-  below (deeper than every level the book holds), its size is taken from the row and the level
-  counts as *resynced*. Any other difference is a mismatch.
+  levels of both sides. The message file only reports events inside the file's N levels, so the
+  book keeps only N levels a side (its window follows the depth ``feed.book_described`` gives,
+  10 without one); when a price the book does not hold enters the window from below (deeper
+  than every level the book holds), its size is taken from the row and the level counts as
+  *resynced*. Any other difference is a mismatch.
 * Binance: after each applied depth message (book update id ``u``), the book's best bid and ask
   (price and size) against the ``bookTicker`` with the greatest update id ``<= u``, provided a
   ticker with an id ``> u`` exists, which proves no change in between went unseen (Binance pushes
   a ticker on every change of the best levels). Messages while the book is unsynced or stale
   are not compared.
-* B3 (top-of-book snapshots only): each quote against the book's level 1 after it.
+* Quote-built books (B3 snapshots, Tardis quotes, Databento MBP-1): each quote that ends a
+  message against the book's level 1 after it.
+* Everything else (Databento MBO and MBP-10, Tardis book files, a LOBSTER message file without
+  its orderbook): no independent oracle, so :mod:`engine.app.bookcheck.consistency` rebuilds the
+  book a second, independent way and checks it at every message: same levels as the ``book``
+  processor, never crossed, no negative size, no cancel/modify/fill of an order not in the book.
 """
 
 from __future__ import annotations
@@ -18,16 +24,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
+from engine.app.ingest.journals import Journal, SessionError, read_session
+from engine.app.ingest.session import oracle_topic
+from engine.log import EmbeddedLog
 
-from engine.events import decode
-from engine.events.control import FeedGapDetected, SessionOpened
-from engine.events.market import MARKET_RECORD
-from engine.log import EmbeddedLog, FixedBatch
-from engine.log.journal import journal_topic
-from streams.book import book_config
-
-__all__ = ["CheckError", "CheckReport", "Journal", "book_config", "check_session", "read_journal"]
+__all__ = ["CheckError", "CheckReport", "Journal", "check_session", "read_journal"]
 
 
 class CheckError(Exception):
@@ -47,6 +48,9 @@ class CheckReport:
     skipped: dict[str, int] = field(default_factory=dict)
     gaps: int = 0
     first_mismatch: dict[str, Any] | None = None
+    counts: dict[str, int] = field(default_factory=dict)
+    """What else the check counted, e.g. records of each L3 action."""
+    notes: list[str] = field(default_factory=list)
 
     def tally(self, matched: bool, details: dict[str, Any]) -> None:
         """Count one comparison; keep the ``details`` of the first mismatch."""
@@ -64,56 +68,27 @@ class CheckReport:
         return self.mismatched == 0 and self.compared > 0
 
 
-@dataclass
-class Journal:
-    """A session journal read whole: market records with offsets, and its control events."""
-
-    opened: SessionOpened
-    records: np.ndarray[Any, Any]
-    offsets: np.ndarray[Any, Any]
-    gaps: int
-
-
 def read_journal(log: EmbeddedLog, session: str) -> Journal:
-    """Market records (with their journal offsets) and the header of a session."""
-    topic = journal_topic(session)
-    if not log.has_topic(topic):
-        raise CheckError(
-            f"no session {session!r} in {log.root} (no topic {topic}); ingest it first"
-        )
-    reader = log.reader(topic)
-    chunks, offsets, opened, gaps = [], [], None, 0
-    for batch in reader.batches(size=1 << 20):
-        if isinstance(batch, FixedBatch):
-            chunks.append(batch.view(MARKET_RECORD).copy())
-            offsets.append(np.arange(batch.base_offset, batch.next_offset, dtype=np.int64))
-        else:
-            for value in batch.values():
-                event = decode(value)
-                opened = event if isinstance(event, SessionOpened) and opened is None else opened
-                gaps += isinstance(event, FeedGapDetected)
-    if opened is None:
-        raise CheckError(f"session {session!r} has no session.opened event")
-    empty = np.zeros(0, MARKET_RECORD)
-    return Journal(
-        opened,
-        np.concatenate(chunks) if chunks else empty,
-        np.concatenate(offsets) if offsets else np.zeros(0, np.int64),
-        gaps,
-    )
+    """The session's journal read whole (see :func:`engine.app.ingest.journals.read_session`)."""
+    try:
+        return read_session(log, session)
+    except SessionError as exc:
+        raise CheckError(str(exc)) from None
 
 
 def check_session(log: EmbeddedLog, session: str) -> CheckReport:
-    """Rebuild the session's book and compare it with the venue's oracle."""
-    from engine.app.bookcheck import binance, lobster, quotes
+    """Rebuild the session's book and compare it with the best oracle the session has."""
+    from engine.app.bookcheck import binance, consistency, lobster, quotes
 
     journal = read_journal(log, session)
-    venue = journal.opened.instrument.venue
-    if venue.startswith("BINANCE"):
-        report = binance.check(journal, session)
-    elif venue == "NASDAQ":
+    config = journal.book
+    if log.has_topic(oracle_topic(session)):
         report = lobster.check(log, journal, session)
-    else:
+    elif config.sequenced:
+        report = binance.check(journal, session)
+    elif config.quote_book:
         report = quotes.check(journal, session)
+    else:
+        report = consistency.check(journal, session)
     report.gaps = journal.gaps
     return report

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.app.bookcheck import CheckReport, Journal, book_config
+from engine.app.bookcheck import CheckReport, Journal
 from engine.app.bookcheck.quotes import book_level1, quote_level1
 from engine.events.book import S_SYNCED
 from engine.events.market import F_LAST, LEVEL_UPDATED, QUOTE
@@ -21,7 +21,7 @@ def _state_at(tops: np.ndarray[Any, Any], offsets: np.ndarray[Any, Any]) -> np.n
 def check(journal: Journal, session: str) -> CheckReport:
     """Compare at every applied depth message; see :mod:`engine.app.bookcheck` for the rule."""
     records, offsets = journal.records, journal.offsets
-    book = BookProcessor(book_config(journal.opened.instrument))
+    book = BookProcessor(journal.book)
     tops = book.process(records, int(offsets[0])) if len(records) else book.process(records, 0)
     is_quote = records["type_id"] == QUOTE.type_id
     quotes, q_offsets = records[is_quote].view(QUOTE.dtype), offsets[is_quote]

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
-from engine.app.bookcheck import CheckError, CheckReport, Journal, book_config
+from engine.app.bookcheck import CheckError, CheckReport, Journal
 from engine.app.ingest.session import oracle_topic
+from engine.events.book import BOOK_BAND
 from engine.events.market import F_LAST, LEVEL_UPDATED, new_records
 from engine.log import EmbeddedLog
 from streams.book import BookProcessor
@@ -52,21 +54,37 @@ def _resync(book: BookProcessor, side: int, want: list[tuple[int, int]], offset:
     return len(missing)
 
 
+def _rows(oracle: np.ndarray[Any, Any]) -> Iterator[tuple[int, dict[str, list[tuple[int, int]]]]]:
+    """(journal offset, levels of each side) of every orderbook row: a ``book.top`` record,
+    with the ``book.band`` records that follow it for files deeper than ten levels."""
+    offset: int = -1
+    row: dict[str, list[tuple[int, int]]] = {"bid": [], "ask": []}
+    for record in oracle:
+        if int(record["type_id"]) != BOOK_BAND.type_id:
+            if offset >= 0:
+                yield offset, row
+            offset, row = int(record["offset"]), {"bid": [], "ask": []}
+        for side in ("bid", "ask"):
+            row[side] += _side(record, side)
+    if offset >= 0:
+        yield offset, row
+
+
 def check(log: EmbeddedLog, journal: Journal, session: str) -> CheckReport:
     """Compare all levels of every orderbook row; see :mod:`engine.app.bookcheck`."""
     oracle = _oracle(log, session)
-    report = CheckReport(session, f"{oracle_topic(session)} ({len(oracle)} orderbook rows)")
-    book = BookProcessor(book_config(journal.opened.instrument))
+    rows = list(_rows(oracle))
+    report = CheckReport(session, f"{oracle_topic(session)} ({len(rows)} orderbook rows)")
+    book = BookProcessor(journal.book)
     done = 0  # records of the journal applied so far
-    for row in oracle:
-        upto = int(np.searchsorted(journal.offsets, int(row["offset"]), side="right"))
+    for offset, want in rows:
+        upto = int(np.searchsorted(journal.offsets, offset, side="right"))
         if upto > done:
             book.process(journal.records[done:upto], int(journal.offsets[done]))
             done = upto
-        for side, prefix in ((1, "bid"), (-1, "ask")):
-            report.resynced += _resync(book, side, _side(row, prefix), int(row["offset"]))
-        got = {"bid": book.levels(1)[:10], "ask": book.levels(-1)[:10]}
-        want = {"bid": _side(row, "bid"), "ask": _side(row, "ask")}
-        details = {"journal_offset": int(row["offset"]), "oracle_row": report.compared + 1}
+        for side, name in ((1, "bid"), (-1, "ask")):
+            report.resynced += _resync(book, side, want[name], offset)
+        got = {"bid": book.levels(1), "ask": book.levels(-1)}
+        details = {"journal_offset": offset, "oracle_row": report.compared + 1}
         report.tally(got == want, {**details, "book": got, "orderbook_row": want})
     return report

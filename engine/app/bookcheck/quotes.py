@@ -1,4 +1,6 @@
-"""Top-of-book-only sources (B3): each quote against the book's level 1 after it."""
+"""Quote-built books (B3, Tardis quotes, Databento MBP-1): each quote against the book's
+level 1 after it. Only quotes that end their source message (F_LAST) are compared: inside a
+message (a Databento event of several records) the book is not yet consistent."""
 
 from __future__ import annotations
 
@@ -6,8 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from engine.app.bookcheck import CheckReport, Journal, book_config
-from engine.events.market import QUOTE
+from engine.app.bookcheck import CheckReport, Journal
+from engine.events.market import F_LAST, QUOTE
 from streams.book import BookProcessor
 
 
@@ -15,9 +17,9 @@ def check(journal: Journal, session: str) -> CheckReport:
     """The book built from quotes must show each quote's level 1 right after it."""
     records, offsets = journal.records, journal.offsets
     report = CheckReport(session, "the quotes themselves (level 1 only; no independent oracle)")
-    book = BookProcessor(book_config(journal.opened.instrument))
+    book = BookProcessor(journal.book)
     tops = book.process(records, int(offsets[0]) if len(offsets) else 0)
-    is_quote = records["type_id"] == QUOTE.type_id
+    is_quote = (records["type_id"] == QUOTE.type_id) & ((records["flags"] & F_LAST) != 0)
     quotes, q_offsets = records[is_quote].view(QUOTE.dtype), offsets[is_quote]
     state = np.searchsorted(tops["offset"], q_offsets, side="right") - 1
     for quote, offset, s in zip(quotes, q_offsets.tolist(), state.tolist(), strict=True):

@@ -25,7 +25,11 @@ def book_check(ctx: typer.Context, session: str) -> None:
         table.add_row(name, f"{getattr(report, name):,}")
     for reason, count in report.skipped.items():
         table.add_row(f"not compared: {reason}", f"{count:,}")
+    for what, count in report.counts.items():
+        table.add_row(what, f"{count:,}")
     console.print(table)
+    for note in report.notes:
+        console.print(f"note: {note}")
     if report.first_mismatch is not None:
         console.print("[bold red]first mismatch:[/]")
         for key, value in report.first_mismatch.items():

@@ -20,6 +20,7 @@ from engine.app.cli.metrics_options import MetricsPort, metered
 from engine.app.cli.model_options import Models, model_store, with_bundle
 from engine.app.cli.render import format_ns
 from engine.app.cli.root import app, console, context, fail
+from engine.log import DiskFullError
 from engine.models import ModelStoreError
 from engine.runtime import (
     ConfigError,
@@ -140,6 +141,16 @@ def run_command(
             )
     except (RunError, ConfigError, ModelStoreError) as exc:
         fail(str(exc), code=1)
+    except DiskFullError as exc:
+        again = f"`tape run {session} --run-id {run_id or 'ID'}`"
+        if not run_id:
+            again += " (its ID is in `tape runs`)"
+        fail(
+            f"{exc}\nThe run stopped; what it wrote up to its last snapshot is kept. Once there "
+            f"is room, {again} resumes it from there and ends with the same outputs as an "
+            "uninterrupted run.",
+            code=1,
+        )
     m = outcome.manifest
     if outcome.resumed_from is not None:
         console.print(

@@ -3,7 +3,8 @@
 Only level 1 is taken (``bid_price_1``, ``bid_vol_1``, ``ask_price_1``, ``ask_vol_1``): the
 file's levels 2-5 are always zero and its derived columns (spread, mid, imbalance, ...) were
 computed by the file's author, so they are ignored rather than trusted or checked. ``timestamp``
-is naive local time in America/Sao_Paulo (UTC-3, no DST since 2019), microseconds, converted
+is naive local time in America/Sao_Paulo (UTC-3, no DST since 2019; the zone from the pinned
+``tzdata`` package), microseconds, converted
 exactly; ``ts_event`` = ``ts_recv`` = that time (the poller's clock, the only one there is).
 Prices: BRL per USD 1,000, scale 1 (tick 0.5 = 5 units); sizes in contracts. Times in ns,
 prices and sizes must fit int64; a row outside is quarantined as ``out_of_range``.
@@ -22,6 +23,7 @@ from engine.app.ingest.session import Bad, Item
 from engine.app.ingest.source import Line, iter_file_lines
 from engine.events.control import InstrumentSpec
 from engine.events.market import F_LAST
+from streams.features.calendar import load_zone
 
 IMPORTER_VERSION = "b3/1"
 TIME_ZONE = "America/Sao_Paulo"
@@ -35,14 +37,22 @@ def instrument(symbol: str) -> InstrumentSpec:
 
 
 def detect_symbol(path: Path) -> str:
-    """The ``symbol`` of the first data row."""
+    """The ``symbol`` of the first data row (the header must name the columns read)."""
     header: list[str] = []
     for line in iter_file_lines(path):
-        cols = line.text().split(",")
+        cols = line.text().removeprefix("\ufeff").split(",")
         if line.number == 1:
             header = cols
-            if "symbol" not in header:
-                raise ValueError(f"{path}: the header has no 'symbol' column: {line.text()[:200]}")
+            missing = [c for c in _NEEDED if c not in header]
+            if missing and cols[0][:4].isdigit():
+                raise ValueError(
+                    f"{path} has no header line: line 1 is data ({line.text()[:60]}...). B3 CSV "
+                    f"files start with a header naming their columns ({','.join(_NEEDED)},...)"
+                )
+            if missing:
+                raise ValueError(
+                    f"{path}: the header lacks {', '.join(missing)}: {line.text()[:200]}"
+                )
             continue
         if len(cols) == len(header):
             return cols[header.index("symbol")]
@@ -71,7 +81,7 @@ class B3Converter:
 
     def __init__(self, spec: InstrumentSpec, source: str, chunk: int = 8192) -> None:
         self.spec, self.source, self.chunk = spec, source, chunk
-        self.zone = ZoneInfo(TIME_ZONE)
+        self.zone = load_zone(TIME_ZONE)
         self._buf = RecordBuffer()
         self._last_ts = 0
 
@@ -82,6 +92,7 @@ class B3Converter:
         for line in lines:
             cols = line.text().split(",")
             if not index:
+                cols[0] = cols[0].removeprefix("\ufeff")  # a byte order mark (spreadsheets)
                 index, width = {name: i for i, name in enumerate(cols)}, len(cols)
                 missing = [c for c in _NEEDED if c not in index]
                 if missing:

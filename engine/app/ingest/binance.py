@@ -102,7 +102,12 @@ class Sequencer:
         self.futures = futures
         self.chain_start: int | None = None
         self.prev_u: int | None = None
+        self.prev_first: int | None = None
         self.pending_bound: int | None = None
+
+    def repeats(self, first: int, last: int) -> bool:
+        """Whether a depthUpdate with ``U`` = first and ``u`` = last is the previous one again."""
+        return self.prev_u == last and self.prev_first == first
 
     def on_snapshot(self, last_update_id: int) -> tuple[int, int, str] | None:
         """A REST snapshot at ``lastUpdateId`` arrived."""
@@ -130,7 +135,7 @@ class Sequencer:
             gap = (self.prev_u + 1, first, "spot continuity: U must equal the previous u + 1")
         if gap is not None:
             self.chain_start = first
-        self.prev_u = last
+        self.prev_u, self.prev_first = last, first
         if gap is None and self.pending_bound is not None and last >= self.pending_bound:
             gap = self._straddle(self.pending_bound)
             self.pending_bound = None
@@ -165,6 +170,8 @@ class BinanceConverter:
         self.size = ScaledCache(spec.size_scale)
         self.sequencer = Sequencer(futures)
         self.gaps = 0
+        self.snapshots = 0
+        self.last_trade = -1
         self._pending_gap = False
         self._last_ts = 0
         self._buf = RecordArray(chunk + 1024)
@@ -174,6 +181,26 @@ class BinanceConverter:
             and 0 <= spec.size_scale <= MAX_DIGITS
             and chunk > 0
         )
+
+    def continue_from(
+        self, bids: list[tuple[int, int]], asks: list[tuple[int, int]], update_id: int,
+        last_u: int, ts: int,
+    ) -> None:  # fmt: skip
+        """Start from the final book of the recording this one continues (``--after``).
+
+        Its levels become a ``market.book_snapshot`` at ``update_id`` (time ``ts``, the end of
+        that recording), and the depth chain goes on from its last ``u``: the first update
+        here must continue it (futures ``pu == u``, spot ``U == u + 1``) or it is a gap.
+        """
+        levels = [(1, i, p, q) for i, (p, q) in enumerate(bids)]
+        levels += [(-1, i, p, q) for i, (p, q) in enumerate(asks)]
+        for k, (side, i, p, q) in enumerate(levels):
+            flags = (F_FIRST if k == 0 else 0) | (F_LAST if k == len(levels) - 1 else 0)
+            self._buf.rows.append((_T_SNAP, side, flags, i, ts, ts, p, q, update_id, 0, 0))
+        seq = self.sequencer
+        seq.prev_u, seq.chain_start, seq.prev_first = last_u, update_id, None
+        self._last_ts = ts
+        self.snapshots += 1
 
     def convert(self, lines: Iterable[Line]) -> Iterator[Item]:
         """Items for each line: record arrays (chunked), gap events, and bad lines."""
@@ -249,6 +276,8 @@ class BinanceConverter:
             seq.pending_bound or 0,
             self._pending_gap,
             self._buf.n,
+            seq.prev_first or 0,
+            self.last_trade,
         )
         if not all(fits_int64(int(v)) for v in values):
             return False
@@ -260,6 +289,8 @@ class BinanceConverter:
         if state[fast.S_HAS_PREV]:
             self.sequencer.prev_u = int(state[fast.S_PREV_U])
             self.sequencer.chain_start = int(state[fast.S_CHAIN_START])
+            self.sequencer.prev_first = int(state[fast.S_PREV_FIRST])
+        self.last_trade = int(state[fast.S_LAST_TRADE])
         self._pending_gap = bool(state[fast.S_PENDING_GAP])
         self._buf.n = int(state[fast.S_COUNT])
 
@@ -325,10 +356,15 @@ class BinanceConverter:
         if isinstance(msg, m.DepthUpdate):
             yield from self._depth(msg, ts)
         elif isinstance(msg, m.Trade):
+            if msg.t <= self.last_trade:
+                raise DecimalError(
+                    "duplicate", f"trade id {msg.t} again (the last trade was {self.last_trade})"
+                )
             price, size = self._price(msg.p), self._size(msg.q)
             self._buf.rows.append(
                 (_T_TRADE, -1 if msg.m else 1, F_LAST, 0, msg.E * _MS, ts, price, size, msg.t, 0, 0)
             )
+            self.last_trade = msg.t
         else:
             assert isinstance(msg, m.BookTicker)
             bid, bid_size = self._price(msg.b), self._size(msg.B)
@@ -368,6 +404,7 @@ class BinanceConverter:
             yield self._bad(line, reason, f"neither a stream message nor a depth snapshot: {exc}")
             return
         _check_ranges(snap)
+        self.snapshots += 1
         bids = self._levels(snap.bids)
         asks = self._levels(snap.asks)
         self._last_ts = ts
@@ -390,6 +427,8 @@ class BinanceConverter:
             rows.append((_T_SNAP, side, flags, i, ts_event, ts, p, q, uid, 0, 0))
 
     def _depth(self, msg: m.DepthUpdate, ts: int) -> Iterator[Item]:
+        if self.sequencer.repeats(msg.U, msg.u):
+            raise DecimalError("duplicate", f"depthUpdate U={msg.U} u={msg.u} again")
         bids, asks = self._levels(msg.b), self._levels(msg.a)
         self._last_ts = ts
         ts_event = msg.E * _MS

@@ -30,6 +30,7 @@ from engine.app.ingest.fastparse import (
     kernel,
     line_end,
     literal,
+    put_record,
     same,
     skip_scalar,
     skip_ws,
@@ -43,8 +44,9 @@ DONE, FULL, SLOW, GROW = 0, 1, 2, 3
 
 # state slots shared with the Python converter (see BinanceConverter._state_in / _state_out)
 S_LAST_TS, S_HAS_PREV, S_PREV_U, S_CHAIN_START = 0, 1, 2, 3
-S_HAS_PENDING, S_PENDING, S_PENDING_GAP, S_COUNT, S_NEED = 4, 5, 6, 7, 8
-STATE_SIZE = 9
+S_HAS_PENDING, S_PENDING, S_PENDING_GAP, S_COUNT = 4, 5, 6, 7
+S_PREV_FIRST, S_LAST_TRADE, S_NEED = 8, 9, 10
+STATE_SIZE = 11
 
 INT64_MAX = 2**63 - 1
 MAX_E_MS = INT64_MAX // 1_000_000
@@ -235,176 +237,191 @@ def _is(fields: Any, f: int, kind: int) -> bool:
 
 
 @kernel
-def _put(
-    out: Any, n: int, type_id: int, side: int, flags: int, ts_event: int, ts_recv: int,
-    price: int, size: int, ident: int, price2: int, size2: int,
-) -> None:  # fmt: skip
-    # word 0 packs type_id (u2), side (i1), flags (u1) and aux (u4, always 0 here)
-    out[n, 0] = type_id | ((side & 0xFF) << 16) | (flags << 24)
-    out[n, 1] = ts_event
-    out[n, 2] = ts_recv
-    out[n, 3] = price
-    out[n, 4] = size
-    out[n, 5] = ident
-    out[n, 6] = price2
-    out[n, 7] = size2
+def _room(st: Any, out: Any, need: int) -> bool:
+    """Whether ``need`` more records fit in ``out``; if not, the converter is asked to grow it
+    (``S_NEED``) and the line is converted again."""
+    if st[S_COUNT] + need > len(out):
+        st[S_NEED] = need
+        return False
+    return True
 
 
 @kernel
-def _line(
-    buf: Any, s: int, e: int, symbol: Any, price_scale: int, size_scale: int, futures: bool,
-    st: Any, out: Any, fields: Any, lv: Any,
-) -> int:  # fmt: skip
-    """Convert one line; the number of records written, -1 for the Python path, -2 to grow."""
-    # "<receive_ts_ns> <json>"
+def _stamp(buf: Any, s: int, e: int, st: Any) -> tuple[int, int]:
+    """(receive time, index of the JSON) of ``<receive_ts_ns> <json>``, or (0, -1) when the
+    stamp is not plain digits fitting int64 or goes backwards."""
     i = s
     ts = 0
     while i < e and 48 <= buf[i] <= 57:
         digit = int(buf[i]) - 48
         if ts > (INT64_MAX - digit) // 10:  # nanosecond stamps have 19 digits: guard int64
-            return -1
+            return 0, -1
         ts = ts * 10 + digit
         i += 1
-    if i == s or i >= e or buf[i] != 32 or i + 1 >= e:
-        return -1
-    if ts < st[S_LAST_TS]:
-        return -1
-    # the envelope {"stream": "...", "data": {...}}, keys in any order
-    i = skip_ws(buf, i + 1, e)
+    if i == s or i >= e or buf[i] != 32 or i + 1 >= e or ts < st[S_LAST_TS]:
+        return 0, -1
+    return ts, i + 1
+
+
+@kernel
+def _envelope(
+    buf: Any, i: int, e: int, fields: Any, lv: Any, price_scale: int, size_scale: int
+) -> tuple[int, int]:
+    """The envelope ``{"stream": "...", "data": {...}}`` (keys in any order) at ``i``: the
+    stream name's bounds, with ``data`` parsed into ``fields``/``lv``; (-1, -1) if not plain."""
+    i = skip_ws(buf, i, e)
     if i >= e or buf[i] != LBRACE:
-        return -1
+        return -1, -1
     i = skip_ws(buf, i + 1, e)
     stream_s, stream_e, have_data = -1, -1, False
     while True:
         j = string_end(buf, i, e)
         if j < 0:
-            return -1
+            return -1, -1
         key_s, key_e = i + 1, j - 1
         i = skip_ws(buf, j, e)
         if i >= e or buf[i] != COLON:
-            return -1
+            return -1, -1
         i = skip_ws(buf, i + 1, e)
         if same(buf, key_s, key_e, _STREAM):
             j = string_end(buf, i, e)
             if j < 0 or stream_s >= 0:
-                return -1
+                return -1, -1
             stream_s, stream_e = i + 1, j - 1
         elif same(buf, key_s, key_e, _DATA):
             if have_data or i >= e or buf[i] != LBRACE:
-                return -1
+                return -1, -1
             j = _data(buf, i, e, fields, lv, price_scale, size_scale)
             if j < 0:
-                return -1
+                return -1, -1
             have_data = True
         else:
             j = skip_scalar(buf, i, e)
             if j < 0:
-                return -1
+                return -1, -1
         i = skip_ws(buf, j, e)
         if i < e and buf[i] == COMMA:
             i = skip_ws(buf, i + 1, e)
             continue
         if i < e and buf[i] == RBRACE:
             break
-        return -1
+        return -1, -1
     if skip_ws(buf, i + 1, e) != e or stream_s < 0 or not have_data:
-        return -1
-    # the stream's kind, tested in the order binance_messages.stream_kind tests it
-    if contains(buf, stream_s, stream_e, _AT_DEPTH):
-        kind = 0
-        name = _DEPTH_UPDATE
-    elif contains(buf, stream_s, stream_e, _AT_TRADE):
-        kind = 1
-        name = _TRADE
-    elif contains(buf, stream_s, stream_e, _AT_TICKER):
-        kind = 2
-        name = _BOOK_TICKER
+        return -1, -1
+    return stream_s, stream_e
+
+
+@kernel
+def _kind(buf: Any, s: int, e: int, fields: Any, symbol: Any) -> int:
+    """0 depth, 1 trade, 2 bookTicker: the stream's kind, tested in the order
+    ``binance_messages.stream_kind`` tests it, if its event name and symbol are as expected;
+    else -1."""
+    if contains(buf, s, e, _AT_DEPTH):
+        kind, name = 0, _DEPTH_UPDATE
+    elif contains(buf, s, e, _AT_TRADE):
+        kind, name = 1, _TRADE
+    elif contains(buf, s, e, _AT_TICKER):
+        kind, name = 2, _BOOK_TICKER
     else:
         return -1
     if _is(fields, _E_NAME, _STR):
         if not same(buf, fields[_E_NAME, 1], fields[_E_NAME, 2], name):
             return -1
-    elif kind != 2 or not _is(fields, _E_NAME, _ABSENT):
+    elif kind != 2 or not _is(fields, _E_NAME, _ABSENT):  # only spot bookTicker lacks "e"
         return -1
     if not _is(fields, _SYM, _STR) or not same(buf, fields[_SYM, 1], fields[_SYM, 2], symbol):
         return -1
-    n = st[S_COUNT]
-    if kind == 0:
-        if not (
-            _is(fields, _E_TIME, _INT)
-            and _is(fields, _FIRST_U, _INT)
-            and _is(fields, _LAST_U, _INT)
-            and _is(fields, _BIDS, _LEVELS)
-            and _is(fields, _ASKS, _LEVELS)
-            and (_is(fields, _T_TIME, _INT) or _is(fields, _T_TIME, _ABSENT))
-            and (_is(fields, _PREV_U, _INT) or (_is(fields, _PREV_U, _ABSENT) and not futures))
-        ):
-            return -1
-        if fields[_E_TIME, 1] > MAX_E_MS:
-            return -1
-        first_u, last_u = fields[_FIRST_U, 1], fields[_LAST_U, 1]
-        # Sequencer.on_depth without a gap (a gap or a straddle decision goes to Python)
-        if st[S_HAS_PREV]:
-            if futures:
-                if fields[_PREV_U, 1] != st[S_PREV_U]:
-                    return -1
-            elif first_u != st[S_PREV_U] + 1:
+    return kind
+
+
+@kernel
+def _depth(ts: int, futures: bool, st: Any, out: Any, fields: Any, lv: Any) -> int:
+    """A depthUpdate that continues the chain: its level records; -1 for Python (a gap, a
+    snapshot straddle decision, an odd field), -2 when ``out`` is too small."""
+    if not (
+        _is(fields, _E_TIME, _INT)
+        and _is(fields, _FIRST_U, _INT)
+        and _is(fields, _LAST_U, _INT)
+        and _is(fields, _BIDS, _LEVELS)
+        and _is(fields, _ASKS, _LEVELS)
+        and (_is(fields, _T_TIME, _INT) or _is(fields, _T_TIME, _ABSENT))
+        and (_is(fields, _PREV_U, _INT) or (_is(fields, _PREV_U, _ABSENT) and not futures))
+    ):
+        return -1
+    if fields[_E_TIME, 1] > MAX_E_MS:
+        return -1
+    first_u, last_u = fields[_FIRST_U, 1], fields[_LAST_U, 1]
+    # Sequencer.on_depth without a gap (a gap or a straddle decision goes to Python)
+    if st[S_HAS_PREV]:
+        if futures:
+            if fields[_PREV_U, 1] != st[S_PREV_U]:
                 return -1
-        if st[S_HAS_PENDING] and last_u >= st[S_PENDING]:
+        elif first_u != st[S_PREV_U] + 1:
             return -1
-        nb, na = fields[_BIDS, 2], fields[_ASKS, 2]
-        total = int(nb + na)
-        if n + total > len(out):
-            st[S_NEED] = total
-            return -2
-        ts_event = fields[_E_TIME, 1] * _MS
-        flags = 0
-        if total and st[S_PENDING_GAP]:
-            flags = _F_GAP
-            st[S_PENDING_GAP] = 0
-        k = 0
-        for side, f in ((1, _BIDS), (-1, _ASKS)):
-            row = fields[f, 1]
-            for r in range(row, row + fields[f, 2]):
-                fl = flags | (_F_FIRST if k == 0 else 0) | (_F_LAST if k == total - 1 else 0)
-                _put(
-                    out, n + k, _T_LEVEL, side, fl, ts_event, ts,
-                    lv[r, 0], lv[r, 1], last_u, first_u, 0,
-                )  # fmt: skip
-                k += 1
-        if not st[S_HAS_PREV]:
-            st[S_HAS_PREV] = 1
-            st[S_CHAIN_START] = first_u
-        st[S_PREV_U] = last_u
-        st[S_LAST_TS] = ts
-        return total
-    if kind == 1:
-        if not (
-            _is(fields, _E_TIME, _INT)
-            and _is(fields, _TRADE_ID, _INT)
-            and _is(fields, _PRICE, _STR)
-            and _is(fields, _QTY, _STR)
-            and _is(fields, _T_TIME, _INT)
-            and _is(fields, _MAKER, _BOOL)
-        ):
-            return -1
-        if fields[_E_TIME, 1] > MAX_E_MS:
-            return -1
-        price = unsigned(buf, fields[_PRICE, 1], fields[_PRICE, 2], price_scale)
-        if price < 0:
-            return -1
-        size = unsigned(buf, fields[_QTY, 1], fields[_QTY, 2], size_scale)
-        if size < 0:
-            return -1
-        if n + 1 > len(out):
-            st[S_NEED] = 1
-            return -2
-        side = -1 if fields[_MAKER, 1] else 1
-        ts_event = fields[_E_TIME, 1] * _MS
-        _put(out, n, _T_TRADE, side, _F_LAST, ts_event, ts, price, size, fields[_TRADE_ID, 1], 0, 0)
-        st[S_LAST_TS] = ts
-        return 1
-    # bookTicker: b/B/a/A strings; E optional
+    if st[S_HAS_PENDING] and last_u >= st[S_PENDING]:
+        return -1
+    n = st[S_COUNT]
+    total = int(fields[_BIDS, 2] + fields[_ASKS, 2])
+    if not _room(st, out, total):
+        return -2
+    ts_event = fields[_E_TIME, 1] * _MS
+    flags = 0
+    if total and st[S_PENDING_GAP]:
+        flags = _F_GAP
+        st[S_PENDING_GAP] = 0
+    k = 0
+    for side, f in ((1, _BIDS), (-1, _ASKS)):
+        row = fields[f, 1]
+        for r in range(row, row + fields[f, 2]):
+            fl = flags | (_F_FIRST if k == 0 else 0) | (_F_LAST if k == total - 1 else 0)
+            put_record(
+                out, n + k, _T_LEVEL, side, fl, 0, ts_event, ts,
+                lv[r, 0], lv[r, 1], last_u, first_u, 0,
+            )  # fmt: skip
+            k += 1
+    if not st[S_HAS_PREV]:
+        st[S_HAS_PREV] = 1
+        st[S_CHAIN_START] = first_u
+    st[S_PREV_U] = last_u
+    st[S_PREV_FIRST] = first_u
+    return total
+
+
+@kernel
+def _trade(buf: Any, ts: int, price_scale: int, size_scale: int, st: Any, out: Any,
+           fields: Any) -> int:  # fmt: skip
+    """A trade with a new trade id: its record; -1 for Python, -2 when ``out`` is full."""
+    if not (
+        _is(fields, _E_TIME, _INT)
+        and _is(fields, _TRADE_ID, _INT)
+        and _is(fields, _PRICE, _STR)
+        and _is(fields, _QTY, _STR)
+        and _is(fields, _T_TIME, _INT)
+        and _is(fields, _MAKER, _BOOL)
+    ):
+        return -1
+    if fields[_E_TIME, 1] > MAX_E_MS or fields[_TRADE_ID, 1] <= st[S_LAST_TRADE]:
+        return -1
+    price = unsigned(buf, fields[_PRICE, 1], fields[_PRICE, 2], price_scale)
+    size = unsigned(buf, fields[_QTY, 1], fields[_QTY, 2], size_scale)
+    if price < 0 or size < 0:
+        return -1
+    n = st[S_COUNT]
+    if not _room(st, out, 1):
+        return -2
+    side = -1 if fields[_MAKER, 1] else 1
+    trade_id = fields[_TRADE_ID, 1]
+    ts_event = fields[_E_TIME, 1] * _MS
+    put_record(out, n, _T_TRADE, side, _F_LAST, 0, ts_event, ts, price, size, trade_id, 0, 0)
+    st[S_LAST_TRADE] = trade_id
+    return 1
+
+
+@kernel
+def _ticker(buf: Any, ts: int, price_scale: int, size_scale: int, st: Any, out: Any,
+            fields: Any) -> int:  # fmt: skip
+    """A bookTicker (``b``/``B``/``a``/``A`` strings, ``E`` optional): its quote record; -1
+    for Python, -2 when ``out`` is full."""
     if not (
         _is(fields, _LAST_U, _INT)
         and _is(fields, _BIDS, _STR)
@@ -415,31 +432,56 @@ def _line(
     ):
         return -1
     bid = unsigned(buf, fields[_BIDS, 1], fields[_BIDS, 2], price_scale)
-    if bid < 0:
-        return -1
     bid_size = unsigned(buf, fields[_BID_QTY, 1], fields[_BID_QTY, 2], size_scale)
-    if bid_size < 0:
-        return -1
     ask = unsigned(buf, fields[_ASKS, 1], fields[_ASKS, 2], price_scale)
-    if ask < 0:
-        return -1
     ask_size = unsigned(buf, fields[_ASK_QTY, 1], fields[_ASK_QTY, 2], size_scale)
-    if ask_size < 0:
+    if bid < 0 or bid_size < 0 or ask < 0 or ask_size < 0:
         return -1
     ts_event = ts
     if _is(fields, _E_TIME, _INT):
         if fields[_E_TIME, 1] > MAX_E_MS:
             return -1
         ts_event = fields[_E_TIME, 1] * _MS
-    if n + 1 > len(out):
-        st[S_NEED] = 1
+    n = st[S_COUNT]
+    if not _room(st, out, 1):
         return -2
-    _put(
-        out, n, _T_QUOTE, 0, _F_LAST, ts_event, ts,
+    put_record(
+        out, n, _T_QUOTE, 0, _F_LAST, 0, ts_event, ts,
         bid, bid_size, fields[_LAST_U, 1], ask, ask_size,
     )  # fmt: skip
-    st[S_LAST_TS] = ts
     return 1
+
+
+@kernel
+def _line(
+    buf: Any, s: int, e: int, symbol: Any, price_scale: int, size_scale: int, futures: bool,
+    st: Any, out: Any, fields: Any, lv: Any,
+) -> int:  # fmt: skip
+    """Convert one line; the number of records written, -1 for the Python path, -2 to grow.
+
+    The steps, each of which hands the line to Python when it is not sure: the receive stamp
+    (:func:`_stamp`), the envelope and its ``data`` (:func:`_envelope`, :func:`_data`), the
+    stream's kind, event name and symbol (:func:`_kind`), then the message itself
+    (:func:`_depth`, :func:`_trade`, :func:`_ticker`), which writes its records.
+    """
+    ts, i = _stamp(buf, s, e, st)
+    if i < 0:
+        return -1
+    stream_s, stream_e = _envelope(buf, i, e, fields, lv, price_scale, size_scale)
+    if stream_s < 0:
+        return -1
+    kind = _kind(buf, stream_s, stream_e, fields, symbol)
+    if kind == 0:
+        written = _depth(ts, futures, st, out, fields, lv)
+    elif kind == 1:
+        written = _trade(buf, ts, price_scale, size_scale, st, out, fields)
+    elif kind == 2:
+        written = _ticker(buf, ts, price_scale, size_scale, st, out, fields)
+    else:
+        return -1
+    if written >= 0:
+        st[S_LAST_TS] = ts
+    return written
 
 
 @kernel

@@ -2,7 +2,8 @@
 
 A :class:`LineBlocks` holds decompressed bytes from a line start up to the end of the last
 complete line read so far (``end``; at end of input, the end of the data: a last line without a
-newline counts). A parser consumes lines from ``pos`` and reports how far it got with
+newline counts, unless the compressed stream was cut short: then it is the file's ``partial``
+line). A parser consumes lines from ``pos`` and reports how far it got with
 :meth:`LineBlocks.advance`; a line it cannot handle is taken out as a :class:`Line` with the same
 number, byte offset and text that line-by-line reading (:func:`engine.app.ingest.source.iter_lines`)
 gives, for the exact Python path. Memory is one block plus the unread tail of the last.
@@ -108,6 +109,9 @@ class LineBlocks:
         self.pos = 0
         if chunk is None:
             self.eof = True
+            if self.file.cut is not None and rest:  # the line the stream broke off in
+                self.file.partial = Line(self.number, self.base, rest.rstrip(b"\r"))
+                rest = b""
             self.data = rest
             self.end = len(rest)
         else:

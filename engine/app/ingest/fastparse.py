@@ -280,6 +280,25 @@ def scaled_text(buf: Any, scale: int) -> tuple[bool, int]:
     return scaled(buf, 0, len(buf), scale)
 
 
+@kernel
+def put_record(
+    out: Any, n: int, type_id: int, side: int, flags: int, aux: int, ts_event: int,
+    ts_recv: int, price: int, size: int, ident: int, price2: int, size2: int,
+) -> None:  # fmt: skip
+    """Write ``MARKET_RECORD`` number ``n`` of ``out`` (its eight int64 words).
+
+    Word 0 packs type_id (u2), side (i1), flags (u1) and aux (u4); then ts_event, ts_recv and
+    the five payload slots (``engine.events.market``)."""
+    out[n, 0] = type_id | ((side & 0xFF) << 16) | (flags << 24) | (aux << 32)
+    out[n, 1] = ts_event
+    out[n, 2] = ts_recv
+    out[n, 3] = price
+    out[n, 4] = size
+    out[n, 5] = ident
+    out[n, 6] = price2
+    out[n, 7] = size2
+
+
 def parse_scaled_fast(text: bytes, scale: int) -> int | None:
     """The compiled decimal parser on ``text``: its value, or None where it leaves the decision
     to :func:`~engine.app.ingest.decimal.parse_scaled` (refused or possibly out of int64 range)."""

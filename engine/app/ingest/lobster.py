@@ -16,9 +16,21 @@ type   event                        side
 
 The journal starts with a ``market.book_snapshot``: orderbook row 1 with message 1's effect
 undone (LOBSTER gives no book before message 1). Orderbook row i becomes a ``book.top`` oracle
-row tied to message i's journal record. Time: seconds after midnight (exact decimal, 9 places)
-in America/New_York on ``--date``, converted with that day's UTC offset at noon (the trading
-day never spans a DST switch).
+row tied to message i's journal record (for a file deeper than ten levels, followed by
+``book.band`` records holding levels 11-20, 21-30, ...). Time: seconds after midnight in
+America/New_York on ``--date`` (the zone from the pinned ``tzdata`` package), converted with
+that day's UTC offset at noon (the trading day never spans a DST switch). LOBSTER prints
+nanosecond times from floats, so a time may carry more than 9 decimals
+(``43002.632812672004``): it is rounded to the nanosecond (half to even) and counted in
+:attr:`LobsterConverter.rounded`, never quarantined.
+
+The message file holds only events inside the file's levels, so levels that move up into view
+from below never appear in it: after each message, :mod:`engine.app.ingest.lobster_depth`
+writes what the orderbook row reveals beyond the messages as ``market.level_updated``
+corrections (files of up to ten levels; deeper files keep their rows as the oracle only).
+
+Without its orderbook file (``books`` is None) a message file still converts: no snapshot and
+no oracle, so the book starts empty and cannot know the orders that rested before message 1.
 
 Ranges: the time in ns, sizes, prices and orderbook values must fit int64 and an order id the
 record's unsigned 64-bit slot; a row outside them is quarantined as ``out_of_range``.
@@ -30,31 +42,43 @@ from collections.abc import Iterable, Iterator
 from datetime import date, datetime
 from itertools import zip_longest
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import numpy as np
 
 from engine.app.ingest import lobster_fast as fast
 from engine.app.ingest.blocks import BLOCK, LineBlocks
-from engine.app.ingest.decimal import DecimalError, parse_scaled
+from engine.app.ingest.decimal import DecimalError
 from engine.app.ingest.lobster_depth import DepthReconciler
+from engine.app.ingest.lobster_rows import (
+    Message,
+    initial_levels,
+    no_header,
+    parse_book,
+    parse_message,
+)
 from engine.app.ingest.records import (
-    INT64_MAX,
-    UINT64_MAX,
     FixedArray,
     RecordArray,
-    check_range,
     fits_int64,
 )
 from engine.app.ingest.session import Bad, Item, Oracle
 from engine.app.ingest.source import FileLines, Line
-from engine.events.book import BOOK_TOP_DTYPE, TOP_LEVELS, new_tops
-from engine.events.control import InstrumentSpec, TradingStatusChanged
+from engine.events.book import BOOK_BAND, BOOK_TOP_DTYPE, TOP_LEVELS, new_tops
+from engine.events.control import BookDescribed, InstrumentSpec, TradingStatusChanged
 from engine.events.market import F_FIRST, F_HIDDEN, F_LAST
+from streams.features.calendar import load_zone
 
 IMPORTER_VERSION = "lobster/2"
+DEFAULT_DEPTH = 10
+"""The book processor's window for NASDAQ when the journal does not describe the depth."""
+MESSAGE_ONLY_WARNING = (
+    "no orderbook file: the book starts empty, so it cannot know the orders that rested before "
+    "the first message (their cancels and executions name orders it never saw), nor anything "
+    "outside the file's {levels} levels. `tape book-check` then checks the rebuild for "
+    "consistency (crossed books, orders it never saw) instead of comparing it with LOBSTER's "
+    "own book: ingest the orderbook file too for that."
+)
 TIME_ZONE = "America/New_York"
-EMPTY_ASK, EMPTY_BID = 9999999999, -9999999999
 _KIND = {1: 2, 2: 3, 3: 4, 4: 5}  # LOBSTER type -> catalogue type id (L3 events)
 _STATUS = {-1: "halted", 0: "quoting", 1: "trading"}
 
@@ -64,105 +88,33 @@ def instrument(symbol: str) -> InstrumentSpec:
     return InstrumentSpec(symbol, "NASDAQ", TIME_ZONE, 4, 0, 100, 1, "USD")
 
 
+def book_description(levels: int, name: str) -> tuple[BookDescribed, ...]:
+    """The ``feed.book_described`` event for a file of ``levels`` levels (none for 10, the
+    NASDAQ default, which keeps 10-level journals as they always were)."""
+    if levels == DEFAULT_DEPTH:
+        return ()
+    return (BookDescribed(0, 0, levels, False, f"LOBSTER {name}: {levels} levels a side"),)
+
+
 def midnight_ns(day: date, zone: str = TIME_ZONE) -> int:
     """UTC ns of local midnight of ``day`` plus the zone's offset at noon (exact integers)."""
-    noon = datetime(day.year, day.month, day.day, 12, tzinfo=ZoneInfo(zone))
+    noon = datetime(day.year, day.month, day.day, 12, tzinfo=load_zone(zone))
     offset = noon.utcoffset()
     assert offset is not None
     naive_days = (day - date(1970, 1, 1)).days
     return (naive_days * 86400 - int(offset.total_seconds())) * 1_000_000_000
 
 
-def _int(text: str, what: str) -> int:
-    try:
-        return parse_scaled(text, 0)
-    except DecimalError as exc:
-        if exc.reason == "out_of_range":  # thousands of digits: an integer, just far too big
-            raise DecimalError(exc.reason, f"{what}: {exc}") from exc
-        raise DecimalError("not_numeric", f"{what} {text!r} is not an integer") from exc
-
-
-Message = tuple[int, int, int, int, int, int]
-"""(ts_ns, type, order_id, size, price, direction)."""
-
-
-def parse_message(text: str, midnight: int) -> Message:
-    """One message row, validated; raises :class:`DecimalError` with the reason."""
-    cols = text.split(",")
-    if len(cols) != 6:
-        raise DecimalError("bad_columns", f"expected 6 columns, found {len(cols)}")
-    seconds = parse_scaled(cols[0], 9)
-    kind = _int(cols[1], "event type")
-    order_id, size = _int(cols[2], "order id"), _int(cols[3], "size")
-    price, direction = _int(cols[4], "price"), _int(cols[5], "direction")
-    if kind not in range(1, 8):
-        raise DecimalError("unknown_event", f"event type {kind} is not one of 1..7")
-    if size < 0:
-        raise DecimalError("negative_size", f"size {size} is negative")
-    if seconds < 0 or order_id < 0 or direction not in (1, -1):
-        raise DecimalError("bad_field", "time and order id must be >= 0, direction 1 or -1")
-    if kind != 7 and price < 0:
-        raise DecimalError("negative_price", f"price {price} is negative")
-    check_range(f"time {cols[0][:30]!r} s after midnight", midnight + seconds, 0, INT64_MAX, " ns")
-    check_range("order id", order_id, 0, UINT64_MAX)
-    check_range("size", size, 0, INT64_MAX)
-    check_range("price", price, -INT64_MAX - 1, INT64_MAX)
-    return midnight + seconds, kind, order_id, size, price, direction
-
-
-def parse_book(text: str, levels: int) -> np.ndarray[Any, Any]:
-    """An orderbook row as a ``(levels, 4)`` array: ask price, ask size, bid price, bid size."""
-    cols = text.split(",")
-    if len(cols) != 4 * levels:
-        raise DecimalError("bad_columns", f"expected {4 * levels} columns, found {len(cols)}")
-    ints = [_int(c, "orderbook value") for c in cols]
-    for k, value in enumerate(ints):
-        what = f"column {k + 1} (level {k // 4 + 1} {_BOOK_COLUMNS[k % 4]})"
-        check_range(what, value, -INT64_MAX - 1, INT64_MAX)
-    values = np.array(ints, dtype=np.int64).reshape(-1, 4)
-    if (values[:, 1] < 0).any() or (values[:, 3] < 0).any():
-        raise DecimalError("negative_size", "an orderbook size is negative")
-    empty_ask, empty_bid = values[:, 0] == EMPTY_ASK, values[:, 2] == EMPTY_BID
-    values[empty_ask, :2] = 0
-    values[empty_bid, 2:] = 0
-    return values
-
-
-_BOOK_COLUMNS = ("ask price", "ask size", "bid price", "bid size")
-
-
-def initial_levels(book: np.ndarray[Any, Any], first: Message) -> dict[int, dict[int, int]]:
-    """The visible book before message ``first``: its row with the message's effect undone.
-
-    Raises :class:`DecimalError` ``out_of_range`` if undoing it gives a size beyond int64.
-    """
-    sides: dict[int, dict[int, int]] = {1: {}, -1: {}}
-    for ask_p, ask_s, bid_p, bid_s in book.tolist():
-        if ask_s:
-            sides[-1][ask_p] = ask_s
-        if bid_s:
-            sides[1][bid_p] = bid_s
-    _, kind, _, size, price, direction = first
-    if kind in (1, 2, 3, 4):
-        level = sides[direction]
-        level[price] = level.get(price, 0) + (-size if kind == 1 else size)
-        if level[price] <= 0:
-            del level[price]
-        else:
-            what = f"orderbook row 1 with message 1 undone, size at price {price}"
-            check_range(what, level[price], 0, INT64_MAX)
-    return sides
-
-
 class LobsterConverter:
     """Message and orderbook lines to journal items and oracle rows (pure: no I/O).
 
-    Given the :class:`~engine.app.ingest.source.FileLines` of both files, it converts blocks of
-    row pairs with the compiled :func:`engine.app.ingest.lobster_fast.scan` and passes each pair
-    scan is not sure about through the pair-by-pair path (:meth:`_pair`), which any other
-    iterables of lines take throughout. Both give the same items; ``fast=False`` forces the
-    pair-by-pair path (the reference the tests compare against); ``block`` is the size in
-    bytes of the pieces the inputs are read in.
+    Given the :class:`~engine.app.ingest.source.FileLines` of both files (or of the message
+    file alone), it converts blocks of rows with the compiled
+    :func:`engine.app.ingest.lobster_fast.scan` and passes each row scan is not sure about
+    through the row-by-row path (:meth:`_pair`, :meth:`_alone`), which any other iterables of
+    lines take throughout. Both give the same items; ``fast=False`` forces the row-by-row path
+    (the reference the tests compare against); ``block`` is the size in bytes of the pieces the
+    inputs are read in. ``rounded`` counts times rounded to the nanosecond.
     """
 
     def __init__(
@@ -175,34 +127,46 @@ class LobsterConverter:
         fast: bool = True,
         block: int = BLOCK,
     ) -> None:
-        if not 1 <= levels <= TOP_LEVELS:
-            raise ValueError(f"LOBSTER files with {levels} levels: 1..{TOP_LEVELS} supported")
+        if levels < 1:
+            raise ValueError(f"a LOBSTER file has at least 1 level, not {levels}")
         self.midnight = midnight_ns(day)
         self.sources = (messages, books)
         self.levels, self.chunk, self.block = levels, chunk, block
+        self.rounded = 0
         self._buf = RecordArray(chunk + 1024)
         self._tops: list[tuple[int, int, np.ndarray[Any, Any]]] = []  # pending, from _pair
         self._top_rows = FixedArray(BOOK_TOP_DTYPE, chunk + 1024)
         self._ordinal = -1  # ordinal of the last market record yielded or buffered
         self._last_ts = 0
-        self.fast = fast and fits_int64(self.midnight) and chunk > 0
+        # the compiled path writes one book.top per row: deeper rows go the Python way
+        self.fast = fast and fits_int64(self.midnight) and chunk > 0 and levels <= TOP_LEVELS
 
-    def convert(self, messages: Iterable[Line], books: Iterable[Line]) -> Iterator[Item]:
-        """Items for each (message, orderbook) row pair, in order, with the depth each
-        orderbook row reveals (:mod:`engine.app.ingest.lobster_depth`)."""
-        return DepthReconciler().items(self._items(messages, books))
+    def convert(
+        self, messages: Iterable[Line], books: Iterable[Line] | None = None
+    ) -> Iterator[Item]:
+        """Items for each (message, orderbook) row pair, in order, corrected by the depth each
+        orderbook row reveals (:mod:`engine.app.ingest.lobster_depth`; files of up to ten
+        levels); for each message row when there is no orderbook file."""
+        items = self._items(messages, books)
+        if books is None or self.levels > TOP_LEVELS:
+            return items
+        return DepthReconciler(self.levels).items(items)
 
-    def _items(self, messages: Iterable[Line], books: Iterable[Line]) -> Iterator[Item]:
-        if self.fast and isinstance(messages, FileLines) and isinstance(books, FileLines):
+    def _items(self, messages: Iterable[Line], books: Iterable[Line] | None) -> Iterator[Item]:
+        if self.fast and isinstance(messages, FileLines) and isinstance(books, FileLines | None):
             yield from self._convert_blocks(messages, books)
             return
-        for msg_line, book_line in zip_longest(messages, books):
-            if msg_line is None or book_line is None:
-                line = msg_line or book_line
-                assert line is not None
-                yield self._row_count(0 if msg_line is not None else 1, line)
-                continue
-            yield from self._slow(msg_line, book_line)
+        if books is None:
+            for msg_line in messages:
+                yield from self._slow(msg_line, None)
+        else:
+            for msg_line, book_line in zip_longest(messages, books):
+                if msg_line is None or book_line is None:
+                    line = msg_line or book_line
+                    assert line is not None
+                    yield self._row_count(0 if msg_line is not None else 1, line)
+                    continue
+                yield from self._slow(msg_line, book_line)
         yield from self._flush()
 
     def _row_count(self, which: int, line: Line) -> Bad:
@@ -213,45 +177,54 @@ class LobsterConverter:
             "the message and orderbook files have different row counts",
         )
 
-    def _slow(self, msg_line: Line, book_line: Line) -> Iterator[Item]:
-        yield from self._pair(msg_line, book_line)
+    def _slow(self, msg_line: Line, book_line: Line | None) -> Iterator[Item]:
+        if book_line is None:
+            yield from self._alone(msg_line)
+        else:
+            yield from self._pair(msg_line, book_line)
         if len(self._buf) >= self.chunk:
             yield from self._flush()
 
-    def _convert_blocks(self, messages: FileLines, books: FileLines) -> Iterator[Item]:
-        rows, tops = LineBlocks(messages, self.block), LineBlocks(books, self.block)
+    def _convert_blocks(self, messages: FileLines, books: FileLines | None) -> Iterator[Item]:
+        rows = LineBlocks(messages, self.block)
+        tops = LineBlocks(books, self.block) if books is not None else None
         state = np.zeros(fast.STATE_SIZE, np.int64)
         scratch = fast.scratch()
+        empty = np.zeros(0, np.uint8)
         try:
-            while rows.available() and tops.available():
+            while rows.available() and (tops is None or tops.available()):
                 # What the Python path added goes in first, in order; if it cannot (a value
-                # out of range, which _flush will raise), pairs go the Python way so that
+                # out of range, which _flush will raise), rows go the Python way so that
                 # everything happens as it always did.
                 if not (self._buf.settle() and self._settle_tops() and self._state_in(state)):
-                    yield from self._slow(rows.take_line(), tops.take_line())
+                    yield from self._slow(rows.take_line(), tops.take_line() if tops else None)
                     continue
                 status, mpos, bpos, done = fast.scan(
-                    rows.array, rows.pos, rows.end, tops.array, tops.pos, tops.end,
-                    self.levels, self.midnight, self.chunk,
+                    rows.array, rows.pos, rows.end,
+                    tops.array if tops else empty, tops.pos if tops else 0, tops.end if tops else 0,
+                    self.levels if tops else 0, self.midnight, self.chunk,
                     state, self._buf.words, self._top_rows.words, scratch,
                 )  # fmt: skip
                 rows.advance(mpos, done)
-                tops.advance(bpos, done)
+                if tops is not None:
+                    tops.advance(bpos, done)
                 self._state_out(state)
                 if status == fast.FULL:
                     yield from self._flush()
                 elif status == fast.SLOW:
-                    yield from self._slow(rows.take_line(), tops.take_line())
+                    yield from self._slow(rows.take_line(), tops.take_line() if tops else None)
                 elif status == fast.GROW:
                     self._buf.reserve(self.chunk)
                     self._top_rows.reserve(self.chunk)
             # one file ended: the rest of the other are rows without a partner
-            for which, blocks in enumerate((rows, tops)):
-                while blocks.available():
-                    yield self._row_count(which, blocks.take_line())
+            if tops is not None:
+                for which, blocks in enumerate((rows, tops)):
+                    while blocks.available():
+                        yield self._row_count(which, blocks.take_line())
         finally:
             rows.close()
-            tops.close()
+            if tops is not None:
+                tops.close()
         yield from self._flush()
 
     def _state_in(self, state: np.ndarray[Any, Any]) -> bool:
@@ -289,27 +262,49 @@ class LobsterConverter:
         return True
 
     def _pending_tops(self) -> np.ndarray[Any, Any]:
-        tops = new_tops(len(self._tops))
+        """The pending rows as ``book.top`` records, each followed by its ``book.band``
+        records when the file is deeper than ten levels."""
+        bands = -(-self.levels // TOP_LEVELS)
+        tops = new_tops(len(self._tops) * bands)
         for i, (ordinal, ts, row) in enumerate(self._tops):
-            tops[i]["offset"], tops[i]["ts_event"], tops[i]["ts_recv"] = ordinal, ts, ts
-            n = len(row)
-            tops[i]["ask_price"][:n], tops[i]["ask_size"][:n] = row[:, 0], row[:, 1]
-            tops[i]["bid_price"][:n], tops[i]["bid_size"][:n] = row[:, 2], row[:, 3]
+            for b in range(bands):
+                top = tops[i * bands + b]
+                top["offset"], top["ts_event"], top["ts_recv"] = ordinal, ts, ts
+                if b:
+                    top["type_id"], top["status"] = BOOK_BAND.type_id, b
+                part = row[b * TOP_LEVELS : (b + 1) * TOP_LEVELS]
+                n = len(part)
+                top["ask_price"][:n], top["ask_size"][:n] = part[:, 0], part[:, 1]
+                top["bid_price"][:n], top["bid_size"][:n] = part[:, 2], part[:, 3]
         return tops
 
     def _bad(self, which: int, line: Line, exc: DecimalError) -> Bad:
         return Bad.at(self.sources[which], line, exc.reason, str(exc), self._last_ts)
 
+    def _parse(self, msg_line: Line) -> Message:
+        no_header(msg_line)
+        msg, rounded = parse_message(msg_line.text(), self.midnight)
+        if msg[0] < self._last_ts:
+            raise DecimalError("time_backwards", f"time {msg[0]} ns < previous {self._last_ts}")
+        self.rounded += rounded
+        return msg
+
+    def _alone(self, msg_line: Line) -> Iterator[Item]:
+        try:
+            msg = self._parse(msg_line)
+        except DecimalError as exc:
+            yield self._bad(0, msg_line, exc)
+            return
+        yield from self._message(msg)
+
     def _pair(self, msg_line: Line, book_line: Line) -> Iterator[Item]:
         msg: Message | None = None
         try:
-            msg = parse_message(msg_line.text(), self.midnight)
-            if msg[0] < self._last_ts:
-                raise DecimalError("time_backwards", f"time {msg[0]} ns < previous {self._last_ts}")
+            msg = self._parse(msg_line)
         except DecimalError as exc:
-            msg = None
             yield self._bad(0, msg_line, exc)
         try:
+            no_header(book_line)
             book = parse_book(book_line.text(), self.levels)
         except DecimalError as exc:
             yield self._bad(1, book_line, exc)

@@ -30,7 +30,7 @@ from engine.events.market import F_LAST, LEVEL_UPDATED, MARKET_RECORD
 from streams.book import kernel as book
 
 WINDOW = 10
-"""Levels a side the orderbook file shows, and the book processor keeps for LOBSTER."""
+"""Levels a side of the default LOBSTER file (the book processor's window for NASDAQ)."""
 
 
 @njit(cache=True)
@@ -66,10 +66,12 @@ def _has(prices: Any, amounts: Any, price: int) -> int:
 
 
 @njit(cache=True)
-def _matches(keys: Any, sizes: Any, meta: Any, s: int, want_p: Any, want_s: Any) -> bool:
-    """Whether the best ``WINDOW`` levels of side ``s`` are the row's, best first."""
+def _matches(
+    keys: Any, sizes: Any, meta: Any, s: int, want_p: Any, want_s: Any, window: int
+) -> bool:
+    """Whether the best ``window`` levels of side ``s`` are the row's, best first."""
     sign = 1 if s == 0 else -1
-    held = min(meta[s], WINDOW)
+    held = min(meta[s], window)
     shown = 0
     for j in range(len(want_p)):
         if want_s[j] <= 0:
@@ -129,10 +131,11 @@ def reconcile(
     sizes: Any,
     meta: Any,
     out: Any,
+    window: int,
 ) -> int:
     """Walk the records; after each one tied to an orderbook row (``row_of`` >= 0) whose
     window differs from that row, write the corrections as rows (record index, side, price,
-    size) of ``out`` and apply them. ``row_price``/``row_size`` are (rows, 2, WINDOW): side 0
+    size) of ``out`` and apply them. ``row_price``/``row_size`` are (rows, 2, 10): side 0
     bids, 1 asks, best first. Returns how many corrections; -1 if ``out`` is too small.
 
     A corrected message loses F_LAST, so the book processor cuts its levels to the window only
@@ -146,8 +149,8 @@ def reconcile(
                flags[i])  # fmt: skip
         r = row_of[i]
         if r >= 0 and not (
-            _matches(keys, sizes, meta, 0, row_price[r, 0], row_size[r, 0])
-            and _matches(keys, sizes, meta, 1, row_price[r, 1], row_size[r, 1])
+            _matches(keys, sizes, meta, 0, row_price[r, 0], row_size[r, 0], window)
+            and _matches(keys, sizes, meta, 1, row_price[r, 1], row_size[r, 1], window)
         ):
             first = n
             for s in range(2):
@@ -159,7 +162,7 @@ def reconcile(
                 key = out[c, 2] * (1 if s == 0 else -1)
                 book._set_level(keys, sizes, meta, s, key, out[c, 3])
         if flags[i] & F_LAST:
-            _cut(keys, sizes, meta, WINDOW)
+            _cut(keys, sizes, meta, window)
     return n
 
 
@@ -171,7 +174,9 @@ class DepthReconciler:
     record each follows, counting market records only). Anything else passes through.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, window: int = WINDOW) -> None:
+        self.window = window
+        """Levels a side of the file (up to ten: the rows are ``book.top`` records)."""
         cap = 4 * WINDOW
         self.keys = np.zeros((2, cap), np.int64)
         self.sizes = np.zeros((2, cap), np.int64)
@@ -247,7 +252,7 @@ class DepthReconciler:
             n = reconcile(
                 r["type_id"], r["side"], r["flags"], r["price"], r["size"], row_of,
                 np.ascontiguousarray(row_price), np.ascontiguousarray(row_size),
-                self.keys, self.sizes, self.meta, out,
+                self.keys, self.sizes, self.meta, out, self.window,
             )  # fmt: skip
             if n >= 0:
                 return out[:n]

@@ -2,7 +2,8 @@
 
 :func:`scan` converts pairs of rows straight from the bytes of the two CSV files into a
 ``MARKET_RECORD`` (the message) and a ``book.top`` oracle row (the orderbook), with the same
-values as :class:`engine.app.ingest.lobster.LobsterConverter` computes pair by pair. It stops,
+values as :class:`engine.app.ingest.lobster.LobsterConverter` computes pair by pair (or message
+rows alone, with no oracle rows, when there is no orderbook file). It stops,
 without having changed anything, at the first pair it is not sure about: anything that would be
 quarantined, a type 7 (trading status) message, the first pair (which builds the snapshot), or
 a value outside the plain form (see :mod:`engine.app.ingest.fastparse`). The converter runs that
@@ -18,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from engine.app.ingest.fastparse import COMMA, decimal, kernel, next_line
+from engine.app.ingest.lobster_rows import EMPTY_ASK, EMPTY_BID
 from engine.events.book import BOOK_TOP, BOOK_TOP_DTYPE, TOP_LEVELS
 from engine.events.market import F_HIDDEN, F_LAST
 
@@ -28,7 +30,6 @@ DONE, FULL, SLOW, GROW = 0, 1, 2, 3
 S_LAST_TS, S_ORDINAL, S_RECORDS, S_TOPS = 0, 1, 2, 3
 STATE_SIZE = 4
 
-EMPTY_ASK, EMPTY_BID = 9999999999, -9999999999
 INT64_MAX = 2**63 - 1
 _F_LAST, _F_HIDDEN = F_LAST, F_HIDDEN
 _TOP_LEVELS = TOP_LEVELS
@@ -134,15 +135,17 @@ def scan(
     ``st`` holds the converter state (``S_*`` slots), updated per pair; records go to ``out``
     and oracle rows to ``tops`` (int64 words; ``st[S_RECORDS]``, ``st[S_TOPS]`` used). On SLOW
     the pair at the returned positions is untouched. ``scratch`` is :func:`scratch`.
+    ``levels`` 0 means there is no orderbook file: message rows alone, no oracle rows.
     """
     msg = scratch[:6]
     row = scratch[6:]
     pairs = 0
-    while mpos < mend and bpos < bend:
-        if st[S_ORDINAL] < 0:  # the first pair builds the snapshot: Python does it
+    paired = levels > 0
+    while mpos < mend and (bpos < bend or not paired):
+        if paired and st[S_ORDINAL] < 0:  # the first pair builds the snapshot: Python does it
             return SLOW, mpos, bpos, pairs
         n, t = st[S_RECORDS], st[S_TOPS]
-        if n >= len(out) or t >= len(tops):
+        if n >= len(out) or (paired and t >= len(tops)):
             return GROW, mpos, bpos, pairs
         mnext = _message(mbuf, mpos, mend, midnight, msg)
         if mnext < 0:
@@ -150,10 +153,11 @@ def scan(
         ts, kind = msg[0], msg[1]
         if kind == 7 or ts < st[S_LAST_TS]:
             return SLOW, mpos, bpos, pairs
-        top = tops[t]
-        bnext = _book(bbuf, bpos, bend, levels, top, row)
-        if bnext < 0:
-            return SLOW, mpos, bpos, pairs
+        bnext = bpos
+        if paired:
+            bnext = _book(bbuf, bpos, bend, levels, tops[t], row)
+            if bnext < 0:
+                return SLOW, mpos, bpos, pairs
         order_id, size, price, direction = msg[2], msg[3], msg[4], msg[5]
         if kind <= 4:  # added, cancelled, deleted, executed: catalogue ids 2..5
             type_id, side, flags = kind + 1, direction, _F_LAST
@@ -171,15 +175,17 @@ def scan(
         rec[6] = 0
         rec[7] = 0
         ordinal = st[S_ORDINAL] + 1
-        top[0] = _TOP_WORD0
-        top[1] = ts
-        top[2] = ts
-        top[3] = ordinal
-        top[4] = 0
+        if paired:
+            top = tops[t]
+            top[0] = _TOP_WORD0
+            top[1] = ts
+            top[2] = ts
+            top[3] = ordinal
+            top[4] = 0
+            st[S_TOPS] = t + 1
         st[S_ORDINAL] = ordinal
         st[S_LAST_TS] = ts
         st[S_RECORDS] = n + 1
-        st[S_TOPS] = t + 1
         mpos, bpos = mnext, bnext
         pairs += 1
         if n + 1 >= chunk:

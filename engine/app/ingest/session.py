@@ -5,6 +5,11 @@ A converter yields, in journal order, numpy arrays of market records, low-rate c
 and :class:`Bad` items for input it could not convert. This driver writes the first two to the
 session journal through :class:`~engine.log.journal.JournalWriter` and the last to the quarantine.
 
+A compressed input cut short (:attr:`~engine.app.ingest.source.InputFile.cut`) is not a failure:
+what was readable is ingested, the incomplete last line is quarantined as ``truncated``, and the
+session is marked as ending early (``session.closed`` says where; the sidecar lists it in
+``ended_early``). ``--strict`` stops there instead.
+
 Idempotency: ``<data>/sessions/<name>.json`` records the fingerprint (sha256 of the input bytes,
 the importer and its version, and the arguments that change the output). An identical re-run is
 a no-op; anything else for an existing session is refused. An interrupted or ``--strict``-stopped
@@ -13,20 +18,19 @@ ingest removes what it wrote, so no half session is ever left behind as if it we
 
 from __future__ import annotations
 
-import queue
 import shutil
-import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import msgspec
 import numpy as np
 
-from engine.app.ingest.source import Line
+from engine.app.ingest.prefetch import Prefetch
+from engine.app.ingest.source import InputFile, Line
 from engine.events.book import TOP_RECORD_SIZE
 from engine.events.control import (
     InstrumentSpec,
@@ -101,6 +105,13 @@ class Summary:
     events: int = 0
     quarantined: Counter[str] = field(default_factory=Counter)
     notes: list[str] = field(default_factory=list)
+    """Warnings: what the user should know about what was (not) ingested."""
+    info: list[str] = field(default_factory=list)
+    """Facts worth telling that need no action (e.g. where a continued session started)."""
+    counts: dict[str, int] = field(default_factory=dict)
+    """Other things the importer counted for the user, e.g. timestamps rounded."""
+    ended_early: list[str] = field(default_factory=list)
+    """Where each input that was cut short stops (file, compressed offset, last line)."""
     seconds: float = 0.0
     skipped: bool = False
 
@@ -116,6 +127,8 @@ class Manifest(msgspec.Struct, frozen=True):
     lines: int = 0
     records: int = 0
     quarantined: dict[str, int] = {}
+    ended_early: list[str] = []
+    """Inputs that were cut short, and where; empty when every input was whole."""
 
 
 def manifest_path(log: EmbeddedLog, session: str) -> Path:
@@ -180,10 +193,20 @@ class IngestJob:
     instrument: InstrumentSpec
     source: str
     strict: bool = False
+    header: tuple[msgspec.Struct, ...] = ()
+    """Events written right after ``session.opened``, at its time (e.g. ``feed.book_described``)."""
 
 
-def run(job: IngestJob, items: Iterable[Item], lines: Callable[[], int]) -> Summary:
-    """Write ``items`` into the session; ``lines()`` tells how many input lines were read."""
+def run(
+    job: IngestJob,
+    items: Iterable[Item],
+    lines: Callable[[], int],
+    inputs: Sequence[InputFile] = (),
+) -> Summary:
+    """Write ``items`` into the session; ``lines()`` tells how many input lines were read.
+
+    ``inputs`` are the files the items come from: any that was cut short is reported.
+    """
     summary = Summary(job.session)
     if check_new(job.log, job.session, job.fingerprint, job.inputs):
         summary.skipped = True
@@ -199,7 +222,11 @@ def run(job: IngestJob, items: Iterable[Item], lines: Callable[[], int]) -> Summ
             last_ts = _drive(job, writer, ahead, summary)
         finally:
             ahead.close()
-        writer.event(SessionClosed(last_ts, last_ts, job.session, "end of input"))
+        _report_cuts(job, writer, inputs, summary, last_ts)
+        reason = "end of input"
+        if summary.ended_early:
+            reason = "input ended early: " + "; ".join(summary.ended_early)
+        writer.event(SessionClosed(last_ts, last_ts, job.session, reason))
         summary.events += 1
         writer.close()
     except BaseException:
@@ -219,77 +246,30 @@ def run(job: IngestJob, items: Iterable[Item], lines: Callable[[], int]) -> Summ
             summary.lines,
             summary.records,
             dict(sorted(summary.quarantined.items())),
+            summary.ended_early,
         ),
     )
     return summary
 
 
-_END = object()
-
-
-class Prefetch(Iterator[Item]):
-    """The items of ``items``, converted in a thread while the caller writes the previous ones.
-
-    Conversion (compiled parsing, decompression) and writing (copies, checksums, fsync) both
-    release the GIL, so on two cores they overlap. Order is kept; at most ``depth`` items wait,
-    so memory stays bounded. An exception in conversion is raised to the caller in place of
-    the item it stopped at; :meth:`close` stops the thread (and closes ``items``) early.
-    """
-
-    def __init__(self, items: Iterable[Item], depth: int = 8) -> None:
-        self._items = items
-        self._queue: queue.Queue[Any] = queue.Queue(depth)
-        self._stop = threading.Event()
-        self._done = False
-        self._thread = threading.Thread(target=self._produce, name="ingest-convert", daemon=True)
-        self._thread.start()
-
-    def _produce(self) -> None:
-        it: Iterator[Item] | None = None
-        try:
-            it = iter(self._items)
-            for item in it:
-                if not self._put(item):
-                    return
-            self._put(_END)
-        except BaseException as exc:  # handed to the consumer, which raises it
-            self._put(_Raised(exc))
-        finally:
-            # A generator has to be closed by the thread that runs it.
-            close = getattr(it, "close", None)
-            if close is not None:
-                close()
-
-    def _put(self, item: Any) -> bool:
-        while not self._stop.is_set():
-            try:
-                self._queue.put(item, timeout=0.05)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def __next__(self) -> Item:
-        if self._done:
-            raise StopIteration
-        item = self._queue.get()
-        if item is _END:
-            self._done = True
-            raise StopIteration
-        if isinstance(item, _Raised):
-            self._done = True
-            raise item.exc
-        return cast(Item, item)
-
-    def close(self) -> None:
-        """Stop converting and wait for the thread to finish."""
-        self._stop.set()
-        self._thread.join()
-
-
-@dataclass(frozen=True)
-class _Raised:
-    exc: BaseException
+def _report_cuts(
+    job: IngestJob, writer: JournalWriter, inputs: Sequence[InputFile], s: Summary, ts: int
+) -> None:
+    """Quarantine the incomplete line of each cut input and say where it stops."""
+    for inp in inputs:
+        if inp.cut is None:
+            continue
+        where = inp.cut.where(inp.last_complete_line)
+        if inp.partial is not None:
+            detail = f"the input ends inside this line: {where}"
+            _quarantine(job, writer, Bad.at(str(inp.path), inp.partial, "truncated", detail, ts), s)
+        if job.strict:
+            raise StrictStopError(
+                f"{where}.\n--strict stops at an input that ends early; nothing was kept. "
+                "Run without --strict to ingest everything readable (the session is then "
+                "marked as ending early)."
+            )
+        s.ended_early.append(where)
 
 
 def oracle_topic(session: str) -> str:
@@ -349,11 +329,12 @@ def _drive(job: IngestJob, writer: JournalWriter, items: Iterator[Item], summary
                 oracle.write(item.tops)
                 continue
             if isinstance(item, np.ndarray):
-                oracle.saw_market(len(item), writer.next_offset + (0 if opened else 1))
+                oracle.saw_market(
+                    len(item), writer.next_offset + (0 if opened else 1 + len(job.header))
+                )
             opened, last_ts = _one(job, writer, item, summary, opened, last_ts)
         if not opened:
-            writer.event(SessionOpened(0, 0, job.session, job.instrument, job.source))
-            summary.events += 1
+            _open(job, writer, 0, summary)
     finally:
         oracle.close()
     return last_ts
@@ -368,8 +349,7 @@ def _one(
     assert not isinstance(item, Oracle)
     ts = int(item["ts_event"][0]) if isinstance(item, np.ndarray) else int(item.ts_event)  # type: ignore[attr-defined]
     if not opened:
-        writer.event(SessionOpened(ts, ts, job.session, job.instrument, job.source))
-        summary.events += 1
+        _open(job, writer, ts, summary)
     if isinstance(item, np.ndarray):
         writer.market(item)
         summary.records += len(item)
@@ -377,6 +357,13 @@ def _one(
     writer.event(item)
     summary.events += 1
     return True, max(last_ts, ts)
+
+
+def _open(job: IngestJob, writer: JournalWriter, ts: int, summary: Summary) -> None:
+    writer.event(SessionOpened(ts, ts, job.session, job.instrument, job.source))
+    for event in job.header:
+        writer.event(msgspec.structs.replace(event, ts_event=ts, ts_recv=ts))
+    summary.events += 1 + len(job.header)
 
 
 def _quarantine(job: IngestJob, writer: JournalWriter, bad: Bad, summary: Summary) -> None:
