@@ -88,6 +88,8 @@ def _strategy_for(t: mi.Type) -> st.SearchStrategy[Any]:
         return st.floats(allow_nan=False)
     if isinstance(t, mi.StructType):
         return struct_strategy(t.cls)
+    if isinstance(t, mi.ListType):
+        return st.lists(_strategy_for(t.item_type), max_size=5)
     raise NotImplementedError(f"no strategy for field type {t!r}; extend tests/factories.py")
 
 

@@ -9,6 +9,7 @@ import msgspec.inspect as mi
 import numpy as np
 
 from engine.events.book import BOOK_TYPES
+from engine.events.broker import BROKER_STRUCTS
 from engine.events.control import CONTROL_STRUCTS
 from engine.events.decisions import DECISION_TYPES
 from engine.events.features import FEATURE_TYPES
@@ -216,7 +217,7 @@ def _unused_bytes(dtype: np.dtype[Any]) -> np.ndarray[Any, np.dtype[np.bool_]]:
 FIXED_TYPES: tuple[EventType, ...] = (
     MARKET_TYPES + BOOK_TYPES + FEATURE_TYPES + DECISION_TYPES + TRADING_FIXED_TYPES
 )
-MSGPACK_STRUCTS = CONTROL_STRUCTS + TRADING_STRUCTS + MODELS_STRUCTS
+MSGPACK_STRUCTS = CONTROL_STRUCTS + TRADING_STRUCTS + MODELS_STRUCTS + BROKER_STRUCTS
 CATALOGUE: tuple[EventType, ...] = FIXED_TYPES + tuple(
     struct_type(name, cls) for name, cls in MSGPACK_STRUCTS
 )

@@ -43,7 +43,8 @@ class SessionOpened(_Event, tag=100, frozen=True):
 
 
 class SessionClosed(_Event, tag=101, frozen=True):
-    """A session journal ends; no market event follows it."""
+    """A session journal ends; no market event follows it (unless ``session.resumed`` reopens
+    a live session stopped by its operator)."""
 
     session: Annotated[str, _doc("session name")]
     reason: Annotated[str, _doc("why it closed: end of input, end of trading day, operator")]
@@ -69,8 +70,9 @@ class ResumeTrading(_Event, tag=104, frozen=True):
 class FlattenPosition(_Event, tag=108, frozen=True):
     """Operator command: close the whole position now (cancel working orders, exit at market).
 
-    Journaled by the dashboard's flatten button (``tape serve --control``); like every
-    command it takes effect where the journal puts it, so a replay flattens at the same event.
+    Journaled by ``tape flatten`` or the dashboard's flatten button (``tape serve
+    --control``); like every command it takes effect where the journal puts it, so a replay
+    flattens at the same event.
     """
 
     reason: Annotated[str, _doc("why, as the operator gave it")]
@@ -139,6 +141,29 @@ class InstrumentDefined(_Event, tag=81, frozen=True):
     source: Annotated[str, _doc("where the definition came from: file and record")]
 
 
+class FeedSubscribed(_Event, tag=94, frozen=True):
+    """A live feed connected to the venue and subscribed to its streams; a snapshot follows."""
+
+    url: Annotated[str, _doc("the stream endpoint connected to")]
+    streams: Annotated[list[str], _doc("the venue's stream names subscribed to")]
+    connection: Annotated[int, _doc("1 for the session's first connection, then 2, 3...")]
+
+
+class FeedDisconnected(_Event, tag=95, frozen=True):
+    """A live feed's connection ended; it reconnects, resubscribes and re-snapshots."""
+
+    connection: Annotated[int, _doc("the connection that ended (see feed.subscribed)")]
+    reason: Annotated[str, _doc("closed (by the venue), error, timeout or stopped")]
+    detail: Annotated[str, _doc("close code and reason, or the error, as received")]
+
+
+class SessionResumed(_Event, tag=96, frozen=True):
+    """A live session closed by its operator (``session.closed``) continues in this journal."""
+
+    session: Annotated[str, _doc("session name")]
+    reason: Annotated[str, _doc("why it resumed, e.g. tape live restarted")]
+
+
 OperatorCommand = HaltTrading | ResumeTrading | FlattenPosition
 """The commands an operator can journal (the dashboard's halt, resume and flatten buttons)."""
 
@@ -189,5 +214,8 @@ CONTROL_STRUCTS: tuple[tuple[str, type[_Event]], ...] = (
     ("model.candidate_evaluated", CandidateEvaluated),
     ("feed.book_described", BookDescribed),
     ("instrument.defined", InstrumentDefined),
+    ("feed.subscribed", FeedSubscribed),
+    ("feed.disconnected", FeedDisconnected),
+    ("session.resumed", SessionResumed),
 )
 """(stable name, struct) of every low-rate event type; the tag is its type id."""

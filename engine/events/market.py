@@ -47,7 +47,7 @@ _HEADER: tuple[tuple[str, str, int, str], ...] = (
     ("flags", "u1", 3, "bit set: 0x01 last of a source message, 0x02 first, 0x04 hidden, 0x08 gap"),
     ("aux", "<u4", 4, "small type-specific integer"),
     ("ts_event", "<i8", 8, "exchange event time, ns since the Unix epoch (UTC)"),
-    ("ts_recv", "<i8", 16, "time the recorder received it, ns since the Unix epoch (UTC)"),
+    ("ts_recv", "<i8", 16, "time the recorder or live feed received it, ns since the epoch (UTC)"),
 )
 _SLOTS = (24, 32, 40, 48, 56)
 

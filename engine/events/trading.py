@@ -91,7 +91,7 @@ class CancelRequested(_Derived, tag=114, frozen=True):
     """The stage asked the venue to cancel what is left of an order."""
 
     order_id: Annotated[int, _doc("the order to cancel")]
-    reason: Annotated[str, _doc("why: entry_timeout or circuit_breaker")]
+    reason: Annotated[str, _doc("why: entry_timeout, circuit_breaker or flatten")]
     arrives_at: Annotated[int, _doc("event time the request reaches the venue")]
 
 

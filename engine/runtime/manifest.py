@@ -152,7 +152,9 @@ class RunManifest(msgspec.Struct, frozen=True, kw_only=True):
     session: str
     pipeline: str
     status: str
-    """``running`` (in progress or killed: ``tape run --run-id`` resumes it) or ``complete``."""
+    """``running`` (in progress or killed: ``tape run --run-id`` resumes it), ``stopped`` (a
+    live run stopped by its operator: verifiable as it stands, and resumable) or
+    ``complete``."""
     journal_topic: str
     journal_start: int
     journal_stop: int

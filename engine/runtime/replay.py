@@ -141,7 +141,7 @@ def verify(
     temporary directory so that it never writes into the data directory).
     """
     manifest = read_manifest(log.root, run_id)
-    if manifest.status != "complete":
+    if manifest.status not in ("complete", "stopped"):
         raise RunError(
             f"run {run_id} is not complete (status {manifest.status}); finish it with "
             f"`tape run {manifest.session} --run-id {run_id}` before verifying it"

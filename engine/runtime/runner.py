@@ -14,7 +14,6 @@ offset.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +26,7 @@ from engine.events.control import SessionClosed
 from engine.log import EmbeddedLog, FixedBatch, FsyncMode, FsyncPolicy, PartitionWriter
 from engine.log.files import atomic_write
 from engine.log.format import RecordTuple
+from engine.log.notify import AppendWaiter
 from engine.log.topic import TopicCodec, TopicConfig
 from engine.runtime.driver import Driver, PortOutput, PortSpan, Topology, slice_of
 from engine.runtime.hashing import BLOCK, ChainHasher, chain_seed
@@ -246,20 +246,25 @@ class Runner:
         batch: int = 65536,
         follow: bool = False,
         on_progress: Callable[[Progress], None] | None = None,
-        poll_seconds: float = 0.05,
+        wait_seconds: float = 1.0,
     ) -> int:
         """Process journal events up to ``stop`` (default: the journal's end); the offset reached.
 
-        With ``follow`` the journal is read as a live feed appends it, until ``session.closed``.
+        With ``follow`` the journal is read as a live feed in another process appends it, until
+        ``session.closed``: when it has caught up the runner sleeps until the feed's next append
+        wakes it (:class:`~engine.log.notify.AppendWaiter`), at most ``wait_seconds``.
         """
         if batch < 1:
             raise RunError(f"batch must be >= 1, got {batch}")
         end = stop if stop is not None else (None if follow else self.reader.end_offset)
         first = self.offset
 
+        waiter = AppendWaiter(self.reader.directory) if follow else None
+
         def wait() -> bool:
             self.topics.drain()  # nothing to do until the feed moves: let readers catch up
-            time.sleep(poll_seconds)  # the feed's pace, not the processors' input
+            assert waiter is not None
+            waiter.wait(wait_seconds)  # woken by the feed's next append
             return True
 
         def after_step(driver: Driver) -> None:
@@ -277,7 +282,11 @@ class Runner:
             follow=wait if follow and not self.closed else None,
         )
         slices = (slice_of(b) for b in batches)
-        return self.driver.run(_to_close(slices) if follow else slices, after_step, follow)
+        try:
+            return self.driver.run(_to_close(slices) if follow else slices, after_step, follow)
+        finally:
+            if waiter is not None:
+                waiter.close()
 
     def take_snapshot(self) -> None:
         """Flush outputs, then write every processor's state and output chain at this offset."""

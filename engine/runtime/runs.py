@@ -82,26 +82,37 @@ class RunOutcome:
     """Journal offset of the snapshot this invocation resumed from (None: it started fresh)."""
 
 
-def execute(
+@dataclass
+class StartedRun:
+    """A run set up to process its journal: fresh, or resumed from its last snapshot."""
+
+    runner: Runner
+    manifest: RunManifest
+    """The ``running`` manifest already written."""
+    pipeline: Pipeline
+    resolved: dict[str, Any]
+    instrument: InstrumentSpec
+    snapshot_offset: int | None
+    """Journal offset of the snapshot it resumed from (None: it started fresh)."""
+    began: float = 0.0
+    first: int = 0
+
+
+def start_run(
     log: EmbeddedLog,
     session: str,
     config: RunConfig | None = None,
     *,
     pipelines: Catalog,
     run_id: str | None = None,
-    batch: int = 65536,
-    follow: bool = False,
-    on_progress: Callable[[Progress], None] | None = None,
     models: ModelSource | None = None,
-) -> RunOutcome:
-    """Run a pipeline over a session into its own namespace, or resume an interrupted run.
-
-    An existing ``run_id`` whose manifest says ``running`` (killed, or stopped) is resumed from
-    its last snapshot with its recorded config; a complete one is refused. Model artifacts
-    (``stages.models.bundle``) come from ``models``, by default ``<data>/models``.
-    """
+    wait_seconds: float = 0.0,
+) -> StartedRun:
+    """Set up a run of ``session`` (or resume run ``run_id``) and write its ``running``
+    manifest; :func:`seal_run` records how it ended. ``wait_seconds``: how long to wait for a
+    live feed to open the session."""
     store = models if models is not None else default_models(log)
-    opened = session_opened(log, session, OPEN_WAIT_SECONDS if follow else 0.0)
+    opened = session_opened(log, session, wait_seconds)
     existing = _existing(log.root, run_id)
     resolved = _run_config(pipelines, session, config, opened.instrument, existing)
     chosen = pipelines.get(str(resolved["pipeline"]))
@@ -130,26 +141,78 @@ def execute(
                 manifest, started=existing.started, resumed_from=resumed
             )
         write_manifest(log.root, manifest)
-        began, first = time.perf_counter(), runner.offset
-        stop = runner.advance(batch=batch, follow=follow, on_progress=on_progress)
-    finally:
+    except BaseException:
         runner.close()
-    seconds = time.perf_counter() - began
-    outputs = runner.summaries()
-    done = msgspec.structs.replace(
+        raise
+    offset = snapshot.journal_offset if snapshot is not None else None
+    return StartedRun(
+        runner,
         manifest,
-        status="complete",
+        chosen,
+        resolved,
+        opened.instrument,
+        offset,
+        time.perf_counter(),
+        runner.offset,
+    )
+
+
+def seal_run(log: EmbeddedLog, run: StartedRun, status: str = "complete") -> RunManifest:
+    """Close the run's outputs and write its final manifest: ``complete``, or ``stopped`` (a
+    live run its operator stopped: verifiable as it stands, and resumable)."""
+    run.runner.close()
+    seconds = time.perf_counter() - run.began
+    stop = run.runner.offset
+    outputs = run.runner.summaries()
+    done = msgspec.structs.replace(
+        run.manifest,
+        status=status,
         journal_stop=stop,
         outputs=outputs,
         outputs_hash=outputs_hash(outputs),
         wall_seconds=round(seconds, 6),
-        events_per_second=round((stop - first) / seconds, 1) if seconds > 0 else 0.0,
+        events_per_second=round((stop - run.first) / seconds, 1) if seconds > 0 else 0.0,
         report=stage_reports(
-            log, run_id, chosen, resolved, opened.instrument, (manifest.journal_start, stop)
+            log,
+            run.manifest.run_id,
+            run.pipeline,
+            run.resolved,
+            run.instrument,
+            (run.manifest.journal_start, stop),
         ),
     )
     write_manifest(log.root, done)
-    return RunOutcome(done, snapshot.journal_offset if snapshot is not None else None)
+    return done
+
+
+def execute(
+    log: EmbeddedLog,
+    session: str,
+    config: RunConfig | None = None,
+    *,
+    pipelines: Catalog,
+    run_id: str | None = None,
+    batch: int = 65536,
+    follow: bool = False,
+    on_progress: Callable[[Progress], None] | None = None,
+    models: ModelSource | None = None,
+) -> RunOutcome:
+    """Run a pipeline over a session into its own namespace, or resume an interrupted run.
+
+    An existing ``run_id`` whose manifest says ``running`` (killed, or stopped) is resumed from
+    its last snapshot with its recorded config; a complete one is refused. Model artifacts
+    (``stages.models.bundle``) come from ``models``, by default ``<data>/models``.
+    """
+    wait = OPEN_WAIT_SECONDS if follow else 0.0
+    run = start_run(
+        log, session, config, pipelines=pipelines, run_id=run_id, models=models, wait_seconds=wait
+    )
+    try:
+        run.runner.advance(batch=batch, follow=follow, on_progress=on_progress)
+    except BaseException:
+        run.runner.close()
+        raise
+    return RunOutcome(seal_run(log, run), run.snapshot_offset)
 
 
 def _run_config(

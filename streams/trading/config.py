@@ -9,7 +9,7 @@ from typing import Any
 from engine.events.control import InstrumentSpec
 from engine.runtime.topology import ConfigError, typed_config
 from streams.trading import risk
-from streams.trading.execution import QUEUE_MODELS, ExecutionConfig
+from streams.trading.execution import QUEUE_MODELS, VENUES, ExecutionConfig
 from streams.trading.portfolio import PortfolioConfig
 
 VENUE_FEES = {
@@ -63,6 +63,10 @@ def trading_config(stage_id: str, config: dict[str, Any]) -> TradingConfig:
             problems.append(f"{key} must be in -100..1000 basis points, got {getattr(parsed, key)}")
     if parsed.queue_model not in QUEUE_MODELS:
         problems.append(f"queue_model must be one of {QUEUE_MODELS}, got {parsed.queue_model!r}")
+    if parsed.venue not in VENUES:
+        problems.append(f"venue must be one of {VENUES}, got {parsed.venue!r}")
+    if parsed.venue == "broker" and not parsed.account:
+        problems.append('venue = "broker" needs the account (run id) whose reports it takes')
     if not parsed.starting_equity > 0:
         problems.append(f"starting_equity must be > 0, got {parsed.starting_equity}")
     if not parsed.contract_multiplier > 0:

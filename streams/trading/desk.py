@@ -24,6 +24,7 @@ import msgspec
 
 from engine.events.control import (
     ClockTicked,
+    FlattenPosition,
     HaltTrading,
     InstrumentSpec,
     ResumeTrading,
@@ -45,6 +46,7 @@ from engine.events.trading import (
 )
 from streams.trading import matching as m
 from streams.trading import risk
+from streams.trading.broker_venue import BrokerVenue
 from streams.trading.config import TradingConfig
 from streams.trading.execution import Market, Venue, VenueReport
 from streams.trading.portfolio import Account, apply_fill, new_account, state_record
@@ -90,7 +92,8 @@ class Desk:
     def __init__(self, config: TradingConfig, spec: InstrumentSpec) -> None:
         self.config, self.spec = config, spec
         account = new_account(config, spec.price_scale, spec.size_scale)
-        self.venue = Venue(config, account.value_factor)
+        kind = BrokerVenue if config.venue == "broker" else Venue
+        self.venue: Venue = kind(config, account.value_factor)
         self.interval = config.mark_interval_ms * 1_000_000
         self.state = DeskState(account, Day(), False, False, 0, 1, 0, 0)
         self.out = Outputs([], [], [], [])
@@ -341,14 +344,27 @@ class Desk:
 
     # -- control events ------------------------------------------------------------------------
 
-    def control(self, event: msgspec.Struct) -> None:
-        """Operator and venue status: halts stop entries (and exits) until resumed."""
+    def control(self, event: msgspec.Struct, cause: int) -> None:
+        """Operator and venue status: halts stop entries (and exits) until resumed; a flatten
+        cancels the working entry and closes the position at market."""
         if isinstance(event, HaltTrading):
             self.state.halted = True
         elif isinstance(event, ResumeTrading):
             self.state.halted = False
         elif isinstance(event, TradingStatusChanged):
             self.state.venue_halted = event.status != "trading"
+        elif isinstance(event, FlattenPosition):
+            self._flatten(cause)
+
+    def _flatten(self, cause: int) -> None:
+        """Cancel the working entry, then close what is open (protective orders go with the
+        position: the venue drops reduce-only orders once it is flat)."""
+        if self.state.entry:
+            self._cancel(self.state.entry, "flatten", self.venue.clock, cause)
+            self.state.entry = self.state.deadline = 0
+            self._set_wake()
+        if self.account.position and not self._working("exit"):
+            self._close(0, cause)
 
     def close(self, cause: int) -> None:
         """The session closed: emit the final state."""

@@ -50,6 +50,7 @@ from streams.trading import matching as m
 VenueReport = OrderAcknowledged | OrderFilled | OrderCancelled | OrderRejected
 """What the venue says about an order."""
 QUEUE_MODELS = ("fifo", "trades")
+VENUES = ("simulated", "broker")
 KINDS = {"market": m.MARKET, "limit": m.LIMIT, "stop": m.STOP}
 CANCEL_REASONS = {
     m.CANCEL_REQUESTED: "requested",
@@ -84,6 +85,11 @@ class ExecutionConfig:
     """Fee on fills that took liquidity, basis points of notional."""
     queue_model: str = "trades"
     """``fifo`` (exact, by venue order ids; needs L3 records) or ``trades`` (queue model)."""
+    venue: str = "simulated"
+    """``simulated`` (backtest: this stage is the exchange) or ``broker`` (live: orders leave
+    through the order gateway and the broker's reports come back through the journal)."""
+    account: str = ""
+    """With ``venue = "broker"``: whose ``broker.*`` reports this stage takes (the run id)."""
 
 
 class Live(msgspec.Struct, array_like=True, frozen=True):

@@ -39,6 +39,7 @@ import msgspec
 import numpy as np
 
 from engine.events.book import BOOK_MID, BOOK_TOP_DTYPE
+from engine.events.broker import BrokerReport
 from engine.events.control import SessionClosed
 from engine.events.decisions import DECISION
 from engine.events.market import MARKET_RECORD
@@ -51,6 +52,7 @@ from engine.events.trading import (
 from engine.runtime.processor import Output, Port, Slice, StageContext, load_state
 from engine.runtime.topology import ConfigError, ReportContext, Stage
 from streams.trading import risk
+from streams.trading.broker_venue import BrokerVenue
 from streams.trading.config import TradingConfig, trading_config, trading_defaults
 from streams.trading.desk import Desk, DeskState, clock_of
 from streams.trading.evaluation import Run, trading_report
@@ -105,7 +107,11 @@ class TradingStage:
 
     def _control(self, offset: int, event: msgspec.Struct, decisions: np.ndarray) -> None:
         """One control event: its meaning, then the clock, timers and decisions it causes."""
-        self.desk.control(event)
+        if isinstance(event, BrokerReport) and event.account == self.config.account:
+            venue = self.desk.venue
+            if isinstance(venue, BrokerVenue):
+                venue.deliver(event, offset)
+        self.desk.control(event, offset)
         mine = decisions[decisions["cause"] == offset]
         record = np.zeros(1, MARKET_RECORD)  # type 0: it only moves the clock
         record["ts_event"] = clock_of(event)

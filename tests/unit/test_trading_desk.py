@@ -207,13 +207,13 @@ def test_circuit_breaker_flattens_and_stops_the_day() -> None:
 
 def test_operator_halt_refuses_decisions_until_resumed() -> None:
     d = desk()
-    d.control(HaltTrading(ts_event=T0, ts_recv=T0, reason="test", operator="me"))
+    d.control(HaltTrading(ts_event=T0, ts_recv=T0, reason="test", operator="me"), 0)
     tape = Tape()
     tape.book(BIDS, ASKS)
     tape.decide(+1, 0.9)
     out = walk(d, tape)
     assert [r.reason for r in of(out.risk, DecisionRejected)] == ["halted"]
-    d.control(ResumeTrading(ts_event=T0, ts_recv=T0, operator="me"))
+    d.control(ResumeTrading(ts_event=T0, ts_recv=T0, operator="me"), 0)
     tape = Tape(base=1)
     tape.book(BIDS, ASKS, ts=T0 + MS)
     tape.decide(+1, 0.9)

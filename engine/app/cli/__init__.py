@@ -7,11 +7,13 @@ from engine.app.cli import db_commands as db_commands
 from engine.app.cli import demo as demo
 from engine.app.cli import ingest_commands as ingest_commands
 from engine.app.cli import ingest_vendors as ingest_vendors
+from engine.app.cli import live_commands as live_commands
 from engine.app.cli import log_commands as log_commands
 from engine.app.cli import models_commands as models_commands
 from engine.app.cli import report_commands as report_commands
 from engine.app.cli import run_commands as run_commands
 from engine.app.cli import serve_commands as serve_commands
+from engine.app.cli import sim_commands as sim_commands
 from engine.app.cli import train_commands as train_commands
 from engine.app.cli import worker_commands as worker_commands
 from engine.app.cli.root import app, err_console

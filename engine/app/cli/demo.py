@@ -13,6 +13,7 @@ records behind it, every batch of every topic is CRC-checked, and the log is sho
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 from rich.rule import Rule
@@ -36,11 +37,24 @@ WDO = "demo-wdo"
 
 
 @app.command()
-def demo(ctx: typer.Context) -> None:
+def demo(
+    ctx: typer.Context,
+    live: Annotated[
+        bool,
+        typer.Option(
+            "--live",
+            help="Replay as live: the spot day through the exchange simulator into tape live "
+            "(paper broker), then verify the run bit for bit.",
+        ),
+    ] = False,
+) -> None:
     """Ingest the bundled real samples, rebuild and check their books, show the log."""
     if not SAMPLES.is_dir():
         fail(f"the bundled samples are missing: {SAMPLES} does not exist (a broken checkout?)")
     console.print(f"data directory: {context(ctx).data.resolve()}")
+    if live:
+        _live_demo(ctx)
+        return
     _step("1. ingest real market data into session journals")
     ctx.invoke(
         ingest_lobster,
@@ -121,6 +135,31 @@ def _run_and_verify(ctx: typer.Context, session: str, bundle: str | None) -> str
         ctx.invoke(run_command, ctx, session=session, run_id=run_id, quiet=True, bundle=bundle)
     ctx.invoke(replay_command, ctx, run_id=run_id, verify_run=True, quiet=True)
     return run_id
+
+
+def _live_demo(ctx: typer.Context) -> None:
+    """The spot day replayed as live: simulator -> feed -> journal -> pipeline -> paper broker."""
+    from engine.app.cli.live_commands import live_binance
+    from engine.app.exchange_sim import BackgroundSim
+
+    log = context(ctx).log
+    n = next(i for i in range(1, 10_000) if not log.has_topic(f"demo-live-{i}.journal"))
+    session = run_id = f"demo-live-{n}"  # a new session each time: this one is for watching
+    recording = SAMPLES / "binance_spot_btcusdt_20240808.gz"
+    _step(f"1. serve {recording.name} over Binance's protocol on loopback (tape exchange-sim)")
+    with BackgroundSim(recording) as urls:
+        console.print(f"{urls} (as fast as the feed reads)")
+        _step(f"2. trade it live on paper: tape live binance BTCUSDT --session {session}")
+        ctx.invoke(
+            live_binance, ctx, symbol="BTCUSDT", session=session, ws_url=urls.ws,
+            rest_url=urls.rest, run_id=run_id, end_with_feed=True,
+        )  # fmt: skip
+    _step(f"3. replay {run_id} from its journal and compare every output bit for bit")
+    ctx.invoke(replay_command, ctx, run_id=run_id, verify_run=True, quiet=True)
+    console.print(
+        f"Try: [bold]tape dump {session}.journal --limit 20[/], "
+        f"[bold]tape trace {run_id} decisions 100[/]; docs/live.md explains live sessions."
+    )
 
 
 def _step(title: str) -> None:

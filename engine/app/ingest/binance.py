@@ -212,6 +212,18 @@ class BinanceConverter:
         if len(self._buf):
             yield self._buf.take()
 
+    def message(self, line: Line) -> list[Item]:
+        """Everything one line gives, at once: what a live feed journals per received message."""
+        items = list(self._slow(line))
+        if len(self._buf):
+            items.append(self._buf.take())
+        return items
+
+    def resync(self) -> None:
+        """Flag the next depth update F_GAP, so the book waits for the next snapshot: a feed
+        that reconnected cannot vouch for continuity across the break."""
+        self._pending_gap = True
+
     def _slow(self, line: Line) -> Iterator[Item]:
         try:
             yield from self._line(line)

@@ -67,6 +67,19 @@ class Bad:
         """The bad record on ``line`` of ``source``, kept with its position and raw text."""
         return cls(source, line.number, line.offset, line.text(), reason, detail, ts_recv)
 
+    def record(self) -> RecordQuarantined:
+        """The ``quarantine.record_quarantined`` event that keeps it."""
+        return RecordQuarantined(
+            self.ts_recv,
+            self.ts_recv,
+            self.source,
+            self.line,
+            self.byte_offset,
+            self.raw,
+            self.reason,
+            self.detail,
+        )
+
 
 @dataclass(frozen=True)
 class Oracle:
@@ -354,18 +367,7 @@ def _open(job: IngestJob, writer: JournalWriter, ts: int, summary: Summary) -> N
 
 
 def _quarantine(job: IngestJob, writer: JournalWriter, bad: Bad, summary: Summary) -> None:
-    writer.quarantine(
-        RecordQuarantined(
-            bad.ts_recv,
-            bad.ts_recv,
-            bad.source,
-            bad.line,
-            bad.byte_offset,
-            bad.raw,
-            bad.reason,
-            bad.detail,
-        )
-    )
+    writer.quarantine(bad.record())
     summary.quarantined[bad.reason] += 1
     if job.strict:
         raise StrictStopError(
