@@ -141,7 +141,7 @@ class InstrumentDefined(_Event, tag=81, frozen=True):
     source: Annotated[str, _doc("where the definition came from: file and record")]
 
 
-class FeedSubscribed(_Event, tag=94, frozen=True):
+class FeedSubscribed(_Event, tag=82, frozen=True):
     """A live feed connected to the venue and subscribed to its streams; a snapshot follows."""
 
     url: Annotated[str, _doc("the stream endpoint connected to")]
@@ -149,7 +149,7 @@ class FeedSubscribed(_Event, tag=94, frozen=True):
     connection: Annotated[int, _doc("1 for the session's first connection, then 2, 3...")]
 
 
-class FeedDisconnected(_Event, tag=95, frozen=True):
+class FeedDisconnected(_Event, tag=83, frozen=True):
     """A live feed's connection ended; it reconnects, resubscribes and re-snapshots."""
 
     connection: Annotated[int, _doc("the connection that ended (see feed.subscribed)")]
@@ -157,7 +157,7 @@ class FeedDisconnected(_Event, tag=95, frozen=True):
     detail: Annotated[str, _doc("close code and reason, or the error, as received")]
 
 
-class SessionResumed(_Event, tag=96, frozen=True):
+class SessionResumed(_Event, tag=84, frozen=True):
     """A live session closed by its operator (``session.closed``) continues in this journal."""
 
     session: Annotated[str, _doc("session name")]
