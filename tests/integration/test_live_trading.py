@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import time as day_time
 from pathlib import Path
 from typing import Any
 
@@ -14,10 +15,17 @@ import pytest
 from engine.app.exchange_sim import BackgroundSim
 from engine.app.feeds.binance import FeedConfig
 from engine.app.ingest import binance
-from engine.app.live.hours import CalendarHours, ScaledClock
+from engine.app.live.days import DailySessions
+from engine.app.live.hours import AlwaysOpen, CalendarHours, ScaledClock
 from engine.app.live.session import LiveConfig, LiveResult, LiveSession
 from engine.events import decode
-from engine.events.control import FlattenPosition, HaltTrading, ResumeTrading, SessionClosed
+from engine.events.control import (
+    FeedSubscribed,
+    FlattenPosition,
+    HaltTrading,
+    ResumeTrading,
+    SessionClosed,
+)
 from engine.events.trading import DecisionRejected, OrderFilled, OrderSubmitted
 from engine.log import EmbeddedLog, FixedBatch, FsyncMode, FsyncPolicy
 from engine.log.journal import append_control, journal_topic
@@ -147,28 +155,102 @@ def test_paper_fills_are_the_simulated_venues(
         assert fee == pytest.approx(price * size * 1e-5 * 5 / 10_000)
 
 
-def test_a_calendar_session_opens_at_the_open_and_closes_itself_at_the_close(
-    tmp_path: Path,
-) -> None:
-    """XNYS on 2024-08-08 with an injected clock running 7,200 times faster than the wall
-    (a second is two hours): the session waits for 09:30 New York, starts, and closes
-    itself at 16:00 (within ten clock minutes: 83 ms of machine time)."""
-    start = pd.Timestamp("2024-08-08 09:15", tz="America/New_York").value
-    opens = pd.Timestamp("2024-08-08 09:30", tz="America/New_York").value
-    closes = pd.Timestamp("2024-08-08 16:00", tz="America/New_York").value
-    log = EmbeddedLog(tmp_path, FsyncPolicy(FsyncMode.NEVER))
+MINUTE = 60 * 10**9
+
+
+def _ny(at: str) -> int:
+    return int(pd.Timestamp(f"2024-08-08 {at}", tz="America/New_York").value)
+
+
+def _nyse(data: Path, urls: Any, clock: ScaledClock, stop_when_open: bool) -> LiveResult:
+    """An XNYS session on 2024-08-08 under ``clock``; stopped once it has opened, or left to
+    close itself."""
+    log = EmbeddedLog(data, FsyncPolicy(FsyncMode.NEVER))
+    config = _config(urls, "nyse", hours=CalendarHours("XNYS"), tick_ms=0)
+    config.feed = FeedConfig("BTCUSDT", "usdm", urls.ws, urls.rest)  # no end: only the close
+    session = LiveSession(log, config, clock)
+
+    async def run() -> LiveResult:
+        task = asyncio.create_task(session.run())
+        while stop_when_open and session.status() is None:
+            assert not task.done(), "the session ended before it opened"
+            await asyncio.sleep(0.005)
+        session.stop("test done")
+        return await task
+
+    return asyncio.run(run() if stop_when_open else session.run())
+
+
+def test_a_calendar_session_waits_for_the_open(tmp_path: Path) -> None:
+    """XNYS on 2024-08-08 from 09:25 New York, the clock 720 times faster than the wall (five
+    minutes in 0.42 s): nothing is journaled before 09:30, the session opens then."""
     with BackgroundSim(USDM) as urls:
-        config = _config(urls, "nyse", hours=CalendarHours("XNYS"), tick_ms=0)
-        config.feed = FeedConfig("BTCUSDT", "usdm", urls.ws, urls.rest)  # no end: only the close
-        clock = ScaledClock(start, 7200.0)
-        result = asyncio.run(LiveSession(log, config, clock).run())
+        result = _nyse(tmp_path, urls, ScaledClock(_ny("09:25"), 720.0), stop_when_open=True)
+    assert result.reason == "test done"
+    _, events = journal(tmp_path, "nyse")
+    opened = events[0]
+    # the open is stamped when the session opens; 10 clock minutes is 0.83 s of machine
+    # time for the start-up to reach its first append
+    assert _ny("09:30") <= opened.ts_recv < _ny("09:30") + 10 * MINUTE
+
+
+def test_a_calendar_session_closes_itself_at_the_close(tmp_path: Path) -> None:
+    """From 15:58 New York at 120 times the wall (the close one second away): the session
+    closes itself at 16:00 (``market close``, the run complete), not before."""
+    with BackgroundSim(USDM) as urls:
+        result = _nyse(tmp_path, urls, ScaledClock(_ny("15:58"), 120.0), stop_when_open=False)
     assert result.reason == "market close"
+    assert result.manifest is not None
     assert result.manifest.status == "complete"
     _, events = journal(tmp_path, "nyse")
-    opened, closed = events[0], events[-1]
-    assert opened.ts_recv >= opens  # nothing before the open
-    minutes = 60 * 10**9
-    assert opens <= opened.ts_recv < opens + 10 * minutes
+    closed = events[-1]
     assert isinstance(closed, SessionClosed)
     assert closed.reason == "market close"
-    assert closes <= closed.ts_recv < closes + 10 * minutes
+    assert _ny("16:00") <= closed.ts_recv < _ny("16:00") + 10 * MINUTE
+
+
+def test_a_daily_roll_closes_the_days_session_and_opens_the_next_days(tmp_path: Path) -> None:
+    """A 24/7 venue with ``--roll 00:00`` from 23:59 UTC, the clock 60 times faster than the
+    wall: BTC-2026-12-02 closes itself at midnight (``daily roll``, complete), BTC-2026-12-03
+    opens in the same process with a fresh snapshot and trades until stopped; each day's run
+    replays bit-for-bit on its own."""
+    start = int(pd.Timestamp("2026-12-02 23:59", tz="UTC").value)
+    midnight = start + MINUTE
+    log = EmbeddedLog(tmp_path, FsyncPolicy(FsyncMode.NEVER))
+    with BackgroundSim(USDM, speed=4.0) as urls:
+        config = _config(urls, "BTC", hours=AlwaysOpen(day_time(0, 0)), run_id="R")
+        config.feed = FeedConfig("BTCUSDT", "usdm", urls.ws, urls.rest)
+        days = DailySessions(log, config, ScaledClock(start, 60.0))
+
+        async def two_days() -> list[LiveResult]:
+            task = asyncio.create_task(days.run())
+            while (
+                days.current is None
+                or days.current.config.session != "BTC-2026-12-03"
+                or ((status := days.current.status()) is None or status.events < 200)
+            ):
+                assert not task.done(), "the next day's session never traded"
+                await asyncio.sleep(0.01)
+            days.stop("test done")
+            return await task
+
+        first, second = asyncio.run(two_days())
+    assert first.reason == "daily roll"
+    assert first.manifest is not None
+    assert first.manifest.status == "complete"
+    assert first.manifest.run_id == "R-2026-12-02"
+    assert second.reason == "test done"
+    assert second.manifest is not None
+    assert second.manifest.run_id == "R-2026-12-03"
+    _, closing = journal(tmp_path, "BTC-2026-12-02")
+    assert isinstance(closing[-1], SessionClosed)
+    assert closing[-1].reason == "daily roll"
+    assert start <= closing[0].ts_recv
+    assert midnight <= closing[-1].ts_recv
+    market, opening = journal(tmp_path, "BTC-2026-12-03")
+    assert opening[0].ts_recv >= midnight  # the new day opens after the roll, never before
+    # its own connection and book from the venue, then market data
+    assert [e.connection for e in opening if isinstance(e, FeedSubscribed)] == [1]
+    assert len(market) > 0
+    for manifest in (first.manifest, second.manifest):
+        assert verify(EmbeddedLog(tmp_path), manifest.run_id, pipelines=PIPELINES).identical

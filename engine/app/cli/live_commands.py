@@ -122,7 +122,8 @@ def live_binance(
         str | None, typer.Option(help="Trade this exchange calendar's hours (e.g. XNYS).")
     ] = None,
     roll: Annotated[
-        str | None, typer.Option(help="24/7 venues: close the session daily at HH:MM UTC.")
+        str | None,
+        typer.Option(help="24/7 venues: a session per day, rolled at HH:MM UTC (SESSION-DATE)."),
     ] = None,
     end_with_feed: Annotated[
         bool, typer.Option("--end-with-feed", help="Close when the feed says it has ended.")
@@ -134,6 +135,8 @@ def live_binance(
     Ctrl-C or SIGTERM stops cleanly (resumable with the same --session and --run-id)."""
     if market not in ("spot", "usdm"):
         fail(f"--market must be spot or usdm, got {market!r}")
+    if calendar is not None and roll is not None:
+        fail("--calendar and --roll exclude each other: a calendar venue closes at its close")
     policy, sync_ms = context(ctx).fsync, 0
     source = ctx.find_root().get_parameter_source("fsync")
     if source is None or source.name == "DEFAULT":  # no --fsync given
@@ -167,7 +170,7 @@ def live_binance(
             sync_ms=sync_ms,
             models=store,
         )
-        result = asyncio.run(_run(log, live, quiet))
+        asyncio.run(_run(log, live, quiet, daily=roll is not None))
     except (
         RunError,
         ConfigError,
@@ -177,7 +180,11 @@ def live_binance(
         ValueError,
     ) as exc:
         fail(str(exc), code=1)
-    m = result.manifest
+
+
+def _closed(result: LiveResult, config: LiveConfig) -> None:
+    """Print how one session ended, with its trading report."""
+    m, session = result.manifest, config.session
     if m is None:
         console.print(f"session {session}: {result.reason}; nothing was journaled")
         return
@@ -187,18 +194,29 @@ def live_binance(
     )
     from engine.app.cli.trading_report import print_trading_report
 
-    print_trading_report(console, m, live.instrument)
+    print_trading_report(console, m, config.instrument)
     console.print(f"verify it: tape replay {m.run_id} --verify")
 
 
-async def _run(log: EmbeddedLog, config: LiveConfig, quiet: bool) -> LiveResult:
+async def _run(log: EmbeddedLog, config: LiveConfig, quiet: bool, daily: bool) -> None:
+    """Run one session (or, with ``daily``, one per day until stopped), printing each one's
+    end; SIGINT and SIGTERM stop it cleanly."""
+    from engine.app.live.days import DailySessions
     from engine.app.live.session import LiveSession
 
-    session = LiveSession(log, config, on_status=None if quiet else _status_line)
+    on_status = None if quiet else _status_line
+    runner: LiveSession | DailySessions
+    if daily:
+        runner = DailySessions(log, config, on_status=on_status, on_closed=_closed)
+    else:
+        runner = LiveSession(log, config, on_status=on_status)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, session.stop, f"{signal.Signals(sig).name} received")
-    return await session.run()
+        loop.add_signal_handler(sig, runner.stop, f"{signal.Signals(sig).name} received")
+    if isinstance(runner, LiveSession):
+        _closed(await runner.run(), config)
+    else:
+        await runner.run()
 
 
 Reason = Annotated[str, typer.Option("--reason", help="Why (journaled with the command).")]
