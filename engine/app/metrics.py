@@ -32,6 +32,7 @@ call.
 
 from __future__ import annotations
 
+import collections
 import time
 from bisect import bisect_left
 from collections.abc import Iterable, Sequence
@@ -224,18 +225,22 @@ class PipelineMetrics:
         self.end_to_end.labels(session).observe_many(seconds)
 
     def count(self, session: str, events: Iterable[Any]) -> None:
-        """Count what matters among a slice's events (journal or trading outputs)."""
+        """Count what matters among a slice's events (journal or trading outputs): tallied
+        first, so each series is incremented once per call however many events it counts."""
+        tally: collections.Counter[tuple[Counter, tuple[str, ...]]] = collections.Counter()
         for event in events:
             if isinstance(event, OrderSubmitted):
-                self.orders.labels(session, event.purpose).inc()
+                tally[self.orders, (session, event.purpose)] += 1
             elif isinstance(event, OrderFilled):
-                self.fills.labels(session, event.liquidity).inc()
+                tally[self.fills, (session, event.liquidity)] += 1
             elif isinstance(event, DecisionRejected):
-                self.risk_rejections.labels(session, event.reason).inc()
+                tally[self.risk_rejections, (session, event.reason)] += 1
             elif isinstance(event, OrderRejected):
-                self.venue_rejections.labels(session, event.reason).inc()
+                tally[self.venue_rejections, (session, event.reason)] += 1
             elif isinstance(event, FeedGapDetected):
-                self.gaps.labels(session).inc()
+                tally[self.gaps, (session,)] += 1
+        for (metric, labels), n in tally.items():
+            metric.labels(*labels).inc(n)
 
     def reconnected(self, session: str) -> None:
         """The feed lost its connection and made a new one."""

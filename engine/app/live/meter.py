@@ -27,6 +27,7 @@ lag gauge is read when Prometheus scrapes. Nothing here is seen by a processor.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
@@ -122,8 +123,11 @@ class LiveMeter:
     ) -> None:
         self.metrics, self.session, self.clock = metrics, session, clock
         self.feed: FeedStats | None = None
-        self._steps: list[tuple[int, int, Slice]] = []
-        """(processed at, ns the step took, the slice) since the last fold."""
+        self._pieces: list[Slice] = []
+        """The slices stepped since the last fold, when each was processed, what it took
+        (three flat lists: converting a list of ints to numpy is a C loop)."""
+        self._at: list[int] = []
+        self._took: list[int] = []
         self._decisions: list[tuple[int, PortOutput, Slice]] = []
         self._counted: list[list[Any]] = []
         self._handed: list[tuple[int, int, Slice]] = []
@@ -143,8 +147,10 @@ class LiveMeter:
 
     def stepped(self, piece: Slice, took_ns: int) -> None:
         """The runner processed ``piece`` in ``took_ns``."""
-        self._steps.append((self.clock(), took_ns, piece))
-        if len(self._steps) >= FOLD_AT:
+        self._pieces.append(piece)
+        self._at.append(self.clock())
+        self._took.append(took_ns)
+        if len(self._pieces) >= FOLD_AT:
             self.fold()
 
     def output(self, output: PortOutput, piece: Slice) -> None:
@@ -173,24 +179,26 @@ class LiveMeter:
     def fold(self) -> None:
         """Turn what was kept since the last fold into metrics."""
         m, s = self.metrics, self.session
-        steps, self._steps = self._steps, []
+        pieces, at, took = self._pieces, self._at, self._took
+        self._pieces, self._at, self._took = [], [], []
         decisions, self._decisions = self._decisions, []
         counted, self._counted = self._counted, []
         handed, self._handed = self._handed, []
-        if steps:
-            self._events += sum(len(piece) for _, _, piece in steps)
-            took = np.fromiter((ns for _, ns, _ in steps), np.int64, len(steps))
-            m.processing.labels(s).observe_many(took / 1e9)
-            m.end_to_end.labels(s).observe_many(_seconds(*_since_received(steps)))
+        if pieces:
+            received = _received_all(pieces)
+            processed = np.repeat(np.array(at, np.int64), [len(r) for r in received])
+            events = np.concatenate(received).astype(np.int64, copy=False)
+            self._events += len(events)
+            m.processing.labels(s).observe_many(np.array(took, np.float64) / 1e9)
+            m.end_to_end.labels(s).observe_many(_seconds(processed, events))
         m.events.labels(s).inc(self._events)
         self._events = 0
         self._fold_decisions(decisions)
-        for events in counted:
-            m.count(s, events)
+        m.count(s, itertools.chain.from_iterable(counted))
         if handed:
-            at = np.fromiter((a for a, _, _ in handed), np.int64, len(handed))
-            received = np.fromiter((_received(p, c) for _, c, p in handed), np.int64, len(handed))
-            m.order_latency.labels(s).observe_many(_seconds(at, received))
+            sent = np.array([a for a, _, _ in handed], np.int64)
+            causes = np.array([_received(p, c) for _, c, p in handed], np.int64)
+            m.order_latency.labels(s).observe_many(_seconds(sent, causes))
         if self._portfolio is not None:
             p = self._portfolio
             m.position.labels(s).set(int(p["position"]))
@@ -241,20 +249,14 @@ def _seconds(at: np.ndarray[Any, Any], received: np.ndarray[Any, Any]) -> np.nda
     return seconds
 
 
-def _since_received(
-    steps: list[tuple[int, int, Slice]],
-) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
-    """(processed at, received at) of every journal event of ``steps``."""
-    at, received = [], []
-    for now, _, piece in steps:
-        if piece.market is not None:
-            received.append(piece.market["ts_recv"].astype(np.int64))
-        else:
-            received.append(np.fromiter(
-                (getattr(e, "ts_recv", 0) for e in piece.control), np.int64, len(piece.control)
-            ))  # fmt: skip
-        at.append(np.full(len(received[-1]), now, np.int64))
-    return np.concatenate(at), np.concatenate(received)
+def _received_all(pieces: list[Slice]) -> list[np.ndarray[Any, Any]]:
+    """The receive time of every journal event of each slice (a field view of a market
+    slice's records: no copy)."""
+    return [
+        piece.market["ts_recv"] if piece.market is not None
+        else np.array([getattr(e, "ts_recv", 0) for e in piece.control], np.int64)
+        for piece in pieces
+    ]  # fmt: skip
 
 
 def _received(piece: Slice, offset: int) -> int:
