@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Annotated
@@ -14,7 +15,16 @@ from engine.app.metrics import PipelineMetrics, RunMeter, serve
 from engine.log import EmbeddedLog
 from engine.runtime.runner import Progress
 
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is a loopback address (127.0.0.0/8, ::1) or ``localhost``."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name: it may resolve anywhere
+        return False
+
 
 MetricsPort = Annotated[
     int | None,
@@ -47,7 +57,7 @@ def metrics_endpoint(
         yield None
         return
     metrics = metrics or PipelineMetrics()
-    if host not in LOOPBACK:
+    if not is_loopback(host):
         err_console.print(
             f"[bold yellow]warning:[/] serving metrics on {host}, not loopback: anyone who can "
             "reach this address can read the session's orders, fills and PnL"
