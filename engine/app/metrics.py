@@ -20,21 +20,32 @@ name                                         type       labels
 ===========================================  =========  ==================================
 
 Every metric lives in the :class:`PipelineMetrics`' own registry (not the library's global
-one), so a process, or a test, can hold several. Nothing here is seen by a processor:
+one), so a process, or a test, can hold several. ``tape live`` adds the metrics of a live
+session (:class:`engine.app.live.meter.LiveMetrics`). Nothing here is seen by a processor:
 metrics observe the driver from outside, with the wall clock, and never feed back.
+
+Every histogram is a :class:`BulkHistogram`: the same exposition as the library's
+``Histogram``, and they also take a whole array of observations at once, so a caller can keep
+its hot path to appending a number and fold thousands of measurements in later, in one numpy
+call.
 """
 
 from __future__ import annotations
 
+import collections
 import time
-from collections.abc import Iterable
+from bisect import bisect_left
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from threading import Event, Thread
+from threading import Event, Lock, Thread
 from typing import Any
 from wsgiref.simple_server import WSGIServer
 
 import numpy as np
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
+from prometheus_client.core import HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 from engine.events import decode
 from engine.events.catalogue import is_msgpack
@@ -52,6 +63,88 @@ LATENCY_BUCKETS = (
     0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 )  # fmt: skip
 """Seconds: 10 us to 10 s (a journal event takes microseconds; a feed hiccup seconds)."""
+
+
+class HistogramChild:
+    """One labelled series of a :class:`BulkHistogram`: a count per bucket and the sum."""
+
+    def __init__(self, bounds: np.ndarray[Any, np.dtype[np.float64]]) -> None:
+        self.bounds = bounds
+        self._bounds = bounds.tolist()
+        self.counts = np.zeros(len(bounds) + 1, np.int64)  # the last: above every bound
+        self.sum = 0.0
+        self._lock = Lock()  # the scrape reads from the server's thread
+
+    def observe(self, value: float) -> None:
+        """One observation."""
+        i = bisect_left(self._bounds, value)  # the first bound >= value: Prometheus' le
+        with self._lock:
+            self.counts[i] += 1
+            self.sum += value
+
+    def observe_many(self, values: np.ndarray[Any, Any]) -> None:
+        """Every value of ``values`` as one observation each, in one call."""
+        if not len(values):
+            return
+        index = np.searchsorted(self.bounds, values, side="left")
+        counts = np.bincount(index, minlength=len(self.counts))
+        total = float(np.sum(values, dtype=np.float64))
+        with self._lock:
+            self.counts += counts
+            self.sum += total
+
+    def cumulative(self) -> tuple[list[int], float]:
+        """Cumulative bucket counts (``le`` each bound, then ``+Inf``) and the sum."""
+        with self._lock:
+            counts, total = self.counts.copy(), self.sum
+        return np.cumsum(counts).tolist(), total
+
+
+class BulkHistogram(Collector):
+    """A Prometheus histogram, exposed as the library's ``Histogram`` is (``_bucket`` with
+    ``le``, ``_sum``, ``_count``), whose series also observe a numpy array at once
+    (:meth:`HistogramChild.observe_many`). A custom collector of ``registry``, built on the
+    library's public ``HistogramMetricFamily``."""
+
+    def __init__(
+        self,
+        name: str,
+        documentation: str,
+        labelnames: Sequence[str],
+        buckets: Sequence[float],
+        registry: CollectorRegistry,
+    ) -> None:
+        if list(buckets) != sorted(buckets) or len(set(buckets)) != len(buckets):
+            raise ValueError(f"{name}: buckets must be strictly increasing, got {buckets}")
+        self.name, self.documentation = name, documentation
+        self.labelnames = tuple(labelnames)
+        self.bounds = np.asarray(buckets, np.float64)
+        self._children: dict[tuple[str, ...], HistogramChild] = {}
+        self._lock = Lock()
+        registry.register(self)
+
+    def labels(self, *values: str) -> HistogramChild:
+        """The series of these label values (created on first use)."""
+        if len(values) != len(self.labelnames):
+            raise ValueError(f"{self.name} takes labels {self.labelnames}, got {values}")
+        child = self._children.get(values)
+        if child is None:
+            with self._lock:
+                child = self._children.setdefault(values, HistogramChild(self.bounds))
+        return child
+
+    def describe(self) -> Iterable[Metric]:
+        return [HistogramMetricFamily(self.name, self.documentation, labels=self.labelnames)]
+
+    def collect(self) -> Iterable[Metric]:
+        family = HistogramMetricFamily(self.name, self.documentation, labels=self.labelnames)
+        les = [floatToGoString(b) for b in self.bounds.tolist()] + ["+Inf"]
+        with self._lock:
+            children = list(self._children.items())
+        for values, child in children:
+            counts, total = child.cumulative()
+            family.add_metric(list(values), list(zip(les, counts, strict=True)), total)
+        return [family]
 
 
 class PipelineMetrics:
@@ -72,20 +165,20 @@ class PipelineMetrics:
             ["session"],
             registry=r,
         )
-        self.processing = Histogram(
+        self.processing = BulkHistogram(
             "tapedeck_processing_seconds",
             "Wall time to push one slice of journal events through every stage.",
             ["session"],
-            buckets=LATENCY_BUCKETS,
-            registry=r,
+            LATENCY_BUCKETS,
+            r,
         )
-        self.end_to_end = Histogram(
+        self.end_to_end = BulkHistogram(
             "tapedeck_end_to_end_latency_seconds",
             "From the feed receiving a journal event (its ts_recv) to the pipeline "
             "having processed it.",
             ["session"],
-            buckets=LATENCY_BUCKETS,
-            registry=r,
+            LATENCY_BUCKETS,
+            r,
         )
         self.orders = Counter(
             "tapedeck_orders", "Orders submitted, by purpose.", ["session", "purpose"], registry=r
@@ -127,23 +220,27 @@ class PipelineMetrics:
 
     def latency(self, session: str, ts_recv_ns: Iterable[int], now_ns: int) -> None:
         """The events the feed received at ``ts_recv_ns`` are processed at ``now_ns``."""
-        histogram = self.end_to_end.labels(session)
-        for received in ts_recv_ns:
-            histogram.observe(max(0, now_ns - received) / 1e9)
+        received = np.fromiter(ts_recv_ns, np.int64)
+        seconds = np.maximum(now_ns - received, 0) / 1e9
+        self.end_to_end.labels(session).observe_many(seconds)
 
     def count(self, session: str, events: Iterable[Any]) -> None:
-        """Count what matters among a slice's events (journal or trading outputs)."""
+        """Count what matters among a slice's events (journal or trading outputs): tallied
+        first, so each series is incremented once per call however many events it counts."""
+        tally: collections.Counter[tuple[Counter, tuple[str, ...]]] = collections.Counter()
         for event in events:
             if isinstance(event, OrderSubmitted):
-                self.orders.labels(session, event.purpose).inc()
+                tally[self.orders, (session, event.purpose)] += 1
             elif isinstance(event, OrderFilled):
-                self.fills.labels(session, event.liquidity).inc()
+                tally[self.fills, (session, event.liquidity)] += 1
             elif isinstance(event, DecisionRejected):
-                self.risk_rejections.labels(session, event.reason).inc()
+                tally[self.risk_rejections, (session, event.reason)] += 1
             elif isinstance(event, OrderRejected):
-                self.venue_rejections.labels(session, event.reason).inc()
+                tally[self.venue_rejections, (session, event.reason)] += 1
             elif isinstance(event, FeedGapDetected):
-                self.gaps.labels(session).inc()
+                tally[self.gaps, (session,)] += 1
+        for (metric, labels), n in tally.items():
+            metric.labels(*labels).inc(n)
 
     def reconnected(self, session: str) -> None:
         """The feed lost its connection and made a new one."""

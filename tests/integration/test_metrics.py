@@ -6,17 +6,13 @@ from __future__ import annotations
 import contextlib
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
-from prometheus_client.parser import text_string_to_metric_families
-
-from engine.app.metrics import PipelineMetrics
 from tests.dashboard_support import LiveFeed
+from tests.metrics_support import free_port, scrape, value
 
 TAPE = str(Path(sys.executable).with_name("tape"))
 HISTORY = 1900
@@ -24,30 +20,11 @@ HISTORY = 1900
 DOC = Path(__file__).parents[2] / "docs" / "dashboard.md"
 
 
-def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    """Every sample on ``/metrics``: (name, sorted labels) -> value."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
-        text = response.read().decode()
-    return {
-        (s.name, tuple(sorted(s.labels.items()))): s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-    }
-
-
-def value(samples: dict, name: str, **labels: str) -> float:
-    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_every_metric_is_documented_with_its_labels() -> None:
+    from engine.app.live.meter import LiveMetrics  # tape live's: tape run's and worker's, and more
+
     text = DOC.read_text()
-    for family in PipelineMetrics().registry.collect():
+    for family in LiveMetrics().registry.collect():
         suffix = "_total" if family.type == "counter" else ""
         row = re.search(rf"^\| `{family.name}{suffix}` \|([^\n]*)$", text, re.M)
         assert row, f"{family.name}{suffix} is not in docs/dashboard.md"

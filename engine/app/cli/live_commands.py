@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import msgspec
 import typer
 
+from engine.app.cli.metrics_options import MetricsHost, MetricsPort, metrics_endpoint
 from engine.app.cli.model_options import Models, model_store, with_bundle
 from engine.app.cli.root import app, console, context, err_console, fail
 from engine.log import EmbeddedLog, FsyncMode, FsyncPolicy, LogError
@@ -129,6 +130,8 @@ def live_binance(
         bool, typer.Option("--end-with-feed", help="Close when the feed says it has ended.")
     ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="No status line.")] = False,
+    metrics_port: MetricsPort = None,
+    metrics_host: MetricsHost = "127.0.0.1",
 ) -> None:
     """Trade SYMBOL live on paper: Binance's feed in, the pipeline, the paper broker out.
 
@@ -145,6 +148,7 @@ def live_binance(
     from engine.app.brokers import BrokerRefusedError, LiveMoney
     from engine.app.feeds.binance import FeedConfig
     from engine.app.ingest import binance
+    from engine.app.live.meter import LiveMetrics
     from engine.app.live.session import LiveConfig
     from engine.models import ModelStoreError
 
@@ -170,7 +174,10 @@ def live_binance(
             sync_ms=sync_ms,
             models=store,
         )
-        asyncio.run(_run(log, live, quiet, daily=roll is not None))
+        metrics = LiveMetrics() if metrics_port is not None else None
+        with metrics_endpoint(metrics_port, metrics_host, metrics):
+            live.metrics = metrics
+            asyncio.run(_run(log, live, quiet, daily=roll is not None))
     except (
         RunError,
         ConfigError,

@@ -14,12 +14,16 @@ what the journal holds beyond the snapshot, then follow the feed. Stop (signal, 
 the market's close, the end of the feed): stop the feed, journal ``session.closed`` with the
 reason, drain, snapshot, seal the manifest (``stopped`` for an operator's stop, resumable;
 ``complete`` when the session ended by itself).
+
+With ``LiveConfig.metrics`` (``tape live --metrics-port``) a :class:`LiveMeter` keeps what
+each step, output and hand-off measured and folds it into Prometheus metrics every 0.25 s.
 """
 
 from __future__ import annotations
 
 import asyncio
 import gc
+import time
 from collections import deque
 from collections.abc import Callable, Coroutine, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -29,10 +33,12 @@ import msgspec
 
 from engine.app.brokers import Broker, LiveMoney, OrderGateway, PaperBroker, choose_broker
 from engine.app.brokers.choose import BrokerFactory, check_consent
+from engine.app.brokers.gateway import Handed
 from engine.app.feeds.binance import BinanceFeed, FeedConfig, resume_from_journal
 from engine.app.ingest.session import read_manifest as read_ingest_manifest
 from engine.app.live.hours import NS, AlwaysOpen, Clock, Hours, WallClock
 from engine.app.live.journal import LiveJournal
+from engine.app.live.meter import FOLD_EVERY, LiveMeter, LiveMetrics
 from engine.app.live.status import LiveStatus, StatusTracker
 from engine.events import decode
 from engine.events.broker import BrokerReport
@@ -80,6 +86,8 @@ class LiveConfig:
     """Sync the journal from a background thread every this many ms (0: the log's own fsync
     policy only). ``tape live`` appends without syncing and syncs this way every 100 ms."""
     models: ModelSource | None = None
+    metrics: LiveMetrics | None = None
+    """Prometheus metrics to feed (``tape live --metrics-port``; None: none kept)."""
 
 
 @dataclass(frozen=True)
@@ -115,6 +123,7 @@ class LiveSession:
         self._drain_timer: asyncio.TimerHandle | None = None
         self._feed_stop = asyncio.Event()
         self._syncer: BackgroundSync | None = None
+        self.meter: LiveMeter | None = None
 
     def stop(self, reason: str, status: str = "stopped") -> None:
         """End the session (a signal handler, a test, the scheduler)."""
@@ -142,6 +151,8 @@ class LiveSession:
             tasks.append(self._spawn(self._ticks(), "clock"))
         if self.on_status is not None:
             tasks.append(self._spawn(self._report_status(), "status"))
+        if self.meter is not None:
+            tasks.append(self._spawn(self._fold_metrics(self.meter), "metrics"))
         tasks.append(self._spawn(self._inbox(), "inbox"))
         try:
             await self._stop.wait()
@@ -187,6 +198,12 @@ class LiveSession:
         )
         for batch in started.runner.reader.batches(started.runner.offset):  # catch up
             self._step(slice_of(batch))
+        if config.metrics is not None:  # attached after the catch-up: its latencies are not live
+            self.meter = LiveMeter(
+                config.metrics, session, self.clock.now,
+                lag=lambda: self.journal.next_offset - self.live.offset,
+            )  # fmt: skip
+            self.meter.caught_up(self.tracker.events)
         self.journal.subscribers.append(self._on_journal)
         if config.sync_ms:
             topics = (journal_topic(session), quarantine_topic(session))
@@ -195,6 +212,8 @@ class LiveSession:
         self.feed = BinanceFeed(
             config.feed, config.instrument, self.journal, resume, self.clock.now
         )
+        if self.meter is not None:
+            self.meter.watch(self.feed.stats)
         gc.freeze()  # what setup built is permanent: collections stay short on the hot path
         return started
 
@@ -222,7 +241,7 @@ class LiveSession:
         if isinstance(self.broker, PaperBroker) and started.manifest.resumed_from:
             self.broker.recover(self._cut(handed), handed, self._journaled_reports(run_id))
         assert self.tracker is not None
-        return OrderGateway(self.broker, len(handed), self.clock.now, self.tracker.handed)
+        return OrderGateway(self.broker, len(handed), self.clock.now, self._handed)
 
     def _run_config(self, run_id: str) -> RunConfig:
         """The run's config: the given one, with the broker's settings for ``trading``."""
@@ -289,16 +308,30 @@ class LiveSession:
         self._schedule_drain()
 
     def _step(self, piece: Slice) -> None:
-        self.live.step(piece)
+        meter = self.meter
+        if meter is None:
+            self.live.step(piece)
+        else:
+            began = time.perf_counter_ns()
+            self.live.step(piece)
+            meter.stepped(piece, time.perf_counter_ns() - began)
         assert self.tracker is not None
         self.tracker.processed(piece)
 
     def _hook(self, output: PortOutput, piece: Slice) -> None:
         assert self.tracker is not None
         self.tracker.output(output, piece)
+        if self.meter is not None:
+            self.meter.output(output, piece)
         if output.port.name == "orders" and self.gateway is not None:
             assert isinstance(output.events, list)
             self.gateway.send(output.events)
+
+    def _handed(self, handed: Handed) -> None:
+        assert self.tracker is not None
+        self.tracker.handed(handed)
+        if self.meter is not None:
+            self.meter.handed(handed.at, handed.event.cause)
 
     def _journal_reports(self, reports: list[BrokerReport]) -> None:
         self.journal.publish(list(reports))
@@ -358,6 +391,11 @@ class LiveSession:
             self.journal.take_inbox()
             await asyncio.sleep(INBOX_EVERY)
 
+    async def _fold_metrics(self, meter: LiveMeter) -> None:
+        while True:
+            await asyncio.sleep(FOLD_EVERY)
+            meter.fold()
+
     async def _report_status(self) -> None:
         while True:
             await asyncio.sleep(1.0)
@@ -373,6 +411,8 @@ class LiveSession:
         if self._drain_timer is not None:
             self._drain_timer.cancel()
         self.live.drain()
+        if self.meter is not None:
+            self.meter.fold()
         self.live.snapshot()
         manifest = seal_run(self.log, started, self._status)
         if self.broker is not None:
