@@ -163,6 +163,15 @@ def dump(url: str) -> dict[str, list[tuple[Any, ...]]]:
     return out
 
 
+def indexes_in(url: str) -> set[str]:
+    """Names of the indexes (keys excluded) the database has on the schema's tables."""
+    engine = sa.create_engine(url, poolclass=sa.NullPool)
+    inspector = sa.inspect(engine)
+    names = {str(i["name"]) for t in Base.metadata.tables for i in inspector.get_indexes(t)}
+    engine.dispose()
+    return names
+
+
 def _one(url: str, sql: str, **params: Any) -> Any:
     engine = sa.create_engine(url, poolclass=sa.NullPool)
     with engine.connect() as connection:
@@ -341,6 +350,11 @@ def test_sigkilled_projector_resumes_to_the_same_rows(
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     engine.dispose()
+    declared = {str(i.name) for t in Base.metadata.tables.values() for i in t.indexes}
+    if store.startswith("postgresql"):
+        # Killed during a deferred first load: the big tables' secondary indexes are missing.
+        lost = declared - indexes_in(store)
+        assert "ix_trades_session_ts_event" in lost
     reference = f"sqlite:///{tmp_path / 'reference.sqlite'}"
     migrate.upgrade(reference)
     whole = Projector(EmbeddedLog(data), reference)
@@ -353,6 +367,7 @@ def test_sigkilled_projector_resumes_to_the_same_rows(
     expected = expected_counts(EmbeddedLog(data), [SESSION], [read_manifest(data, run_id)])
     assert table_counts(store) == expected
     assert dump(store) == dump(reference)
+    assert indexes_in(store) == declared, "the next run re-creates every index"
 
 
 def test_migrating_a_revision_0001_store_with_rows_keeps_them(
