@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from engine.app.store import migrate, pgcopy
 from engine.app.store.frame import Frame
-from engine.app.store.sql import _PG_TYPES
+from engine.app.store.sql import PG_TYPES
 
 
 @pytest.fixture
@@ -38,7 +38,7 @@ def copy_in(engine: sa.Engine, frames: list[Frame]) -> None:
         with driver.cursor() as cursor, cursor.copy(f'COPY "{table}" FROM STDIN BINARY') as c:
             c.write(pgcopy.HEADER)
             for frame in frames:
-                c.write(pgcopy.encode(frame, _PG_TYPES[table]))
+                c.write(pgcopy.encode(frame, PG_TYPES[table]))
             c.write(pgcopy.TRAILER)
 
 

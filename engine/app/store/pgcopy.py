@@ -15,6 +15,7 @@ must be constants (the topic, the run id, the session): their bytes are the same
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -28,6 +29,25 @@ TRAILER = b"\xff\xff"
 
 _NUMBERS = {"int8": ">i8", "int4": ">i4", "float8": ">f8", "bool": "?"}
 """Wire layout of each fixed-width PostgreSQL type the store uses."""
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """The ``n`` rows of a frame of ``table`` already in binary COPY form (no header)."""
+
+    table: str
+    n: int
+    payload: bytes
+
+    def __len__(self) -> int:
+        return self.n
+
+
+def encoded(part: Any, types: list[str]) -> Any:
+    """``part`` as :class:`Encoded` if it is a frame; anything else as it is."""
+    if isinstance(part, Frame):
+        return Encoded(part.table, part.n, encode(part, types))
+    return part
 
 
 def encode(frame: Frame, types: list[str]) -> bytes:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 from sqlalchemy import Connection, Engine, exc
 
-from engine.app.store import indexes, migrate
+from engine.app.store import indexes, migrate, pgcopy
 from engine.app.store.migrate import display
 from engine.app.store.rows import (
     COLUMNS,
@@ -36,7 +36,8 @@ from engine.app.store.rows import (
     trading_report_rows,
 )
 from engine.app.store.schema import Base
-from engine.app.store.sql import ProjectError, move, new_instruments, write
+from engine.app.store.sql import PG_TYPES, ProjectError, move, new_instruments, write
+from engine.app.store.writer import Writer
 from engine.log import Batch, EmbeddedLog, PartitionReader
 from engine.log.journal import JOURNAL_SCHEMA, journal_topic, quarantine_topic
 from engine.runtime.manifest import RunError, RunManifest, list_runs, read_manifest
@@ -193,25 +194,38 @@ class Projector:
             committed = self._committed(connection)
             plan = self._plan(scope, committed, progress)
             deferred = self._defer_indexes(connection, plan)
-            pending = _Pending()
-            for source, reader, start, end in plan:
-                key = (source.group, source.topic, source.partition)
-                position = start
-                while position < end:
-                    room = min(self.batch - pending.records, end - position)
-                    batch = reader.read(position, room)
-                    if batch is None or not len(batch):
-                        break
-                    pending.add(source.mapper(batch), key, committed.get(key), batch)
-                    progress.records += len(batch)
-                    position = batch.next_offset
-                    if pending.records >= self.batch:
-                        self._flush(connection, pending, committed, progress)
-                        pending = _Pending()
-                        if on_progress is not None:
-                            progress.seconds = time.perf_counter() - began
-                            on_progress(progress)
-            self._flush(connection, pending, committed, progress)
+            postgres = connection.dialect.name == "postgresql"
+
+            def commit(pending: _Pending) -> None:
+                self._flush(connection, pending, progress)
+
+            # PostgreSQL: batches commit on a thread of their own (the server works while the
+            # next batch is read, mapped and encoded here). SQLite's executemany holds the GIL
+            # and its connection belongs to this thread: it commits in line.
+            writer = Writer(commit) if postgres else None
+            try:
+                pending = _Pending()
+                for source, reader, start, end in plan:
+                    key = (source.group, source.topic, source.partition)
+                    position = start
+                    while position < end:
+                        room = min(self.batch - pending.records, end - position)
+                        batch = reader.read(position, room)
+                        if batch is None or not len(batch):
+                            break
+                        pending.add(source.mapper(batch), key, committed.get(key), batch)
+                        progress.records += len(batch)
+                        position = batch.next_offset
+                        if pending.records >= self.batch:
+                            self._hand_over(pending, committed, writer, commit)
+                            pending = _Pending()
+                            if on_progress is not None:
+                                progress.seconds = time.perf_counter() - began
+                                on_progress(progress)
+                self._hand_over(pending, committed, writer, commit)
+            finally:
+                if writer is not None:
+                    writer.close()
             if deferred:
                 with connection.begin():
                     indexes.create(connection, deferred)
@@ -282,15 +296,27 @@ class Projector:
             )
             return {(g, t, p): o for g, t, p, o in rows}
 
-    def _flush(
-        self,
-        connection: Connection,
+    @staticmethod
+    def _hand_over(
         pending: _Pending,
         committed: dict[tuple[str, str, int], int],
-        progress: Progress,
+        writer: Writer[_Pending] | None,
+        commit: Callable[[_Pending], None],
     ) -> None:
+        """Commit ``pending`` (through ``writer`` if there is one): the next batch of a
+        partition starts from where this one ends, committed yet or not (a failure ends the
+        whole pass)."""
         if not pending.positions:
             return
+        if writer is None:
+            commit(pending)
+        else:
+            pending.encode()
+            writer.submit(pending)
+        for key, (_, after) in pending.positions.items():
+            committed[key] = after
+
+    def _flush(self, connection: Connection, pending: _Pending, progress: Progress) -> None:
         try:
             with connection.begin():
                 for key, (before, after) in pending.positions.items():
@@ -306,8 +332,6 @@ class Projector:
                 f"the store at {display(self.url)} refused a batch ({reason}). Another "
                 "projector may be writing to it: run one `tape project` per store."
             ) from None
-        for key, (_, after) in pending.positions.items():
-            committed[key] = after
 
     @staticmethod
     def _project_manifest(
@@ -366,6 +390,12 @@ class _Pending:
         before = self.positions[key][0] if key in self.positions else committed
         self.positions[key] = (before, batch.next_offset)
         self.records += len(batch)
+
+    def encode(self) -> None:
+        """Turn every frame into its binary COPY payload (PostgreSQL), here rather than on the
+        writer's thread, which then only talks to the server."""
+        for table, parts in self.rows.items():
+            self.rows[table] = [pgcopy.encoded(p, PG_TYPES[table]) for p in parts]
 
 
 def check_schema(url: str) -> None:

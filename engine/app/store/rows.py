@@ -16,6 +16,7 @@ import msgspec
 import numpy as np
 
 from engine.app.store.frame import COLUMNS, Frame
+from engine.app.store.pgcopy import Encoded
 from engine.app.store.schema import CLASS_NAMES, PROBABILITY_SETS
 from engine.events import by_name, decode, type_of
 from engine.events.catalogue import is_msgpack
@@ -33,8 +34,9 @@ from engine.log import Batch, FixedBatch, RecordBatch
 from streams.features.schema import NAMES as FEATURE_NAMES
 
 Row = tuple[Any, ...]
-Part = Frame | list[Row]
-"""Some rows of one table: columns (fixed-width records) or row tuples (decoded events)."""
+Part = Frame | list[Row] | Encoded
+"""Some rows of one table: columns (fixed-width records), row tuples (decoded events) or a
+frame already encoded for PostgreSQL's COPY (by the projector, just before it commits)."""
 Rows = dict[str, list[Part]]
 Mapper = Callable[[Batch], Rows]
 
@@ -51,6 +53,7 @@ Columns = dict[str, Any]
 
 def part_rows(part: Part) -> list[Row]:
     """A part's rows as tuples in the table's column order."""
+    assert not isinstance(part, Encoded), "an encoded frame is for PostgreSQL's COPY only"
     return part.rows() if isinstance(part, Frame) else part
 
 
@@ -111,7 +114,7 @@ def merge(into: Rows, rows: Rows) -> None:
             if isinstance(part, list) and have and isinstance(have[-1], list):
                 have[-1].extend(part)
             else:
-                have.append(part if isinstance(part, Frame) else list(part))
+                have.append(list(part) if isinstance(part, list) else part)
 
 
 def _market(

@@ -9,7 +9,7 @@ from sqlalchemy import Connection
 
 from engine.app.store import pgcopy
 from engine.app.store.migrate import StoreError
-from engine.app.store.rows import COLUMNS, Frame, Part, Row, part_rows
+from engine.app.store.rows import COLUMNS, Part, Row, part_rows
 from engine.app.store.schema import Base
 
 _OFFSETS = Base.metadata.tables["consumer_offsets"]
@@ -30,7 +30,7 @@ def _pg_type(column: sa.Column[Any]) -> str:
     return "text"
 
 
-_PG_TYPES = {
+PG_TYPES = {
     name: [_pg_type(c) for c in table.columns] for name, table in Base.metadata.tables.items()
 }
 """PostgreSQL wire type of every column, for binary COPY."""
@@ -101,20 +101,20 @@ def write(connection: Connection, table: str, parts: list[Part]) -> int:
     assert driver is not None
     if connection.dialect.name == "postgresql":
         sql = f"COPY {quote(table)} ({columns}) FROM STDIN (FORMAT BINARY)"
-        frames = [p for p in parts if isinstance(p, Frame)]
-        rows = [r for p in parts if not isinstance(p, Frame) for r in p]
+        payloads = [pgcopy.encoded(p, PG_TYPES[table]) for p in parts if not isinstance(p, list)]
+        rows = [r for p in parts if isinstance(p, list) for r in p]
         with driver.cursor() as cursor:
-            if frames:
+            if payloads:
                 # The whole payload built with numpy (engine.app.store.pgcopy), sent as is.
                 with cursor.copy(sql) as copy:
                     copy.write(pgcopy.HEADER)
-                    for frame in frames:
-                        copy.write(pgcopy.encode(frame, _PG_TYPES[table]))
+                    for payload in payloads:
+                        copy.write(payload.payload)
                     copy.write(pgcopy.TRAILER)
             if rows:
                 with cursor.copy(sql) as copy:
                     # Decoded events (low rate): psycopg dumps each value in C, typed.
-                    copy.set_types(_PG_TYPES[table])
+                    copy.set_types(PG_TYPES[table])
                     for row in rows:
                         copy.write_row(row)
         return sum(len(p) for p in parts)
