@@ -218,11 +218,16 @@ def _fields(event: msgspec.Struct) -> dict[str, Any]:
     return fields
 
 
+_COLUMN_SETS = {table: frozenset(names) for table, names in COLUMNS.items()}
+
+
 def _row(table: str, base: dict[str, Any], **fields: Any) -> Row:
     values = {**base, **fields}
-    unknown = set(values) - set(COLUMNS[table])
-    assert not unknown, f"{table} has no column for {sorted(unknown)}"
-    return tuple(_null_nan(values.get(name)) for name in COLUMNS[table])
+    if not _COLUMN_SETS[table].issuperset(values):
+        unknown = sorted(set(values) - _COLUMN_SETS[table])
+        raise AssertionError(f"{table} has no column for {unknown}")
+    # NaN is stored as NULL; `v != v` is true only for NaN (floats from msgspec are floats).
+    return tuple(None if v != v else v for v in map(values.get, COLUMNS[table]))
 
 
 def _null_nan(value: Any) -> Any:
