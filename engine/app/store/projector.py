@@ -20,9 +20,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
-from sqlalchemy import Engine, exc
+from sqlalchemy import Connection, Engine, exc
 
-from engine.app.store import migrate
+from engine.app.store import indexes, migrate, pgcopy
 from engine.app.store.migrate import display
 from engine.app.store.rows import (
     COLUMNS,
@@ -30,12 +30,15 @@ from engine.app.store.rows import (
     Mapper,
     Rows,
     journal_mapper,
+    merge,
+    part_rows,
     quarantine_mapper,
     trading_report_rows,
 )
 from engine.app.store.schema import Base
-from engine.app.store.sql import ProjectError, move, new_instruments, write
-from engine.log import Batch, EmbeddedLog
+from engine.app.store.sql import PG_TYPES, ProjectError, move, new_instruments, write
+from engine.app.store.writer import Writer
+from engine.log import Batch, EmbeddedLog, PartitionReader
 from engine.log.journal import JOURNAL_SCHEMA, journal_topic, quarantine_topic
 from engine.runtime.manifest import RunError, RunManifest, list_runs, read_manifest
 
@@ -71,12 +74,14 @@ class Scope:
 
 @dataclass(frozen=True)
 class Source:
-    """One topic partition the projector reads, the group it reads it for and its mapper."""
+    """One topic partition the projector reads, the group it reads it for, its mapper and the
+    table that gets most of its rows."""
 
     group: str
     topic: str
     partition: int
     mapper: Mapper
+    table: str
 
 
 @dataclass
@@ -134,12 +139,13 @@ def sources(log: EmbeddedLog, scope: Scope, book_deltas: bool = False) -> list[S
     out = []
     for session in names:
         journal = journal_topic(session)
-        out.append(Source(GROUP, journal, 0, journal_mapper(session, book_deltas=False)))
+        out.append(Source(GROUP, journal, 0, journal_mapper(session, False), "trades"))
         if book_deltas:
-            out.append(Source(DELTAS_GROUP, journal, 0, journal_mapper(session, book_deltas=True)))
+            deltas = journal_mapper(session, book_deltas=True)
+            out.append(Source(DELTAS_GROUP, journal, 0, deltas, "book_deltas"))
         quarantine = quarantine_topic(session)
         if log.has_topic(quarantine):
-            out.append(Source(GROUP, quarantine, 0, quarantine_mapper(session)))
+            out.append(Source(GROUP, quarantine, 0, quarantine_mapper(session), "quarantine"))
     topics = log.topics()
     for manifest in runs:
         prefix = f"run.{manifest.run_id}."
@@ -148,9 +154,10 @@ def sources(log: EmbeddedLog, scope: Scope, book_deltas: bool = False) -> list[S
                 continue
             config = log.config(topic)
             if config.schema_name in RUN_TABLES:
-                _, make = RUN_TABLES[config.schema_name]
+                table, make = RUN_TABLES[config.schema_name]
                 mapper = make(manifest.run_id)
-                out.extend(Source(GROUP, topic, p, mapper) for p in range(config.partitions))
+                parts = range(config.partitions)
+                out.extend(Source(GROUP, topic, p, mapper, table) for p in parts)
     return out
 
 
@@ -179,42 +186,66 @@ class Projector:
         """Project everything in ``scope`` up to the log's current end; returns the counts."""
         began = time.perf_counter()
         progress = Progress()
-        runs = resolve(self.log, scope)[1]
-        for manifest in runs:
-            progress.add("runs", 0)
-            self._project_manifest(manifest, progress)
-        chosen = sources(self.log, scope, self.book_deltas)
-        committed = self._committed()
+        # One connection for the whole pass: a PostgreSQL connection costs milliseconds to open.
+        with self.engine.connect() as connection:
+            for manifest in resolve(self.log, scope)[1]:
+                progress.add("runs", 0)
+                self._project_manifest(connection, manifest, progress)
+            committed = self._committed(connection)
+            plan = self._plan(scope, committed, progress)
+            deferred = self._defer_indexes(connection, plan)
+            postgres = connection.dialect.name == "postgresql"
+
+            def commit(pending: _Pending) -> None:
+                self._flush(connection, pending, progress)
+
+            # PostgreSQL: batches commit on a thread of their own (the server works while the
+            # next batch is read, mapped and encoded here). SQLite's executemany holds the GIL
+            # and its connection belongs to this thread: it commits in line.
+            writer = Writer(commit) if postgres else None
+            try:
+                pending = _Pending()
+                for source, reader, start, end in plan:
+                    key = (source.group, source.topic, source.partition)
+                    position = start
+                    while position < end:
+                        room = min(self.batch - pending.records, end - position)
+                        batch = reader.read(position, room)
+                        if batch is None or not len(batch):
+                            break
+                        pending.add(source.mapper(batch), key, committed.get(key), batch)
+                        progress.records += len(batch)
+                        position = batch.next_offset
+                        if pending.records >= self.batch:
+                            self._hand_over(pending, committed, writer, commit)
+                            pending = _Pending()
+                            if on_progress is not None:
+                                progress.seconds = time.perf_counter() - began
+                                on_progress(progress)
+                self._hand_over(pending, committed, writer, commit)
+            finally:
+                if writer is not None:
+                    writer.close()
+            if deferred:
+                with connection.begin():
+                    indexes.create(connection, deferred)
+        progress.seconds = time.perf_counter() - began
+        if on_progress is not None:
+            on_progress(progress)
+        return progress
+
+    def _plan(
+        self, scope: Scope, committed: dict[tuple[str, str, int], int], progress: Progress
+    ) -> list[tuple[Source, PartitionReader, int, int]]:
+        """Each source with its reader and the offsets to read, ``[start, end)``."""
         plan = []
-        for source in chosen:
+        for source in sources(self.log, scope, self.book_deltas):
             reader = self.log.reader(source.topic, source.partition)
             key = (source.group, source.topic, source.partition)
             start = committed.get(key, reader.start_offset)
             plan.append((source, reader, start, reader.end_offset))
             progress.total += max(0, reader.end_offset - start)
-        pending = _Pending()
-        for source, reader, start, end in plan:
-            key = (source.group, source.topic, source.partition)
-            position = start
-            while position < end:
-                room = min(self.batch - pending.records, end - position)
-                batch = reader.read(position, room)
-                if batch is None or not len(batch):
-                    break
-                pending.add(source.mapper(batch), key, committed.get(key), batch)
-                progress.records += len(batch)
-                position = batch.next_offset
-                if pending.records >= self.batch:
-                    self._flush(pending, committed, progress)
-                    pending = _Pending()
-                    if on_progress is not None:
-                        progress.seconds = time.perf_counter() - began
-                        on_progress(progress)
-        self._flush(pending, committed, progress)
-        progress.seconds = time.perf_counter() - began
-        if on_progress is not None:
-            on_progress(progress)
-        return progress
+        return plan
 
     def follow(
         self,
@@ -231,10 +262,30 @@ class Projector:
             else:
                 time.sleep(FOLLOW_PAUSE)
 
+    @staticmethod
+    def _defer_indexes(
+        connection: Connection, plan: list[tuple[Source, PartitionReader, int, int]]
+    ) -> list[str]:
+        """On PostgreSQL: create the indexes a dead projection left missing, then drop the
+        non-unique indexes of each empty table about to get a big first load (re-created when
+        the load is done: one sorted build instead of an update per row); their tables."""
+        if connection.dialect.name != "postgresql":
+            return []
+        planned: dict[str, int] = {}
+        for source, _, start, end in plan:
+            planned[source.table] = planned.get(source.table, 0) + max(0, end - start)
+        with connection.begin():
+            indexes.repair(connection)
+            big = sorted(t for t, n in planned.items() if n >= indexes.DEFER_ROWS)
+            tables = [t for t in big if indexes.is_empty(connection, t)]
+            indexes.drop(connection, tables)
+        return tables
+
     # -- transactions ------------------------------------------------------------------------
 
-    def _committed(self) -> dict[tuple[str, str, int], int]:
-        with self.engine.connect() as connection:
+    @staticmethod
+    def _committed(connection: Connection) -> dict[tuple[str, str, int], int]:
+        with connection.begin():
             rows = connection.execute(
                 sa.select(
                     _OFFSETS.c.consumer_group,
@@ -245,33 +296,47 @@ class Projector:
             )
             return {(g, t, p): o for g, t, p, o in rows}
 
-    def _flush(
-        self,
+    @staticmethod
+    def _hand_over(
         pending: _Pending,
         committed: dict[tuple[str, str, int], int],
-        progress: Progress,
+        writer: Writer[_Pending] | None,
+        commit: Callable[[_Pending], None],
     ) -> None:
+        """Commit ``pending`` (through ``writer`` if there is one): the next batch of a
+        partition starts from where this one ends, committed yet or not (a failure ends the
+        whole pass)."""
         if not pending.positions:
             return
+        if writer is None:
+            commit(pending)
+        else:
+            pending.encode()
+            writer.submit(pending)
+        for key, (_, after) in pending.positions.items():
+            committed[key] = after
+
+    def _flush(self, connection: Connection, pending: _Pending, progress: Progress) -> None:
         try:
-            with self.engine.begin() as connection:
+            with connection.begin():
                 for key, (before, after) in pending.positions.items():
                     move(connection, key, before, after)
-                for table, rows in pending.rows.items():
+                for table, parts in pending.rows.items():
                     if table == "instruments":
-                        rows = new_instruments(connection, rows)
-                    write(connection, table, rows)
-                    progress.add(table, len(rows))
+                        rows = [r for p in parts for r in part_rows(p)]
+                        parts = [new_instruments(connection, rows)]
+                    progress.add(table, write(connection, table, parts))
         except exc.IntegrityError as error:
             reason = " ".join(str(error.orig or error).split())
             raise ProjectError(
                 f"the store at {display(self.url)} refused a batch ({reason}). Another "
                 "projector may be writing to it: run one `tape project` per store."
             ) from None
-        for key, (_, after) in pending.positions.items():
-            committed[key] = after
 
-    def _project_manifest(self, manifest: RunManifest, progress: Progress) -> None:
+    @staticmethod
+    def _project_manifest(
+        connection: Connection, manifest: RunManifest, progress: Progress
+    ) -> None:
         run = {c: getattr(manifest, c, None) for c in COLUMNS["runs"]}
         run.update(code_commit=manifest.code.commit, code_dirty=manifest.code.dirty)
         outputs = [
@@ -279,7 +344,7 @@ class Projector:
             for o in manifest.outputs
         ]
         reports = trading_report_rows(manifest.run_id, manifest.report.get("trading"))
-        with self.engine.begin() as connection:
+        with connection.begin():
             where = _RUNS.c.run_id == manifest.run_id
             old = connection.execute(sa.select(_RUNS).where(where)).mappings().first()
             old_outputs = connection.execute(
@@ -321,11 +386,16 @@ class _Pending:
         self, rows: Rows, key: tuple[str, str, int], committed: int | None, batch: Batch
     ) -> None:
         """Queue one batch's rows and move the partition's position past it."""
-        for table, values in rows.items():
-            self.rows.setdefault(table, []).extend(values)
+        merge(self.rows, rows)
         before = self.positions[key][0] if key in self.positions else committed
         self.positions[key] = (before, batch.next_offset)
         self.records += len(batch)
+
+    def encode(self) -> None:
+        """Turn every frame into its binary COPY payload (PostgreSQL), here rather than on the
+        writer's thread, which then only talks to the server."""
+        for table, parts in self.rows.items():
+            self.rows[table] = [pgcopy.encoded(p, PG_TYPES[table]) for p in parts]
 
 
 def check_schema(url: str) -> None:

@@ -1,22 +1,23 @@
 """Log records as store rows: one function per kind of topic, from a batch to rows per table.
 
-A mapper takes one batch read from a topic partition and returns ``{table: [row, ...]}``, each
-row a tuple in the table's column order (``Base.metadata``). Fixed-width batches are turned
-into columns with numpy (one ``tolist`` per column, ``NaN`` replaced by ``None``) and zipped
-into rows; msgpack batches are decoded event by event (they are low rate). What each table
-takes from each event is documented in docs/analysts.md.
+A mapper takes one batch read from a topic partition and returns ``{table: [part, ...]}``, each
+part either a :class:`~engine.app.store.frame.Frame` (fixed-width batches: one numpy column per
+table column, no Python object per value, so PostgreSQL's binary COPY is built with numpy) or a
+list of row tuples in the table's column order (msgpack batches, decoded event by event: they
+are low rate). What each table takes from each event is documented in docs/analysts.md.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from itertools import repeat
 from typing import Any
 
 import msgspec
 import numpy as np
 
-from engine.app.store.schema import CLASS_NAMES, PROBABILITY_SETS, Base
+from engine.app.store.frame import COLUMNS, Frame
+from engine.app.store.pgcopy import Encoded
+from engine.app.store.schema import CLASS_NAMES, PROBABILITY_SETS
 from engine.events import by_name, decode, type_of
 from engine.events.catalogue import is_msgpack
 from engine.events.control import (
@@ -33,13 +34,13 @@ from engine.log import Batch, FixedBatch, RecordBatch
 from streams.features.schema import NAMES as FEATURE_NAMES
 
 Row = tuple[Any, ...]
-Rows = dict[str, list[Row]]
+Part = Frame | list[Row] | Encoded
+"""Some rows of one table: columns (fixed-width records), row tuples (decoded events) or a
+frame already encoded for PostgreSQL's COPY (by the projector, just before it commits)."""
+Rows = dict[str, list[Part]]
 Mapper = Callable[[Batch], Rows]
 
-COLUMNS: dict[str, tuple[str, ...]] = {
-    name: tuple(c.name for c in table.columns) for name, table in Base.metadata.tables.items()
-}
-"""Column names of every table, in table order: the order of a row's values."""
+__all__ = ["COLUMNS", "Frame", "Mapper", "Part", "Row", "Rows", "merge", "part_rows"]
 
 TRADE_TYPES = (1, 5)
 """``market.trade`` and ``market.order_executed``: the rows of ``trades``."""
@@ -47,38 +48,31 @@ DELTA_TYPES = (2, 3, 4, 6, 8)
 """Order added / cancelled / deleted, level updated, snapshot level: ``book_deltas``."""
 
 Columns = dict[str, Any]
-"""Column name -> a list (or an iterator) of that column's values, one per row."""
+"""Column name -> a numpy array of that column's values (one per row) or a constant."""
 
 
-def _rows(table: str, columns: Columns) -> list[Row]:
-    names = COLUMNS[table]
-    missing = [n for n in names if n not in columns]
-    assert not missing, f"{table}: no value for {missing}"
-    return list(zip(*(columns[n] for n in names), strict=False))
+def part_rows(part: Part) -> list[Row]:
+    """A part's rows as tuples in the table's column order."""
+    assert not isinstance(part, Encoded), "an encoded frame is for PostgreSQL's COPY only"
+    return part.rows() if isinstance(part, Frame) else part
 
 
-def floats(values: np.ndarray[Any, Any]) -> list[float | None]:
-    """A float column as Python values, ``NaN`` as ``None`` (SQL NULL)."""
-    out: list[float | None] = values.tolist()
-    nan = np.isnan(values)
-    if nan.any():
-        for i in np.flatnonzero(nan).tolist():
-            out[i] = None
-    return out
+def ints(values: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    """An integer column as int64 (unsigned ids as signed 64-bit, see docs/analysts.md)."""
+    return values.astype(np.int64)
 
 
-def ints(values: np.ndarray[Any, Any]) -> list[int]:
-    """An integer column as Python ints (unsigned ids as signed 64-bit, see docs/analysts.md)."""
-    out: list[int] = values.astype(np.int64).tolist()
-    return out
+def floats(values: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    """A float column as contiguous float64 (``NaN`` is stored as NULL)."""
+    return np.ascontiguousarray(values, dtype=np.float64)
 
 
-def _position(batch: Batch, run_id: str | None, n: int, offsets: list[int]) -> Columns:
+def _position(batch: Batch, run_id: str | None, offsets: np.ndarray[Any, Any]) -> Columns:
     return {
-        "topic": repeat(batch.topic, n),
-        "partition": repeat(batch.partition, n),
+        "topic": batch.topic,
+        "partition": batch.partition,
         "offset": offsets,
-        "run_id": repeat(run_id, n),
+        "run_id": run_id,
     }
 
 
@@ -91,64 +85,72 @@ def journal_mapper(session: str, book_deltas: bool) -> Mapper:
 
     def rows(batch: Batch) -> Rows:
         if isinstance(batch, FixedBatch):
-            return _market(
-                batch, session, book_deltas, batch.view(MARKET_RECORD), batch.base_offset
-            )
+            base = np.arange(batch.base_offset, batch.next_offset, dtype=np.int64)
+            return _market(batch, session, book_deltas, batch.view(MARKET_RECORD), base)
         out: Rows = {}
+        market: list[bytes] = []
+        at: list[int] = []
         for i, (_, _, _, value) in enumerate(batch.records):
             offset = batch.base_offset + i
             if value and not is_msgpack(value):
-                market = np.frombuffer(bytes(value), dtype=MARKET_RECORD)
-                _merge(out, _market(batch, session, book_deltas, market, offset))
+                market.append(bytes(value))
+                at.append(offset)
             elif not book_deltas:
-                _merge(out, _journal_event(batch, session, offset, decode(value)))
+                merge(out, _journal_event(batch, session, offset, decode(value)))
+        if market:
+            records = np.frombuffer(b"".join(market), dtype=MARKET_RECORD)
+            offsets = np.array(at, dtype=np.int64)
+            merge(out, _market(batch, session, book_deltas, records, offsets))
         return out
 
     return rows
 
 
-def _merge(into: Rows, rows: Rows) -> None:
-    for table, values in rows.items():
-        into.setdefault(table, []).extend(values)
+def merge(into: Rows, rows: Rows) -> None:
+    """Add ``rows`` to ``into``; consecutive row lists of a table become one list."""
+    for table, parts in rows.items():
+        have = into.setdefault(table, [])
+        for part in parts:
+            if isinstance(part, list) and have and isinstance(have[-1], list):
+                have[-1].extend(part)
+            else:
+                have.append(list(part) if isinstance(part, list) else part)
 
 
 def _market(
-    batch: Batch, session: str, book_deltas: bool, records: np.ndarray[Any, Any], base: int
+    batch: Batch,
+    session: str,
+    book_deltas: bool,
+    records: np.ndarray[Any, Any],
+    at: np.ndarray[Any, Any],
 ) -> Rows:
+    """Trades (or book changes) of market ``records`` whose log offsets are ``at``."""
     types = records["type_id"]
     wanted = np.isin(types, DELTA_TYPES if book_deltas else TRADE_TYPES)
     index = np.flatnonzero(wanted)
     if len(index) == 0:
         return {}
     picked = records[index]
-    n = len(index)
-    offsets = (index + base).tolist()
+    offsets = at[index]
     columns = {
-        **_position(batch, None, n, offsets),
+        **_position(batch, None, offsets),
         "cause": offsets,
-        "session": repeat(session, n),
-        "type_id": picked["type_id"].tolist(),
-        "side": picked["side"].tolist(),
-        "flags": picked["flags"].tolist(),
-        "ts_event": picked["ts_event"].tolist(),
-        "ts_recv": picked["ts_recv"].tolist(),
-        "price": picked["price"].tolist(),
-        "size": picked["size"].tolist(),
+        "session": session,
+        **{name: np.ascontiguousarray(picked[name]) for name in _MARKET_COLUMNS},
     }
-    ids = picked["id"].astype(np.int64)
+    ids = ints(picked["id"])
     if book_deltas:
-        columns["aux"] = picked["aux"].tolist()
-        columns["venue_id"] = ids.tolist()
-        columns["first_update_id"] = picked["price2"].tolist()
-        return {"book_deltas": _rows("book_deltas", columns)}
+        columns["aux"] = np.ascontiguousarray(picked["aux"])
+        columns["venue_id"] = ids
+        columns["first_update_id"] = np.ascontiguousarray(picked["price2"])
+        return {"book_deltas": [Frame("book_deltas", len(index), columns)]}
     is_trade = picked["type_id"] == TRADE_TYPES[0]
-    trade_id = ids.astype(object)
-    order_id = trade_id.copy()
-    trade_id[~is_trade] = None
-    order_id[is_trade] = None
-    columns["trade_id"] = trade_id.tolist()
-    columns["order_id"] = order_id.tolist()
-    return {"trades": _rows("trades", columns)}
+    columns["trade_id"] = columns["order_id"] = ids
+    nulls = {"trade_id": ~is_trade, "order_id": is_trade}
+    return {"trades": [Frame("trades", len(index), columns, nulls)]}
+
+
+_MARKET_COLUMNS = ("type_id", "side", "flags", "ts_event", "ts_recv", "price", "size")
 
 
 _CONTROL_KINDS = {
@@ -176,21 +178,22 @@ def _journal_event(batch: Batch, session: str, offset: int, event: Any) -> Rows:
     if isinstance(event, SessionOpened):
         spec = msgspec.structs.asdict(event.instrument)
         return {
-            "sessions": [_row("sessions", base, venue=spec["venue"], symbol=spec["symbol"],
-                              source=event.source)],
-            "instruments": [_row("instruments", _without(base, "ts_recv"), **spec)],
+            "sessions": [[_row("sessions", base, venue=spec["venue"], symbol=spec["symbol"],
+                               source=event.source)]],
+            "instruments": [[_row("instruments", _without(base, "ts_recv"), **spec)]],
         }  # fmt: skip
     if isinstance(event, FeedGapDetected):
-        return {"gaps": [_row("gaps", base, **_fields(event))]}
+        return {"gaps": [[_row("gaps", base, **_fields(event))]]}
     if isinstance(event, RecordQuarantined):
-        return {"quarantine": [_row("quarantine", base, **_fields(event))]}
+        return {"quarantine": [[_row("quarantine", base, **_fields(event))]]}
     name = type_of(event).name
     if isinstance(event, ModelPromoted | CandidateEvaluated):
-        return {"model_events": [_row("model_events", base, kind=name, **_model_event(event))]}
+        row = _row("model_events", base, kind=name, **_model_event(event))
+        return {"model_events": [[row]]}
     if name in _CONTROL_KINDS:
         fields = _fields(event)
         fields.pop("session", None)  # session.closed names its own session: the journal's
-        return {"control_events": [_row("control_events", base, kind=name, **fields)]}
+        return {"control_events": [[_row("control_events", base, kind=name, **fields)]]}
     return {}
 
 
@@ -215,11 +218,16 @@ def _fields(event: msgspec.Struct) -> dict[str, Any]:
     return fields
 
 
+_COLUMN_SETS = {table: frozenset(names) for table, names in COLUMNS.items()}
+
+
 def _row(table: str, base: dict[str, Any], **fields: Any) -> Row:
     values = {**base, **fields}
-    unknown = set(values) - set(COLUMNS[table])
-    assert not unknown, f"{table} has no column for {sorted(unknown)}"
-    return tuple(_null_nan(values.get(name)) for name in COLUMNS[table])
+    if not _COLUMN_SETS[table].issuperset(values):
+        unknown = sorted(set(values) - _COLUMN_SETS[table])
+        raise AssertionError(f"{table} has no column for {unknown}")
+    # NaN is stored as NULL; `v != v` is true only for NaN (floats from msgspec are floats).
+    return tuple(None if v != v else v for v in map(values.get, COLUMNS[table]))
 
 
 def _null_nan(value: Any) -> Any:
@@ -233,7 +241,7 @@ def quarantine_mapper(session: str) -> Mapper:
         assert isinstance(batch, RecordBatch)
         out: Rows = {}
         for i, (_, _, _, value) in enumerate(batch.records):
-            _merge(out, _journal_event(batch, session, batch.base_offset + i, decode(value)))
+            merge(out, _journal_event(batch, session, batch.base_offset + i, decode(value)))
         return out
 
     return rows
@@ -257,14 +265,14 @@ def _fixed_mapper(
             assert isinstance(batch, FixedBatch)
             records = batch.view(dtype)
             n = len(records)
-            offsets = list(range(batch.base_offset, batch.base_offset + n))
+            offsets = np.arange(batch.base_offset, batch.base_offset + n, dtype=np.int64)
             columns = {
-                **_position(batch, run_id, n, offsets),
+                **_position(batch, run_id, offsets),
                 "cause": ints(records[cause]),
-                "ts_event": records["ts_event"].tolist(),
+                "ts_event": ints(records["ts_event"]),
                 **own(records),
             }
-            return {table: _rows(table, columns)}
+            return {table: [Frame(table, n, columns)]}
 
         return rows
 
@@ -286,7 +294,7 @@ def _top(r: np.ndarray[Any, Any]) -> Columns:
 
 def _mid(r: np.ndarray[Any, Any]) -> Columns:
     names = ("spread", "mid", "microprice", "log_return", "ewm_variance")
-    return {"two_sided": (r["two_sided"] != 0).tolist(), **_plain(r, names)}
+    return {"two_sided": r["two_sided"] != 0, **_plain(r, names)}
 
 
 def _features(r: np.ndarray[Any, Any]) -> Columns:
@@ -348,7 +356,7 @@ def _struct_mapper(table: str, renames: dict[str, str]) -> tuple[str, MapperFact
                     "kind": type_of(event).name,
                 }
                 out.append(_row(table, base, **fields))
-            return {table: out} if out else {}
+            return {table: [out]} if out else {}
 
         return rows
 

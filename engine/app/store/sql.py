@@ -7,8 +7,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import Connection
 
+from engine.app.store import pgcopy
 from engine.app.store.migrate import StoreError
-from engine.app.store.rows import COLUMNS, Row
+from engine.app.store.rows import COLUMNS, Part, Row, part_rows
 from engine.app.store.schema import Base
 
 _OFFSETS = Base.metadata.tables["consumer_offsets"]
@@ -29,7 +30,7 @@ def _pg_type(column: sa.Column[Any]) -> str:
     return "text"
 
 
-_PG_TYPES = {
+PG_TYPES = {
     name: [_pg_type(c) for c in table.columns] for name, table in Base.metadata.tables.items()
 }
 """PostgreSQL wire type of every column, for binary COPY."""
@@ -88,26 +89,38 @@ def new_instruments(connection: Connection, rows: list[Row]) -> list[Row]:
     return out
 
 
-def write(connection: Connection, table: str, rows: list[Row]) -> None:
-    """Append ``rows`` (tuples in the table's column order) inside the caller's transaction:
-    ``COPY`` on PostgreSQL, ``executemany`` elsewhere."""
-    if not rows:
-        return
+def write(connection: Connection, table: str, parts: list[Part]) -> int:
+    """Append ``parts`` (frames or row tuples in the table's column order) inside the caller's
+    transaction: binary ``COPY`` on PostgreSQL, ``executemany`` elsewhere; returns the rows."""
+    parts = [p for p in parts if len(p)]
+    if not parts:
+        return 0
     quote = connection.dialect.identifier_preparer.quote
     columns = ", ".join(quote(c) for c in COLUMNS[table])
-    if connection.dialect.name == "postgresql":
-        driver = connection.connection.driver_connection
-        assert driver is not None
-        sql = f"COPY {quote(table)} ({columns}) FROM STDIN (FORMAT BINARY)"
-        with driver.cursor() as cursor, cursor.copy(sql) as copy:
-            # Binary COPY with declared types: psycopg dumps each value in C, no text parsing.
-            copy.set_types(_PG_TYPES[table])
-            for row in rows:
-                copy.write_row(row)
-        return
-    marks = ", ".join("?" for _ in COLUMNS[table])
     driver = connection.connection.driver_connection
     assert driver is not None
+    if connection.dialect.name == "postgresql":
+        sql = f"COPY {quote(table)} ({columns}) FROM STDIN (FORMAT BINARY)"
+        payloads = [pgcopy.encoded(p, PG_TYPES[table]) for p in parts if not isinstance(p, list)]
+        rows = [r for p in parts if isinstance(p, list) for r in p]
+        with driver.cursor() as cursor:
+            if payloads:
+                # The whole payload built with numpy (engine.app.store.pgcopy), sent as is.
+                with cursor.copy(sql) as copy:
+                    copy.write(pgcopy.HEADER)
+                    for payload in payloads:
+                        copy.write(payload.payload)
+                    copy.write(pgcopy.TRAILER)
+            if rows:
+                with cursor.copy(sql) as copy:
+                    # Decoded events (low rate): psycopg dumps each value in C, typed.
+                    copy.set_types(PG_TYPES[table])
+                    for row in rows:
+                        copy.write_row(row)
+        return sum(len(p) for p in parts)
+    marks = ", ".join("?" for _ in COLUMNS[table])
+    values = [r for p in parts for r in part_rows(p)]
     # The DB-API cursor of the same connection, inside the same transaction; SQLAlchemy's
     # executemany would inspect every row first.
-    driver.executemany(f"INSERT INTO {quote(table)} ({columns}) VALUES ({marks})", rows)
+    driver.executemany(f"INSERT INTO {quote(table)} ({columns}) VALUES ({marks})", values)
+    return len(values)
