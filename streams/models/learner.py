@@ -42,6 +42,8 @@ class CompiledLearner:
         self.count = np.zeros(f, np.int64)
         self.mean = np.zeros(f, np.float64)
         self.var = np.zeros(f, np.float64)
+        self.sd = np.zeros(f, np.float64)
+        """``var ** 0.5`` (river computes it per use; it changes only when ``var`` does)."""
         self.s_present = np.zeros((3, f), np.bool_)
         self.s_order = np.zeros((3, f), np.int64)
         self.s_size = np.zeros(3, np.int64)
@@ -64,16 +66,16 @@ class CompiledLearner:
         """(down, flat, up) for one vector's selected features; None before any label."""
         out = np.zeros(3, np.float64)
         x = np.asarray(values, np.float64)
-        if not k.predict_one(x, self.mean, self.var, self.s_present, self.s_order, self.s_size,
-                             *self._model(), self.clip, out):  # fmt: skip
+        scaler = (self.mean, self.var, self.sd, self.s_present, self.s_order, self.s_size)
+        if not k.predict_one(x, *scaler, *self._model(), self.clip, out):
             return None
         return (float(out[0]), float(out[1]), float(out[2]))
 
     def learn(self, values: list[float], label: int) -> None:
         """Learn that the vector with these features was followed by ``label`` (-1, 0, +1)."""
         k.learn_one(np.asarray(values, np.float64), label + 1, self.count, self.mean, self.var,
-                    self.s_present, self.s_order, self.s_size, *self._model(), self.lr, self.l2,
-                    self.clip)  # fmt: skip
+                    self.sd, self.s_present, self.s_order, self.s_size, *self._model(), self.lr,
+                    self.l2, self.clip)  # fmt: skip
 
     # -- the models stage's walk over a slice ------------------------------------------------
 
@@ -132,7 +134,7 @@ class CompiledLearner:
             np.ascontiguousarray(labels["label"], np.int64),
             np.ascontiguousarray(labels["flags"], np.int64),
             undefined,
-            self.count, self.mean, self.var, self.s_present, self.s_order, self.s_size,
+            self.count, self.mean, self.var, self.sd, self.s_present, self.s_order, self.s_size,
             *self._model(),
             self.pending_causes, self.pending_values,
             self.lr, self.l2, self.clip,
@@ -182,6 +184,7 @@ class CompiledLearner:
                 self.s_order[d, self.s_size[d]] = i
                 self.s_size[d] += 1
                 into[i] = value
+        k.standard_deviations(self.var, self.sd)
         for label, pairs in state.weights:
             if label not in (0, 1, 2) or self.w_size[label] or label in self._classes():
                 raise ValueError(f"online model state: unexpected class {label!r}")

@@ -64,6 +64,7 @@ def _scaled(
     zin: Array,
     mean: Array,
     var: Array,
+    sd: Array,
     s_present: Array,
     s_order: Array,
     s_size: Array,
@@ -84,7 +85,7 @@ def _scaled(
         v = var[i]
         if v != 0.0 or math.isnan(v):  # `if v`: NaN is truthy
             _insert(s_present, s_order, s_size, MEANS, i)  # means[i]
-            value = (xi - mean[i]) / _pow(v, 0.5)
+            value = (xi - mean[i]) / sd[i]  # v ** 0.5, kept since var[i] last changed
         else:
             value = 0.0
         low = -clip  # max(-clip, value)
@@ -155,6 +156,7 @@ def _learn(
     count: Array,
     mean: Array,
     var: Array,
+    sd: Array,
     s_present: Array,
     s_order: Array,
     s_size: Array,
@@ -185,7 +187,8 @@ def _learn(
         mean[i] = old + (xi - old) / count[i]
         _insert(s_present, s_order, s_size, VARS, i)
         var[i] = var[i] + ((xi - old) * (xi - mean[i]) - var[i]) / count[i]
-    nkeys = _scaled(x, keys, z, zin, mean, var, s_present, s_order, s_size, clip)
+        sd[i] = _pow(var[i], 0.5)
+    nkeys = _scaled(x, keys, z, zin, mean, var, sd, s_present, s_order, s_size, clip)
     nclasses = meta[CLASSES]
     has = np.zeros(3, np.bool_)
     for ci in range(nclasses):
@@ -217,10 +220,19 @@ def _learn(
 
 
 @njit(cache=True)
+def standard_deviations(var: Array, sd: Array) -> None:
+    """``sd[i] = var[i] ** 0.5`` with the C library's ``pow``, as river computes it (a
+    restored state's; learning keeps ``sd`` current from then on)."""
+    for i in range(var.shape[0]):
+        sd[i] = _pow(var[i], 0.5)
+
+
+@njit(cache=True)
 def predict_one(
     x: Array,
     mean: Array,
     var: Array,
+    sd: Array,
     s_present: Array,
     s_order: Array,
     s_size: Array,
@@ -241,7 +253,7 @@ def predict_one(
     keys = np.empty(f + 1, np.int64)
     z = np.empty(f + 1, np.float64)
     zin = np.empty(f + 1, np.bool_)
-    nkeys = _scaled(x, keys, z, zin, mean, var, s_present, s_order, s_size, clip)
+    nkeys = _scaled(x, keys, z, zin, mean, var, sd, s_present, s_order, s_size, clip)
     proba = np.zeros(3, np.float64)
     _proba(keys, nkeys, z, zin, w, w_present, w_order, w_size, classes, meta[CLASSES], proba)
     out[:] = proba
@@ -255,6 +267,7 @@ def learn_one(
     count: Array,
     mean: Array,
     var: Array,
+    sd: Array,
     s_present: Array,
     s_order: Array,
     s_size: Array,
@@ -274,8 +287,8 @@ def learn_one(
     z = np.empty(f + 1, np.float64)
     zin = np.empty(f + 1, np.bool_)
     proba = np.zeros(3, np.float64)
-    _learn(x, y, count, mean, var, s_present, s_order, s_size, w, w_present, w_order, w_size,
-           classes, meta, lr, l2, clip, keys, z, zin, proba)  # fmt: skip
+    _learn(x, y, count, mean, var, sd, s_present, s_order, s_size, w, w_present, w_order,
+           w_size, classes, meta, lr, l2, clip, keys, z, zin, proba)  # fmt: skip
 
 
 @njit(cache=True)
@@ -291,6 +304,7 @@ def run_slice(
     count: Array,
     mean: Array,
     var: Array,
+    sd: Array,
     s_present: Array,
     s_order: Array,
     s_size: Array,
@@ -330,7 +344,7 @@ def run_slice(
                 row = meta[HEAD]
                 meta[HEAD] += 1
                 if not lab_flags[j] & undefined:
-                    _learn(pending_values[row], lab_labels[j] + 1, count, mean, var, s_present,
+                    _learn(pending_values[row], lab_labels[j] + 1, count, mean, var, sd, s_present,
                            s_order, s_size, w, w_present, w_order, w_size, classes, meta, lr, l2,
                            clip, keys, z, zin, proba)  # fmt: skip
             j += 1
@@ -344,7 +358,7 @@ def run_slice(
         if meta[LEARNED] == 0:
             cold[i] = True
             continue
-        nkeys = _scaled(pending_values[row], keys, z, zin, mean, var, s_present, s_order,
+        nkeys = _scaled(pending_values[row], keys, z, zin, mean, var, sd, s_present, s_order,
                         s_size, clip)  # fmt: skip
         for c in range(3):
             proba[c] = 0.0
