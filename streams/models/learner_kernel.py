@@ -47,7 +47,7 @@ LEARNED, CLASSES, HEAD, TAIL = 0, 1, 2, 3
 COUNTS, MEANS, VARS = 0, 1, 2
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _insert(present: Array, order: Array, sizes: Array, d: int, key: int) -> None:
     """Insert ``key`` into dict ``d`` (if it is not there yet) at the end of its order."""
     if not present[d, key]:
@@ -56,7 +56,7 @@ def _insert(present: Array, order: Array, sizes: Array, d: int, key: int) -> Non
         sizes[d] += 1
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _scaled(
     x: Array,
     keys: Array,
@@ -104,7 +104,7 @@ def _scaled(
     return n + 1
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _proba(
     keys: Array,
     nkeys: int,
@@ -149,7 +149,7 @@ def _proba(
         out[classes[ci]] /= total
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _learn(
     x: Array,
     y: int,
