@@ -65,7 +65,7 @@ class CompiledLearner:
     def predict(self, values: list[float]) -> tuple[float, float, float] | None:
         """(down, flat, up) for one vector's selected features; None before any label."""
         out = np.zeros(3, np.float64)
-        x = np.asarray(values, np.float64)
+        x = self._vector(values)
         scaler = (self.mean, self.var, self.sd, self.s_present, self.s_order, self.s_size)
         if not k.predict_one(x, *scaler, *self._model(), self.clip, out):
             return None
@@ -73,9 +73,17 @@ class CompiledLearner:
 
     def learn(self, values: list[float], label: int) -> None:
         """Learn that the vector with these features was followed by ``label`` (-1, 0, +1)."""
-        k.learn_one(np.asarray(values, np.float64), label + 1, self.count, self.mean, self.var,
+        k.learn_one(self._vector(values), label + 1, self.count, self.mean, self.var,
                     self.sd, self.s_present, self.s_order, self.s_size, *self._model(), self.lr,
                     self.l2, self.clip)  # fmt: skip
+
+    def _vector(self, values: list[float]) -> Array:
+        x = np.asarray(values, np.float64)
+        if x.shape != (len(self.names),):
+            raise ValueError(
+                f"the online model takes {len(self.names)} feature values, got shape {x.shape}"
+            )
+        return x
 
     # -- the models stage's walk over a slice ------------------------------------------------
 

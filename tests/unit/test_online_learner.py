@@ -170,6 +170,14 @@ def test_loads_river_states_and_continues_exactly() -> None:
     assert _state(again) == _state(river)
 
 
+def test_a_vector_of_the_wrong_length_is_refused() -> None:
+    compiled = CompiledLearner(NAMES, 0.02, 0.0, 5.0)
+    with pytest.raises(ValueError, match="takes 14 feature values"):
+        compiled.learn([1.0] * 15, 1)
+    with pytest.raises(ValueError, match="takes 14 feature values"):
+        compiled.predict([1.0] * 13)
+
+
 def test_a_state_of_other_features_is_refused() -> None:
     frozen = msgspec.msgpack.decode(FROZEN.read_bytes(), type=OnlineState)
     other = CompiledLearner([f"g{i}" for i in range(14)], 0.02, 0.001, 5.0)
