@@ -16,12 +16,16 @@ process so peak memory is the run's own:
    every market event that caused a decision is kept (p50 / p99 / max), and of every event.
 
 Numba's compiled loops are loaded from its cache by a warm-up run before anything is timed.
-The last line is one JSON object.
+The last line is one JSON object; its ``chains`` are every output port's hash chain and
+``outputs_hash`` one sha256 over them (a speed-up must leave it unchanged). ``--data DIR`` keeps
+the ingested input and the bundle in DIR and reuses them on the next run, so that two trees of
+the code can be compared on the very same bundle.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import subprocess
 import sys
@@ -101,7 +105,15 @@ def replay(data: Path, bundle: str) -> dict[str, Any]:
         seconds = time.perf_counter() - began
     stages = {s.id: p.seconds for s, p in topology.stages}  # type: ignore[attr-defined]
     counts = {s.port: s.count for s in runner.summaries()}
-    return {"events": end, "seconds": seconds, "stages": stages, "counts": counts, "rss": _peak()}
+    chains = {s.port: s.chain for s in runner.summaries()}
+    return {
+        "events": end,
+        "seconds": seconds,
+        "stages": stages,
+        "counts": counts,
+        "chains": chains,
+        "rss": _peak(),
+    }
 
 
 def live(data: Path, bundle: str, events: int) -> dict[str, Any]:
@@ -189,6 +201,13 @@ def _prepare(data: Path, ingest: list[str], until: str) -> str:
     return _bundle_of(result.output)
 
 
+def _outputs_hash(chains: dict[str, str]) -> str:
+    """One sha256 over every output port's hash chain (port order): equal hashes, equal
+    outputs on all ports (how a speed-up is checked to change nothing)."""
+    text = "\n".join(f"{port} {chain}" for port, chain in sorted(chains.items()))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def _bundle_of(output: str) -> str:
     for line in output.splitlines():
         if line.startswith("bundle "):
@@ -204,6 +223,12 @@ def main() -> None:
     parser.add_argument("--tiles", type=int, default=1, help="LOBSTER copies back to back")
     parser.add_argument("--until", default="60%")
     parser.add_argument("--live-events", type=int, default=20_000)
+    parser.add_argument(
+        "--data",
+        type=Path,
+        help="keep the ingested data and bundle in this directory and reuse them when it "
+        "already holds them (before/after comparisons on the very same bundle)",
+    )
     parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -214,8 +239,14 @@ def main() -> None:
             print(json.dumps(live(Path(data), bundle, int(events))))
         return
     with tempfile.TemporaryDirectory() as tmp, tempfile.TemporaryDirectory() as csv:
-        data = Path(tmp)
-        bundle = _prepare(data, _ingest_args(args, Path(csv)), args.until)
+        data = args.data or Path(tmp)
+        kept = data / "bench-bundle.txt"
+        if args.data and kept.exists():
+            bundle = kept.read_text().strip()
+        else:
+            bundle = _prepare(data, _ingest_args(args, Path(csv)), args.until)
+            if args.data:
+                kept.write_text(bundle + "\n")
         r = _child("replay", data, bundle, 0)
         name = f"LOBSTER {args.ticker} x{args.tiles}" if args.ticker else args.file.name
         print(f"{name}: {r['events']:,} journal events; bundle {bundle[:12]}")
@@ -235,6 +266,8 @@ def main() -> None:
             "seconds": round(r["seconds"], 3),
             "peak_rss_mb": round(r["rss"]),
             "stage_seconds": {k: round(v, 3) for k, v in r["stages"].items()},
+            "outputs_hash": _outputs_hash(r["chains"]),
+            "chains": r["chains"],
         }
         if args.live_events:
             v = _child("live", data, bundle, args.live_events)

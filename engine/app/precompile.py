@@ -64,6 +64,15 @@ def _dbn(tmp: Path) -> Path:
     return path
 
 
+def _online_learner() -> None:
+    """The online learner's one-vector calls (the runs above use its slice walk only)."""
+    from streams.models.learner import CompiledLearner
+
+    learner = CompiledLearner(["a", "b"], 0.02, 0.0, 5.0)
+    learner.learn([1.0, float("nan")], 1)
+    learner.predict([0.5, 2.0])
+
+
 def main() -> int:
     """Run the warm-up; print one line, or the failing command's output."""
     began = time.monotonic()
@@ -80,6 +89,7 @@ def main() -> int:
         bundle = tape("train", "aapl", "--until", "60%", "--quiet")
         tape("run", "aapl", "--bundle", str(bundle), "--quiet")
         tape("run", "spot", "--quiet")  # the one that trades
+        _online_learner()
     print(f"compiled and cached the engine's loops in {time.monotonic() - began:.0f} s")
     return 0
 

@@ -16,7 +16,13 @@ import numpy as np
 
 from engine.models.card import CLASS_NAMES, META, ModelCard
 from streams.features import FEATURE_SCHEMA_VERSION, INDEX
-from streams.models.trees import Trees, compile_model, model_inputs, probabilities
+from streams.models.trees import (
+    Trees,
+    compile_model,
+    mapped_probabilities,
+    model_inputs,
+    probabilities,
+)
 
 Array = np.ndarray[Any, Any]
 
@@ -77,9 +83,36 @@ class Ensemble:
         self.meta_columns = card.models[META].columns
         empty = {b: np.zeros((0, 3)) for b in self.bases}
         meta_inputs(self.meta_columns, empty, np.zeros((0, len(INDEX))))
+        self.maps = {r: np.array(self.columns[r], np.int64) for r in self.bases}
+        self.maps[META] = np.array(
+            [
+                INDEX[c]
+                if c in INDEX
+                else -(3 * self.bases.index(c.partition(".")[0])
+                       + CLASS_NAMES.index(c.partition(".")[2])) - 1
+                for c in self.meta_columns
+            ],
+            np.int64,
+        )  # fmt: skip
+        """Per role, where each input column comes from (``mapped_probabilities``)."""
 
     def predict(self, values: Array) -> dict[str, Array]:
-        """(rows, 3) probabilities of each role for the (rows, 65) feature ``values``."""
+        """(rows, 3) probabilities of each role for the (rows, 65) feature ``values``: the
+        numbers of ``probabilities(trees, model_inputs(...))`` for the bases and of
+        :func:`meta_inputs` for the meta-learner, read in place (no input matrices)."""
+        n = len(values)
+        bases = np.zeros((len(self.bases), n, 3), np.float64)
+        for b, role in enumerate(self.bases):
+            mapped_probabilities(self.trees[role], values, bases, self.maps[role], bases[b])
+        meta = np.zeros((n, 3), np.float64)
+        mapped_probabilities(self.trees[META], values, bases, self.maps[META], meta)
+        out = {role: bases[b] for b, role in enumerate(self.bases)}
+        out[META] = meta
+        return out
+
+    def predict_unfused(self, values: Array) -> dict[str, Array]:
+        """:meth:`predict` the way training evaluates: input matrices built first
+        (``model_inputs``, ``meta_inputs``), then the trees. The tests hold the two equal."""
         out = {
             r: probabilities(self.trees[r], model_inputs(values, self.columns[r]))
             for r in self.bases

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import math
 import re
-from collections import deque
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -57,7 +56,8 @@ from engine.events.models import ModelSwitched
 from engine.runtime.processor import Output, Port, Slice, StageContext, load_state
 from engine.runtime.topology import ConfigError, Stage, typed_config
 from streams.features import INDEX
-from streams.models.online import OnlineModel, OnlineState, selected
+from streams.models.learner import CompiledLearner
+from streams.models.online import OnlineState
 from streams.models.schedule import Entry, InEffect, Schedule
 
 PREDICTIONS_PORT = Port("predictions", PREDICTION)
@@ -152,10 +152,12 @@ class ModelsStage:
         self.config = _validated(typed_config(ModelsConfig, "models", context.config))
         c = self.config
         self.schedule = Schedule(context.session, context.model, c.bundle)
-        self.columns = [INDEX[n] for n in c.online_features]
-        self.online = OnlineModel(list(c.online_features), c.online_lr, c.online_l2, c.online_clip)
-        self.pending: deque[tuple[int, list[float]]] = deque()
-        """(vector cause, selected features) of vectors whose label has not matured."""
+        self.columns = np.array([INDEX[n] for n in c.online_features], np.int64)
+        self.online = CompiledLearner(
+            list(c.online_features), c.online_lr, c.online_l2, c.online_clip
+        )
+        """river's model, compiled (bit-identical to :class:`OnlineModel`); it also keeps the
+        (cause, selected features) of vectors whose label has not matured."""
         self.predicted = 0
         self._empty = PREDICTIONS_PORT.empty()
         self.identity = (c.bundle, c.online, list(c.online_features), c.online_lr, c.online_l2,
@@ -174,8 +176,7 @@ class ModelsStage:
         out = new_records(PREDICTION, len(vectors))
         if len(vectors) == 0:
             if self.config.online:
-                for _, origin, label, label_flags in self._label_rows(labels):
-                    self._learn(origin, label, label_flags)
+                self.online.run(vectors, self.columns, labels, L_UNDEFINED)
             return (out, switches)
         out["ts_event"], out["cause"] = vectors["ts_event"], vectors["cause"]
         flags: np.ndarray[Any, Any] = np.zeros(len(vectors), np.uint16)
@@ -244,44 +245,17 @@ class ModelsStage:
         labels: np.ndarray[Any, Any],
         flags: np.ndarray[Any, Any],
     ) -> np.ndarray[Any, Any]:
-        """Walk vectors and labels in cause order (labels first on a tie); online probs."""
-        probs = np.full((len(vectors), 3), np.nan)
+        """Walk vectors and labels in cause order (labels first on a tie); online probs.
+
+        Each label teaches the features of its origin (vectors whose label was never emitted
+        are dropped on the way; undefined labels teach nothing); the compiled walk is
+        :func:`streams.models.learner_kernel.run_slice`."""
         if not self.config.online:
             flags |= P_ONLINE_COLD
-            return probs
-        causes = vectors["cause"].tolist()
-        label_rows = self._label_rows(labels)
-        j = 0
-        for i, cause in enumerate(causes):
-            while j < len(label_rows) and label_rows[j][0] <= cause:
-                self._learn(*label_rows[j][1:])
-                j += 1
-            features = selected(vectors["values"][i], self.columns)
-            p = self.online.predict(features)
-            if p is None:
-                flags[i] |= P_ONLINE_COLD
-            else:
-                probs[i] = p
-            self.pending.append((cause, features))
-        for row in label_rows[j:]:
-            self._learn(*row[1:])
+            return np.full((len(vectors), 3), np.nan)
+        probs, cold = self.online.run(vectors, self.columns, labels, L_UNDEFINED)
+        flags[cold] |= P_ONLINE_COLD
         return probs
-
-    @staticmethod
-    def _label_rows(labels: np.ndarray[Any, Any]) -> list[tuple[int, int, int, int]]:
-        """(cause, origin, label, flags) of each label, as Python ints."""
-        columns = (labels[f].tolist() for f in ("cause", "origin", "label", "flags"))
-        return list(zip(*columns, strict=True))
-
-    def _learn(self, origin: int, label: int, flags: int) -> None:
-        """Learn a matured label from its origin's features (undefined labels teach nothing)."""
-        while self.pending and self.pending[0][0] < origin:
-            self.pending.popleft()  # a vector whose label was never emitted
-        if not self.pending or self.pending[0][0] != origin:
-            return
-        _, features = self.pending.popleft()
-        if not flags & L_UNDEFINED:
-            self.online.learn(features, label)
 
     @staticmethod
     def _decide(
@@ -297,12 +271,13 @@ class ModelsStage:
     def snapshot(self) -> bytes:
         """The online model's state and the pending origins' features (floats exactly)."""
         plan, announced = self.schedule.state()
+        causes, values = self.online.pending_items()
         state = _State(
             STATE_VERSION,
             self.identity,
             self.online.state(),
-            [c for c, _ in self.pending],
-            [f for _, f in self.pending],
+            causes,
+            values,
             self.predicted,
             plan,
             announced,
@@ -312,8 +287,10 @@ class ModelsStage:
     def restore(self, state: bytes) -> None:
         """Continue from a state :meth:`snapshot` produced with the same config."""
         s = load_state("models", state, _State, STATE_VERSION, self.identity)
+        if len(s.pending_causes) != len(s.pending_values):
+            raise ValueError("models state: pending causes and values differ in length")
         self.online.load(s.online)
-        self.pending = deque(zip(s.pending_causes, s.pending_values, strict=True))
+        self.online.set_pending(s.pending_causes, s.pending_values)
         self.predicted = s.predicted
         self.schedule.restore(s.plan, s.announced)
 
@@ -329,8 +306,8 @@ class ModelsStage:
             "predictions": self.predicted,
             "online_labels_learnt": self.online.learned,
             "online_features": len(self.columns),
-            "pending_origins": len(self.pending),
-            "oldest_pending_origin": self.pending[0][0] if self.pending else None,
+            "pending_origins": self.online.pending,
+            "oldest_pending_origin": self.online.oldest_pending(),
         }
 
 

@@ -172,6 +172,71 @@ def _evaluate(
             out[r, d] = scale * out[r, d] + bias[d]
 
 
+def mapped_probabilities(
+    trees: Trees, values: Array, extra: Array, columns: Array, out: Array
+) -> None:
+    """Class probabilities into ``out`` (rows, dimension), reading the model's inputs in
+    place: its column ``c`` is ``values[:, columns[c]]`` (NaN as ``MISSING``, what
+    :func:`model_inputs` gives) when ``columns[c] >= 0``, else ``extra[b, :, j]`` with
+    ``-columns[c] - 1 == 3 * b + j`` (a base model's probability, as :func:`meta_inputs` of
+    :mod:`streams.models.ensemble` copies it). The same floats as ``probabilities(trees,
+    model_inputs(...))`` without building the input matrix."""
+    out[:] = 0.0
+    _evaluate_mapped(
+        values,
+        extra,
+        columns,
+        trees.split_start,
+        trees.split_column,
+        trees.split_border,
+        trees.split_nan,
+        trees.leaf_start,
+        trees.leaf_values,
+        trees.scale,
+        trees.bias,
+        out,
+    )
+    _softmax(out)
+
+
+@njit(cache=True)
+def _evaluate_mapped(
+    values: Array,
+    extra: Array,
+    columns: Array,
+    split_start: Array,
+    split_column: Array,
+    split_border: Array,
+    split_nan: Array,
+    leaf_start: Array,
+    leaf_values: Array,
+    scale: float,
+    bias: Array,
+    out: Array,
+) -> None:
+    dimension = out.shape[1]
+    for r in range(values.shape[0]):
+        for t in range(len(leaf_start)):
+            index = 0
+            for s in range(split_start[t], split_start[t + 1]):
+                c = columns[split_column[s]]
+                if c >= 0:
+                    picked = values[r, c]
+                    if math.isnan(picked):
+                        picked = MISSING
+                else:
+                    picked = extra[(-c - 1) // 3, r, (-c - 1) % 3]
+                value = np.float32(picked)
+                nan = math.isnan(value)
+                if (nan and split_nan[s] == NAN_AS_TRUE) or (not nan and value > split_border[s]):
+                    index |= 1 << (s - split_start[t])
+            base = leaf_start[t] + index * dimension
+            for d in range(dimension):
+                out[r, d] += leaf_values[base + d]
+        for d in range(dimension):
+            out[r, d] = scale * out[r, d] + bias[d]
+
+
 @njit(cache=True)
 def _softmax(values: Array) -> None:
     for r in range(values.shape[0]):

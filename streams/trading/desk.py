@@ -231,17 +231,19 @@ class Desk:
     def _decide(self, decision: risk.Decision, cause: int) -> None:
         if decision.direction == 0:  # staying flat is no order, and nothing to reject
             return
-        last = self.mid
-        view = risk.AccountView(
-            self.account.position,
-            self._working("entry") or self._working("exit"),
-            self.account.equity(last),
-            last if self.venue.fs[m.F_MID_OK] else math.nan,
-            self.account.value_factor,
-        )
         s = self.state
         day = risk.Day(s.day.trades, s.day.tripped, s.halted, s.venue_halted)
-        verdict = risk.check(self.config, decision, view, day)
+        verdict: risk.Verdict | None = risk.day_gate(self.config, decision, day)
+        if verdict is None:  # only then is the account worth valuing (risk.check's order)
+            last = self.mid
+            view = risk.AccountView(
+                self.account.position,
+                self._working("entry") or self._working("exit"),
+                self.account.equity(last),
+                last if self.venue.fs[m.F_MID_OK] else math.nan,
+                self.account.value_factor,
+            )
+            verdict = risk.check_account(self.config, decision, view, day)
         clock = self.venue.clock
         if isinstance(verdict, risk.Reject):
             self.out.risk.append(

@@ -132,7 +132,18 @@ Verdict = Reject | Enter | Exit
 
 def check(config: RiskConfig, decision: Decision, account: AccountView, day: Day) -> Verdict:
     """What to do with one decision of direction +1 or -1 (see the module docstring)."""
-    gate = _gate(config, decision, account, day)
+    gate = day_gate(config, decision, day)
+    if gate is not None:
+        return gate
+    return check_account(config, decision, account, day)
+
+
+def check_account(
+    config: RiskConfig, decision: Decision, account: AccountView, day: Day
+) -> Verdict:
+    """:func:`check` for a decision that passed :func:`day_gate`: the rules that need the
+    account, in the documented order."""
+    gate = _account_gate(config, decision, account)
     if gate is not None:
         return gate
     if account.position != 0:
@@ -150,8 +161,11 @@ def check(config: RiskConfig, decision: Decision, account: AccountView, day: Day
     return size_entry(config, decision, account)
 
 
-def _gate(config: RiskConfig, decision: Decision, account: AccountView, day: Day) -> Reject | None:
-    """The refusals that do not depend on sizing, in the documented order."""
+def day_gate(config: RiskConfig, decision: Decision, day: Day) -> Reject | None:
+    """The first refusals, which need neither the account nor the book: halted, venue
+    halted, circuit breaker, low confidence. Cheap, and the verdict of nearly every decision
+    on a day where most decisions lack confidence, so the desk asks it before it values the
+    account (:func:`check` is this, then :func:`check_account`)."""
     if day.halted:
         return Reject("halted", "the operator halted trading (control.halt_trading)", 1, 0)
     if day.venue_halted:
@@ -166,6 +180,11 @@ def _gate(config: RiskConfig, decision: Decision, account: AccountView, day: Day
             decision.confidence,
             config.min_confidence,
         )
+    return None
+
+
+def _account_gate(config: RiskConfig, decision: Decision, account: AccountView) -> Reject | None:
+    """The refusals after :func:`day_gate` that do not depend on sizing, in order."""
     if account.pending:
         return Reject("order_pending", "an entry or exit order is still working", 1, 0)
     held = (account.position > 0) - (account.position < 0)

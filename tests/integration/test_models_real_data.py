@@ -23,6 +23,7 @@ from engine.models import ModelStore, load_card
 from engine.runtime import Runner, execute, read_manifest
 from engine.runtime.runner import latest_snapshot
 from streams.features import INDEX, NAMES
+from streams.models.ensemble import Ensemble
 from streams.models.trees import compile_model, model_inputs, raw_values
 from tests.models_helpers import (
     PIPELINES,
@@ -125,6 +126,30 @@ def test_evaluator_rows_are_identical_one_at_a_time_or_in_batches(
     assert np.concatenate(parts).tobytes() == whole.tobytes()
     singles = [raw_values(trees, x[i : i + 1]) for i in range(0, len(x), 37)]
     assert np.concatenate(singles).tobytes() == whole[::37].tobytes()
+
+
+def test_the_ensemble_reads_its_inputs_in_place_with_the_same_floats(
+    trained: Trained, rows: tuple[np.ndarray, np.ndarray]
+) -> None:
+    """``Ensemble.predict`` (trees reading the feature rows and the base probabilities in
+    place) gives every role's probabilities bit for bit as the input matrices of training do
+    (``model_inputs``, ``meta_inputs``; the evaluator on them is CatBoost's RawFormulaVal, see
+    above): for all real rows at once, from a strided view like the stage's, and row by row."""
+    card = load_card(trained.store, trained.result.bundle)
+    ensemble = Ensemble(card, trained.store.get)
+    values = rows[0]
+    assert np.isnan(values).any()
+    strided = np.zeros(len(values), [("pad", "u2"), ("values", "f8", (len(NAMES),))])
+    strided["values"] = values
+    expected = ensemble.predict_unfused(values)
+    assert set(expected) == {*card.bases(), "meta"}
+    for got in (ensemble.predict(values), ensemble.predict(strided["values"])):
+        assert {r: p.tobytes() for r, p in got.items()} == {
+            r: p.tobytes() for r, p in expected.items()
+        }
+    for i in range(0, len(values), 41):
+        one = ensemble.predict(strided["values"][i : i + 1])
+        assert all(one[r].tobytes() == expected[r][i : i + 1].tobytes() for r in expected)
 
 
 def flat(text: str) -> str:

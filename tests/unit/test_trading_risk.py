@@ -65,6 +65,31 @@ def test_gates_in_their_documented_order() -> None:
     assert reason(risk.check(CONFIG, decision(), account(), busy)) == "max_trades_per_day"
 
 
+@pytest.mark.parametrize("confidence", [math.nan, 0.3, 0.6, 0.9])
+@pytest.mark.parametrize("direction", [-1, 1])
+@pytest.mark.parametrize("position", [-5, 0, 5])
+@pytest.mark.parametrize("pending", [False, True])
+@pytest.mark.parametrize(
+    "flags", [(False, False, False), (True, False, False), (False, False, True)]
+)
+@pytest.mark.parametrize("trades", [0, 10])
+def test_the_day_gate_first_then_the_account_is_check(
+    confidence: float,
+    direction: int,
+    position: int,
+    pending: bool,
+    flags: tuple[bool, bool, bool],
+    trades: int,
+) -> None:
+    """The desk asks ``day_gate`` before it values the account, then ``check_account``: the
+    verdict is ``check``'s for every combination of the gates' inputs."""
+    tripped, halted, venue_halted = flags
+    day = risk.Day(trades, tripped, halted, venue_halted)
+    d, view = decision(direction, confidence), account(position=position, pending=pending)
+    split = risk.day_gate(CONFIG, d, day) or risk.check_account(CONFIG, d, view, day)
+    assert split == risk.check(CONFIG, d, view, day)
+
+
 def test_opposite_decision_exits_or_is_ignored() -> None:
     assert risk.check(CONFIG, decision(-1), account(position=5), DAY) == risk.Exit()
     assert risk.check(CONFIG, decision(1), account(position=-5), DAY) == risk.Exit()
