@@ -15,7 +15,7 @@ import msgspec
 import typer
 
 from engine.app.cli.model_options import Models, model_store, with_bundle
-from engine.app.cli.root import app, console, context, err_console, fail
+from engine.app.cli.root import LOG_ENV, app, console, context, err_console, fail
 from engine.log import EmbeddedLog, FsyncMode, FsyncPolicy, LogError
 from engine.runtime import ConfigError, RunConfig, RunError
 
@@ -23,6 +23,7 @@ if TYPE_CHECKING:  # the live session loads the pipeline's stages: only when a c
     from engine.app.live.hours import Hours
     from engine.app.live.session import LiveConfig, LiveResult
     from engine.app.live.status import LiveStatus
+    from engine.log.kafka import KafkaLog
 
 LIVE_SYNC_MS = 100
 """Unless ``--fsync`` says otherwise, ``tape live`` appends without syncing and a background
@@ -128,12 +129,29 @@ def live_binance(
         bool, typer.Option("--end-with-feed", help="Close when the feed says it has ended.")
     ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="No status line.")] = False,
+    log_address: Annotated[
+        str | None,
+        typer.Option(
+            "--log",
+            envvar=LOG_ENV,
+            help="Journal and run on a Kafka cluster: kafka://HOST:PORT[,HOST:PORT] "
+            "(default: the data directory).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Trade SYMBOL live on paper: Binance's feed in, the pipeline, the paper broker out.
 
-    Ctrl-C or SIGTERM stops cleanly (resumable with the same --session and --run-id)."""
+    Ctrl-C or SIGTERM stops cleanly (resumable with the same --session and --run-id).
+    With --log kafka://..., the journal is a Kafka topic and the pipeline runs on it as a
+    worker does; `tape mirror` brings the finished run back (docs/live.md)."""
     if market not in ("spot", "usdm"):
         fail(f"--market must be spot or usdm, got {market!r}")
+    if log_address is not None and not log_address.startswith("kafka://"):
+        fail(
+            f"--log takes a Kafka cluster, kafka://HOST:PORT, got {log_address!r}; a data "
+            "directory is given with --data"
+        )
     policy, sync_ms = context(ctx).fsync, 0
     source = ctx.find_root().get_parameter_source("fsync")
     if source is None or source.name == "DEFAULT":  # no --fsync given
@@ -148,7 +166,10 @@ def live_binance(
     store = model_store(log.root, models)
     run_config, broker_entry = _live_config_file(config, pipeline)
     symbol = symbol.upper()
+    kafka = None
     try:
+        if log_address is not None:
+            kafka = _open_kafka(log_address)
         if bundle is not None:
             run_config = with_bundle(run_config, store, bundle, context(ctx).pipelines)
         live = LiveConfig(
@@ -167,7 +188,7 @@ def live_binance(
             sync_ms=sync_ms,
             models=store,
         )
-        result = asyncio.run(_run(log, live, quiet))
+        result = asyncio.run(_run(log, live, quiet, kafka))
     except (
         RunError,
         ConfigError,
@@ -187,14 +208,52 @@ def live_binance(
     )
     from engine.app.cli.trading_report import print_trading_report
 
+    if kafka is not None:
+        kafka.close()
+        console.print(
+            f"bring it back: tape mirror {kafka.url} {log.root} --session {session} "
+            f"--run {m.run_id}"
+        )
+        console.print(f"then verify it: tape replay {m.run_id} --verify")
+        return
     print_trading_report(console, m, live.instrument)
     console.print(f"verify it: tape replay {m.run_id} --verify")
 
 
-async def _run(log: EmbeddedLog, config: LiveConfig, quiet: bool) -> LiveResult:
+def _open_kafka(address: str) -> KafkaLog:
+    """The cluster of ``--log``, or a clear failure when it cannot be reached."""
+    from engine.log.kafka import KafkaLog
+    from engine.log.locate import open_log
+
+    try:
+        log = open_log(address)
+    except LogError as exc:
+        fail(
+            f"tape live --log {address}: {exc} Nothing was journaled; start the broker (or fix "
+            "the address) and run the same command again.",
+            code=1,
+        )
+    assert isinstance(log, KafkaLog)
+    return log
+
+
+async def _run(
+    log: EmbeddedLog, config: LiveConfig, quiet: bool, kafka: KafkaLog | None = None
+) -> LiveResult:
     from engine.app.live.session import LiveSession
 
-    session = LiveSession(log, config, on_status=None if quiet else _status_line)
+    on_kafka = None
+    if kafka is not None:
+        from engine.app.worker.live import LiveWorker  # the pipeline: the worker's loop
+
+        def host(cluster: KafkaLog, name: str, run: RunConfig, instrument: Any) -> LiveWorker:
+            return LiveWorker(
+                cluster, name, run, instrument, pipelines=config.pipelines, models=config.models
+            )
+
+        on_kafka = (kafka, host)
+    status = None if quiet else _status_line
+    session = LiveSession(log, config, on_status=status, kafka=on_kafka)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, session.stop, f"{signal.Signals(sig).name} received")

@@ -80,6 +80,8 @@ class Worker:
         models: ModelSource | None = None,
         commit_every: int = 20_000,
         metrics: PipelineMetrics | None = None,
+        poll: float = 0.5,
+        on_task: Callable[[SessionTask], None] | None = None,
     ) -> None:
         self.pipelines = pipelines
         self.metrics = metrics
@@ -93,6 +95,10 @@ class Worker:
             self.config = msgspec.structs.replace(self.config, pipeline=pipeline_name)
         self.models = models
         self.commit_every = commit_every
+        self.poll = poll
+        """Seconds a cycle waits for journal records (a live session's worker waits less)."""
+        self.on_task = on_task
+        """Sees each session task when it is created (a live session taps its outputs)."""
         self.tasks: dict[tuple[str, int], SessionTask] = {}
         self.progress = WorkerProgress()
         log.create_topic(STATE_TOPIC, TopicConfig(WORKER_STATE_SCHEMA, 1, TopicCodec.MSGPACK))
@@ -125,13 +131,15 @@ class Worker:
         self,
         idle_exit: float | None = None,
         on_cycle: Callable[[WorkerProgress], None] | None = None,
+        until: Callable[[], bool] | None = None,
     ) -> WorkerProgress:
         """Process until stopped; with ``idle_exit``, return after that many seconds without
-        new journal records once every hosted session is complete."""
+        new journal records once every hosted session is complete; with ``until``, return
+        as soon as it says so (checked between transactions)."""
         idle_since = time.monotonic()
         try:
-            while True:
-                records = self.consumer.consume(self.commit_every, 0.5)
+            while until is None or not until():
+                records = self.consumer.consume(self.commit_every, self.poll)
                 if records:
                     self._cycle(records)
                     idle_since = time.monotonic()
@@ -145,6 +153,7 @@ class Worker:
                     and all(t.closed for t in self.tasks.values())
                 ):
                     return self.progress
+            return self.progress
         finally:
             self.consumer.close()
 
@@ -220,6 +229,8 @@ class Worker:
             task = SessionTask(self.log, self.producer, state, chosen, self.models)
         if self.metrics is not None:
             task.driver.writer = MeteredWriter(task.driver.writer, self.metrics, task.session)
+        if self.on_task is not None:
+            self.on_task(task)
         self.tasks[key] = task
         return task
 

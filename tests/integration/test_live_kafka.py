@@ -1,0 +1,187 @@
+"""Live on Kafka: ``tape live ... --log kafka://`` journals the feed into a Kafka topic, the
+pipeline runs on it as a worker, the paper broker's reports go back into that topic; the
+finished run mirrors back to a data directory and verifies bit for bit.
+
+Real loopback sockets throughout: the exchange simulator serving a bundled recording, the
+Binance feed adapter, and a Kafka cluster (librdkafka's mock always; the real brokers of
+``TAPE_TEST_KAFKA`` where set, see tests/kafka_support.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import numpy as np
+import pytest
+
+from engine.app.exchange_sim import BackgroundSim
+from engine.app.feeds.binance import FeedConfig
+from engine.app.ingest import binance
+from engine.app.live.session import LiveConfig, LiveResult, LiveSession
+from engine.app.mirror import kafka_chain, mirror_session
+from engine.app.worker.live import LiveWorker
+from engine.events.broker import BrokerOrderFilled, BrokerReport
+from engine.events.control import SessionClosed, SessionOpened
+from engine.log import EmbeddedLog, FsyncMode, FsyncPolicy
+from engine.log.kafka import KafkaLog, MockCluster
+from engine.runtime import RunConfig, read_manifest, verify
+from engine.runtime.manifest import output_topic
+from tests.live_support import PYTHON, REPO, USDM, Simulator, journal
+from tests.trading_support import PIPELINES
+
+SPEC = binance.instrument("usdm", "BTCUSDT")
+SNAPSHOT = 8
+
+
+@pytest.fixture(scope="module")
+def cluster() -> MockCluster:
+    return MockCluster(brokers=3)
+
+
+def _config(urls: Any, session: str, run_id: str | None = None) -> LiveConfig:
+    feed = FeedConfig("BTCUSDT", "usdm", urls.ws, urls.rest, end_with_feed=True)
+    stages = {"decisions": {"every": 8}, "trading": {"on_opposite": "ignore"}}
+    run = RunConfig(pipeline="test-trading", snapshot_every=100_000, stages=stages)
+    # no clock ticks: they follow the wall clock, so two sessions would tick at other events
+    return LiveConfig(session, feed, SPEC, PIPELINES, run, run_id=run_id, tick_ms=0)
+
+
+def _worker(log: KafkaLog, session: str, run: RunConfig, instrument: Any) -> LiveWorker:
+    """The pipeline host ``tape live --log kafka://`` wires in: the worker's loop."""
+    return LiveWorker(log, session, run, instrument, pipelines=PIPELINES, models=None)
+
+
+def _live(data: Path, session: str, kafka: KafkaLog | None) -> LiveResult:
+    log = EmbeddedLog(data, FsyncPolicy(FsyncMode.NEVER))
+    on_kafka = (kafka, _worker) if kafka is not None else None
+    with BackgroundSim(USDM) as urls:  # as fast as the feed reads
+        config = _config(urls, session, None if kafka else session)
+        return asyncio.run(LiveSession(log, config, kafka=on_kafka).run())
+
+
+def _comparable(records: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    """Receive times zeroed, and the event times the feed estimates from them (snapshots)."""
+    out = records.copy()
+    out["ts_recv"] = 0
+    out["ts_event"][out["type_id"] == SNAPSHOT] = 0
+    return out
+
+
+def _steady(events: list[msgspec.Struct]) -> list[tuple[str, Any]]:
+    """The low-rate events apart from the broker's reports, without their times (and the
+    addresses naming the simulator's port)."""
+    out = []
+    for e in events:
+        if isinstance(e, BrokerReport):
+            continue
+        fields = msgspec.structs.asdict(e)
+        for name in ("ts_event", "ts_recv", "source", "url"):
+            fields.pop(name, None)
+        out.append((type(e).__name__, fields))
+    return out
+
+
+def test_a_paper_session_on_kafka_mirrors_back_and_verifies_bit_for_bit(
+    cluster: MockCluster, tmp_path: Path
+) -> None:
+    kafka = KafkaLog(cluster.bootstrap)
+    session = "kafkalive-paper"
+    result = _live(tmp_path / "scratch", session, kafka)
+    manifest = result.manifest
+    assert result.reason == "end of feed"
+    assert manifest is not None
+    assert manifest.status == "complete"
+    orders = output_topic(manifest.run_id, "orders")
+    assert kafka_chain(kafka, orders)[0] > 0  # the pipeline traded through the cluster
+
+    back = tmp_path / "back"
+    copies = mirror_session(
+        kafka, EmbeddedLog(back), session, [manifest.run_id], pipelines=PIPELINES
+    )
+    assert all(c.identical for c in copies)
+    checked = verify(EmbeddedLog(back), manifest.run_id, pipelines=PIPELINES)
+    assert checked.identical, checked.differing_ports
+    assert read_manifest(back, manifest.run_id).outputs_hash == manifest.outputs_hash
+
+    records, events = journal(back, session)
+    assert isinstance(events[0], SessionOpened)
+    closed = [e for e in events if isinstance(e, SessionClosed)]
+    assert [c.reason for c in closed] == ["end of feed"]
+    fills = [e for e in events if isinstance(e, BrokerOrderFilled) and e.account == session]
+    assert fills  # the paper broker's reports came back into the journal topic
+
+    # the same recording journaled by the file-backed live session: the same journal, event
+    # for event, receive times aside (the broker's reports land where each run's timing
+    # put them, so they are compared only for being there)
+    filed = _live(tmp_path / "filed", "filed", None)
+    assert filed.manifest is not None
+    filed_records, filed_events = journal(tmp_path / "filed", "filed")
+    assert len(records) == len(filed_records) > 10_000
+    assert _comparable(records).tobytes() == _comparable(filed_records).tobytes()
+    assert _steady(events) == [
+        (name, {**fields, "session": session} if "session" in fields else fields)
+        for name, fields in _steady(filed_events)
+    ]
+    assert any(isinstance(e, BrokerOrderFilled) for e in filed_events)
+
+
+def _tape(*args: str) -> subprocess.CompletedProcess[str]:
+    command = [PYTHON, "-m", "tests.live_cli", *args]
+    return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
+
+
+def test_tape_live_on_kafka_stops_on_sigterm_then_mirror_and_replay_verify(
+    cluster: MockCluster, tmp_path: Path
+) -> None:
+    session = "kafkalive-cli"
+    args = ["--market", "usdm", "--pipeline", "test-trading", "--tick-ms", "100", "--quiet"]
+    with Simulator(USDM, "--speed", "4") as (ws, rest):
+        command = [
+            PYTHON, "-m", "tests.live_cli", "--data", str(tmp_path), "live", "binance",
+            "BTCUSDT", "--session", session, "--ws-url", ws, "--rest-url", rest,
+            "--log", cluster.url, *args,
+        ]  # fmt: skip
+        proc = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        kafka = KafkaLog(cluster.bootstrap)
+        journal_topic = f"{session}.journal"
+        deadline = 60.0
+        while not (kafka.has_topic(journal_topic) and kafka.watermarks(journal_topic)[1] > 3000):
+            assert proc.poll() is None, proc.communicate()[1].decode()
+            deadline -= 0.1
+            assert deadline > 0, "the journal topic never reached 3000 records"
+            asyncio.run(asyncio.sleep(0.1))
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err.decode()
+    text = out.decode()
+    assert f"session {session} closed (SIGTERM received)" in text
+    run_id = text.split("--run ")[1].split()[0]
+    mirrored = _tape(
+        "--data", str(tmp_path), "mirror", cluster.url, str(tmp_path), "--session", session,
+        "--run", run_id, "--quiet",
+    )  # fmt: skip
+    assert mirrored.returncode == 0, mirrored.stderr + mirrored.stdout
+    replayed = _tape("--data", str(tmp_path), "replay", run_id, "--verify")
+    assert replayed.returncode == 0, replayed.stderr + replayed.stdout
+    _, events = journal(tmp_path, session)
+    assert isinstance(events[-1], SessionClosed) or any(
+        isinstance(e, SessionClosed) and e.reason == "SIGTERM received" for e in events
+    )
+
+
+def test_an_unreachable_broker_fails_clearly_before_journaling(tmp_path: Path) -> None:
+    done = _tape(
+        "--data", str(tmp_path), "live", "binance", "BTCUSDT", "--session", "nowhere",
+        "--log", "kafka://127.0.0.1:9", "--quiet",
+    )  # fmt: skip
+    assert done.returncode == 1
+    message = " ".join(done.stderr.split())
+    assert "cannot reach Kafka at 127.0.0.1:9" in message
+    assert "Nothing was journaled" in message
+    assert not os.path.exists(tmp_path / "nowhere.journal")
