@@ -10,9 +10,9 @@ Binance feed adapter, and a Kafka cluster (librdkafka's mock always; the real br
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -136,11 +136,16 @@ def _tape(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
 
 
-def test_tape_live_on_kafka_stops_on_sigterm_then_mirror_and_replay_verify(
-    cluster: MockCluster, tmp_path: Path
+@pytest.mark.parametrize("stop", ["SIGTERM", "--duration"])
+def test_tape_live_on_kafka_stops_then_mirror_and_replay_verify(
+    cluster: MockCluster, tmp_path: Path, stop: str
 ) -> None:
-    session = "kafkalive-cli"
+    session = f"kafkalive-cli-{stop.strip('-').lower()}"
     args = ["--market", "usdm", "--pipeline", "test-trading", "--tick-ms", "100", "--quiet"]
+    if stop == "--duration":
+        args += ["--duration", "6"]
+    kafka = KafkaLog(cluster.bootstrap)
+    topic = f"{session}.journal"
     with Simulator(USDM, "--speed", "4") as (ws, rest):
         command = [
             PYTHON, "-m", "tests.live_cli", "--data", str(tmp_path), "live", "binance",
@@ -148,20 +153,21 @@ def test_tape_live_on_kafka_stops_on_sigterm_then_mirror_and_replay_verify(
             "--log", cluster.url, *args,
         ]  # fmt: skip
         proc = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        kafka = KafkaLog(cluster.bootstrap)
-        journal_topic = f"{session}.journal"
-        deadline = 60.0
-        while not (kafka.has_topic(journal_topic) and kafka.watermarks(journal_topic)[1] > 3000):
-            assert proc.poll() is None, proc.communicate()[1].decode()
-            deadline -= 0.1
-            assert deadline > 0, "the journal topic never reached 3000 records"
-            asyncio.run(asyncio.sleep(0.1))
-        proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=60)
+        if stop == "SIGTERM":
+            deadline = time.monotonic() + 60
+            while not (kafka.has_topic(topic) and kafka.watermarks(topic)[1] > 3000):
+                assert proc.poll() is None, proc.communicate()[1].decode()
+                assert time.monotonic() < deadline, "the journal topic never reached 3000"
+                time.sleep(0.1)
+            proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err.decode()
     text = out.decode()
-    assert f"session {session} closed (SIGTERM received)" in text
+    reason = "SIGTERM received" if stop == "SIGTERM" else "duration reached"
+    assert f"session {session} closed ({reason})" in text, text
     run_id = text.split("--run ")[1].split()[0]
+    # nothing of the session is in the data directory until it is mirrored back
+    assert not EmbeddedLog(tmp_path).has_topic(topic)
     mirrored = _tape(
         "--data", str(tmp_path), "mirror", cluster.url, str(tmp_path), "--session", session,
         "--run", run_id, "--quiet",
@@ -169,10 +175,11 @@ def test_tape_live_on_kafka_stops_on_sigterm_then_mirror_and_replay_verify(
     assert mirrored.returncode == 0, mirrored.stderr + mirrored.stdout
     replayed = _tape("--data", str(tmp_path), "replay", run_id, "--verify")
     assert replayed.returncode == 0, replayed.stderr + replayed.stdout
-    _, events = journal(tmp_path, session)
-    assert isinstance(events[-1], SessionClosed) or any(
-        isinstance(e, SessionClosed) and e.reason == "SIGTERM received" for e in events
-    )
+    records, events = journal(tmp_path, session)
+    assert len(records) > 3000
+    closed = [e for e in events if isinstance(e, SessionClosed)]
+    assert [c.reason for c in closed] == [reason]
+    assert read_manifest(tmp_path, run_id).journal_stop > len(records)
 
 
 def test_an_unreachable_broker_fails_clearly_before_journaling(tmp_path: Path) -> None:
@@ -184,4 +191,4 @@ def test_an_unreachable_broker_fails_clearly_before_journaling(tmp_path: Path) -
     message = " ".join(done.stderr.split())
     assert "cannot reach Kafka at 127.0.0.1:9" in message
     assert "Nothing was journaled" in message
-    assert not os.path.exists(tmp_path / "nowhere.journal")
+    assert not EmbeddedLog(tmp_path).has_topic("nowhere.journal")

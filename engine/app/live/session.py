@@ -305,9 +305,9 @@ class LiveSession:
         if self.pipeline.error is not None:
             raise RunError(
                 f"the pipeline of session {self.config.session!r} failed on "
-                f"{kafka.url}: {self.pipeline.error}. The journal is kept on the "
-                f"cluster; run it with `tape worker --log {kafka.url} --session "
-                f"{self.config.session}` once the cause is fixed."
+                f"{kafka.url}: {str(self.pipeline.error).rstrip('.')}. The journal is kept "
+                f"there: `tape mirror {kafka.url} DATA --session {self.config.session}` "
+                'brings it back (docs/live.md, "Live on Kafka").'
             ) from self.pipeline.error
         raw = kafka.get_meta(f"run/{self.run_id}")
         if raw is None:
