@@ -29,9 +29,10 @@ from engine.app.worker.live import LiveWorker
 from engine.events.broker import BrokerOrderFilled, BrokerReport
 from engine.events.control import SessionClosed, SessionOpened
 from engine.log import EmbeddedLog, FsyncMode, FsyncPolicy
-from engine.log.kafka import KafkaLog, MockCluster
+from engine.log.kafka import KafkaLog
 from engine.runtime import RunConfig, read_manifest, verify
 from engine.runtime.manifest import output_topic
+from tests.kafka_support import KafkaTarget
 from tests.live_support import PYTHON, REPO, USDM, Simulator, journal
 from tests.trading_support import PIPELINES
 
@@ -40,8 +41,13 @@ SNAPSHOT = 8
 
 
 @pytest.fixture(scope="module")
-def cluster() -> MockCluster:
-    return MockCluster(brokers=3)
+def filed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The file-backed live session of the same recording and config, once per module."""
+    data = tmp_path_factory.mktemp("filed")
+    result = _live(data, "filed", None)
+    assert result.manifest is not None
+    assert result.reason == "end of feed"
+    return data
 
 
 def _config(urls: Any, session: str, run_id: str | None = None) -> LiveConfig:
@@ -88,10 +94,10 @@ def _steady(events: list[msgspec.Struct]) -> list[tuple[str, Any]]:
 
 
 def test_a_paper_session_on_kafka_mirrors_back_and_verifies_bit_for_bit(
-    cluster: MockCluster, tmp_path: Path
+    kafka_target: KafkaTarget, filed: Path, tmp_path: Path
 ) -> None:
-    kafka = KafkaLog(cluster.bootstrap)
-    session = "kafkalive-paper"
+    kafka = kafka_target.log()
+    session = f"{kafka_target.prefix}kafkalive-paper"
     result = _live(tmp_path / "scratch", session, kafka)
     manifest = result.manifest
     assert result.reason == "end of feed"
@@ -119,9 +125,7 @@ def test_a_paper_session_on_kafka_mirrors_back_and_verifies_bit_for_bit(
     # the same recording journaled by the file-backed live session: the same journal, event
     # for event, receive times aside (the broker's reports land where each run's timing
     # put them, so they are compared only for being there)
-    filed = _live(tmp_path / "filed", "filed", None)
-    assert filed.manifest is not None
-    filed_records, filed_events = journal(tmp_path / "filed", "filed")
+    filed_records, filed_events = journal(filed, "filed")
     assert len(records) == len(filed_records) > 10_000
     assert _comparable(records).tobytes() == _comparable(filed_records).tobytes()
     assert _steady(events) == [
@@ -138,19 +142,19 @@ def _tape(*args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.parametrize("stop", ["SIGTERM", "--duration"])
 def test_tape_live_on_kafka_stops_then_mirror_and_replay_verify(
-    cluster: MockCluster, tmp_path: Path, stop: str
+    kafka_target: KafkaTarget, tmp_path: Path, stop: str
 ) -> None:
-    session = f"kafkalive-cli-{stop.strip('-').lower()}"
+    session = f"{kafka_target.prefix}kafkalive-cli-{stop.strip('-').lower()}"
     args = ["--market", "usdm", "--pipeline", "test-trading", "--tick-ms", "100", "--quiet"]
     if stop == "--duration":
         args += ["--duration", "6"]
-    kafka = KafkaLog(cluster.bootstrap)
+    kafka = kafka_target.log()
     topic = f"{session}.journal"
     with Simulator(USDM, "--speed", "4") as (ws, rest):
         command = [
             PYTHON, "-m", "tests.live_cli", "--data", str(tmp_path), "live", "binance",
             "BTCUSDT", "--session", session, "--ws-url", ws, "--rest-url", rest,
-            "--log", cluster.url, *args,
+            "--log", kafka_target.url, *args,
         ]  # fmt: skip
         proc = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         if stop == "SIGTERM":
@@ -169,7 +173,7 @@ def test_tape_live_on_kafka_stops_then_mirror_and_replay_verify(
     # nothing of the session is in the data directory until it is mirrored back
     assert not EmbeddedLog(tmp_path).has_topic(topic)
     mirrored = _tape(
-        "--data", str(tmp_path), "mirror", cluster.url, str(tmp_path), "--session", session,
+        "--data", str(tmp_path), "mirror", kafka_target.url, str(tmp_path), "--session", session,
         "--run", run_id, "--quiet",
     )  # fmt: skip
     assert mirrored.returncode == 0, mirrored.stderr + mirrored.stdout

@@ -308,6 +308,9 @@ class Worker:
         """Hash what the run's topics hold, as stored, and record the run's manifest."""
         outputs = []
         for name, (stage, port, topic) in task.ports.items():
+            # A real broker writes the commit markers after commit_transaction returns: until
+            # they are in, a read-committed reader stops short of the last transaction.
+            self.log.settle(topic, 0, bound=self.timeouts.transaction + 30)
             count, chain = kafka_chain(self.log, topic)
             first, last = task.times.get(name, (0, 0))
             outputs.append(
