@@ -184,6 +184,15 @@ def test_tape_live_on_kafka_stops_then_mirror_and_replay_verify(
     closed = [e for e in events if isinstance(e, SessionClosed)]
     assert [c.reason for c in closed] == [reason]
     assert read_manifest(tmp_path, run_id).journal_stop > len(records)
+    if stop == "--duration":  # the same session again: refused, nothing appended
+        again = _tape(
+            "--data", str(tmp_path), "live", "binance", "BTCUSDT", "--session", session,
+            "--ws-url", "ws://127.0.0.1:9", "--rest-url", "http://127.0.0.1:9",
+            "--log", kafka_target.url, "--quiet",
+        )  # fmt: skip
+        assert again.returncode == 1
+        assert "already has a journal" in " ".join(again.stderr.split()), again.stderr
+        assert kafka_chain(kafka, topic)[0] == len(records) + len(events)
 
 
 def test_an_unreachable_broker_fails_clearly_before_journaling(tmp_path: Path) -> None:

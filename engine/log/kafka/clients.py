@@ -125,6 +125,18 @@ class KafkaProducer:
                 "repeat the command once the cluster is healthy (mirrors and workers resume)."
             )
 
+    def check(self) -> None:
+        """Serve the delivery reports that have arrived, without waiting; raise as
+        :meth:`flush` does if a record failed (a live journal's writer calls it per append)."""
+        self._producer.poll(0)
+        if self._failures or self._fatal:
+            failures, self._failures = self._failures, []
+            reason = self._fatal or failures[0]
+            raise LogUnavailableError(
+                f"{len(failures) or 1} record(s) were not delivered to {self.log.servers}: "
+                f"{reason}. Records after the last acknowledged one are not in the log."
+            )
+
     def begin_transaction(self) -> None:
         """Start a transaction (transactional producers only)."""
         self._call("begin_transaction")
