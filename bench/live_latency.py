@@ -1,7 +1,8 @@
 """Latency through the real live path: simulator -> socket -> feed -> journal -> pipeline ->
 order gateway -> paper broker.
 
-Run: ``.venv/bin/python bench/live_latency.py [FILE] [--warmup S] [--paced S] [--burst X]``
+Run: ``.venv/bin/python bench/live_latency.py [FILE] [--warmup S] [--paced S] [--burst X]
+[--log kafka://HOST:PORT]``
 (default: the bundled Binance spot day, ``replays/samples/binance_spot_btcusdt_20240808.gz``,
 346 s). ``tape exchange-sim`` serves the recording in its own process; in this process a
 ``tape live`` session (``LiveSession``: the ``default`` pipeline, the paper broker, clock ticks,
@@ -27,12 +28,18 @@ Per phase, p50 / p99 / p99.9 / max of
 and ``pace lag``: how far behind the recorded pace the feed read the frames (0 while it keeps
 up; it grows when the path is slower than the stream, time (a) and (b) do not include).
 Counts: frames, journal events, decisions, orders. The last line printed is one JSON object.
+
+With ``--log kafka://HOST:PORT`` the session runs on that cluster as ``tape live --log`` does
+(docs/live.md, "Live on Kafka"): the journal acknowledged on the cluster per append, the
+pipeline the worker's transactional loop in a thread, orders handed over once committed; the
+journal is mirrored back afterwards to find the phases.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import os
 import platform
@@ -49,10 +56,14 @@ from engine.app.exchange_sim import load
 from engine.app.feeds.binance import FeedConfig
 from engine.app.ingest import binance
 from engine.app.live.session import LiveConfig, LiveSession
+from engine.app.mirror import mirror_session
 from engine.app.pipelines import SHIPPED
+from engine.app.worker.live import LiveWorker
 from engine.events.market import MARKET_RECORD
 from engine.log import EmbeddedLog, FixedBatch, FsyncMode, FsyncPolicy
 from engine.log.journal import journal_topic
+from engine.log.kafka import KafkaLog
+from engine.runtime import RunConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_FILE = ROOT / "replays" / "samples" / "binance_spot_btcusdt_20240808.gz"
@@ -125,6 +136,10 @@ def _records(log: EmbeddedLog, session: str) -> np.ndarray[Any, Any]:
     return np.concatenate(parts)
 
 
+def _host(log: KafkaLog, session: str, run: RunConfig, instrument: Any) -> LiveWorker:
+    return LiveWorker(log, session, run, instrument, pipelines=SHIPPED, models=None)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("file", nargs="?", type=Path, default=DEFAULT_FILE)
@@ -138,6 +153,7 @@ def main() -> None:
         help="journal durability: background:MS (tape live's default: appends unsynced, a "
         "thread syncs every MS), or a --fsync policy (batch, interval:MS, never) in the append",
     )
+    parser.add_argument("--log", default=None, help="run on this Kafka cluster: kafka://HOST:PORT")
     args = parser.parse_args()
     market, symbol = binance.detect(args.file)
     starts, venue_times = _phase_starts(args.file, args.warmup, args.paced)
@@ -154,7 +170,12 @@ def main() -> None:
             config = LiveConfig(
                 "bench", feed, binance.instrument(market, symbol), SHIPPED, sync_ms=sync_ms
             )
-            session = LiveSession(log, config)
+            name, on_kafka = "bench", None
+            if args.log is not None:
+                name = f"bench-live-{os.getpid()}-{int(time.time())}"
+                config = dataclasses.replace(config, session=name)
+                on_kafka = (KafkaLog(args.log.removeprefix("kafka://")), _host)
+            session = LiveSession(log, config, kafka=on_kafka)
             began = time.perf_counter()
             result = asyncio.run(session.run())
             seconds = time.perf_counter() - began
@@ -163,7 +184,9 @@ def main() -> None:
             proc.wait(10)
         tracker = session.tracker
         assert tracker is not None
-        records = _records(log, "bench")
+        if on_kafka is not None:  # the journal, mirrored back to find the phases in it
+            mirror_session(on_kafka[0], log, name, pipelines=SHIPPED)
+        records = _records(log, name)
     bounds = [0, *(_received_from(records, t) for t in venue_times), 2**63 - 1]
     speeds: list[float | None] = [args.warmup_speed, 1.0, args.burst]
     phases = {}
@@ -185,7 +208,8 @@ def main() -> None:
         "machine": f"{platform.node()} {platform.machine()} {platform.python_version()}",
         "date": time.strftime("%Y-%m-%d"),
         "load_average": [round(x, 2) for x in os.getloadavg()],
-        "fsync": args.fsync,
+        "fsync": args.fsync if args.log is None else "kafka acks=all per append",
+        "log": args.log or "data directory",
         "wall_seconds": round(seconds, 1),
         "ended": result.reason,
         "journal_events": result.manifest.journal_stop,

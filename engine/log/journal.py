@@ -66,22 +66,22 @@ class _Keyed(NamedTuple):
     value: bytes
 
 
+JOURNAL_CONFIG = TopicConfig(
+    JOURNAL_SCHEMA,
+    JOURNAL_VERSION,
+    TopicCodec.MIXED,
+    record_size=RECORD_SIZE,
+    timestamp_offset=TIMESTAMP_OFFSET,
+)
+"""Settings of every session journal topic (embedded or on Kafka)."""
+QUARANTINE_CONFIG = TopicConfig("quarantine.record_quarantined", 1, TopicCodec.MSGPACK)
+"""Settings of every session quarantine topic."""
+
+
 def create_session_topics(log: EmbeddedLog, session: str) -> None:
     """Create the journal and quarantine topics of ``session`` (no-op if they exist)."""
-    log.create_topic(
-        journal_topic(session),
-        TopicConfig(
-            JOURNAL_SCHEMA,
-            JOURNAL_VERSION,
-            TopicCodec.MIXED,
-            record_size=RECORD_SIZE,
-            timestamp_offset=TIMESTAMP_OFFSET,
-        ),
-    )
-    log.create_topic(
-        quarantine_topic(session),
-        TopicConfig("quarantine.record_quarantined", 1, TopicCodec.MSGPACK),
-    )
+    log.create_topic(journal_topic(session), JOURNAL_CONFIG)
+    log.create_topic(quarantine_topic(session), QUARANTINE_CONFIG)
 
 
 class JournalWriter:

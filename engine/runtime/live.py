@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from engine.runtime.driver import PortOutput
@@ -29,6 +30,15 @@ from engine.runtime.runner import Runner, RunTopics
 
 OutputHook = Callable[[PortOutput, Slice], None]
 """Sees every written output with the slice that caused it (orders to the gateway, status)."""
+
+
+@dataclass
+class Processed:
+    """One journal slice a pipeline processed elsewhere (a worker on Kafka), with the outputs
+    it wrote for it, in order: what a live session acts on once they are committed."""
+
+    piece: Slice
+    outputs: list[PortOutput] = field(default_factory=list)
 
 
 class _LiveTopics:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import signal
 import sys
 import time
@@ -16,7 +17,7 @@ import typer
 
 from engine.app.cli.metrics_options import MetricsHost, MetricsPort, metrics_endpoint
 from engine.app.cli.model_options import Models, model_store, with_bundle
-from engine.app.cli.root import app, console, context, err_console, fail
+from engine.app.cli.root import LOG_ENV, app, console, context, err_console, fail
 from engine.log import EmbeddedLog, FsyncMode, FsyncPolicy, LogError
 from engine.runtime import ConfigError, RunConfig, RunError
 
@@ -24,6 +25,7 @@ if TYPE_CHECKING:  # the live session loads the pipeline's stages: only when a c
     from engine.app.live.hours import Hours
     from engine.app.live.session import LiveConfig, LiveResult
     from engine.app.live.status import LiveStatus
+    from engine.log.kafka import KafkaLog
 
 LIVE_SYNC_MS = 100
 """Unless ``--fsync`` says otherwise, ``tape live`` appends without syncing and a background
@@ -132,14 +134,36 @@ def live_binance(
     quiet: Annotated[bool, typer.Option("--quiet", help="No status line.")] = False,
     metrics_port: MetricsPort = None,
     metrics_host: MetricsHost = "127.0.0.1",
+    log_address: Annotated[
+        str | None,
+        typer.Option(
+            "--log",
+            envvar=LOG_ENV,
+            help="Journal and run on a Kafka cluster: kafka://HOST:PORT[,HOST:PORT] "
+            "(default: the data directory).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Trade SYMBOL live on paper: Binance's feed in, the pipeline, the paper broker out.
 
-    Ctrl-C or SIGTERM stops cleanly (resumable with the same --session and --run-id)."""
+    Ctrl-C or SIGTERM stops cleanly (resumable with the same --session and --run-id).
+    With --log kafka://..., the journal is a Kafka topic and the pipeline runs on it as a
+    worker does; `tape mirror` brings the finished run back (docs/live.md)."""
     if market not in ("spot", "usdm"):
         fail(f"--market must be spot or usdm, got {market!r}")
     if calendar is not None and roll is not None:
         fail("--calendar and --roll exclude each other: a calendar venue closes at its close")
+    if log_address is not None and not log_address.startswith("kafka://"):
+        fail(
+            f"--log takes a Kafka cluster, kafka://HOST:PORT, got {log_address!r}; a data "
+            "directory is given with --data"
+        )
+    if log_address is not None and metrics_port is not None:
+        fail(
+            "--metrics-port measures a session on a data directory; on Kafka the pipeline runs "
+            "in the worker's loop, which this meter does not see: drop one of the two flags"
+        )
     policy, sync_ms = context(ctx).fsync, 0
     source = ctx.find_root().get_parameter_source("fsync")
     if source is None or source.name == "DEFAULT":  # no --fsync given
@@ -155,7 +179,10 @@ def live_binance(
     store = model_store(log.root, models)
     run_config, broker_entry = _live_config_file(config, pipeline)
     symbol = symbol.upper()
+    kafka = None
     try:
+        if log_address is not None:
+            kafka = _open_kafka(log_address)
         if bundle is not None:
             run_config = with_bundle(run_config, store, bundle, context(ctx).pipelines)
         live = LiveConfig(
@@ -177,7 +204,7 @@ def live_binance(
         metrics = LiveMetrics() if metrics_port is not None else None
         with metrics_endpoint(metrics_port, metrics_host, metrics):
             live.metrics = metrics
-            asyncio.run(_run(log, live, quiet, daily=roll is not None))
+            asyncio.run(_run(log, live, quiet, daily=roll is not None, kafka=kafka))
     except (
         RunError,
         ConfigError,
@@ -189,8 +216,8 @@ def live_binance(
         fail(str(exc), code=1)
 
 
-def _closed(result: LiveResult, config: LiveConfig) -> None:
-    """Print how one session ended, with its trading report."""
+def _closed(result: LiveResult, config: LiveConfig, kafka: KafkaLog | None, root: Path) -> None:
+    """Print how one session ended: its trading report, or, on Kafka, how to bring it back."""
     m, session = result.manifest, config.session
     if m is None:
         console.print(f"session {session}: {result.reason}; nothing was journaled")
@@ -199,31 +226,71 @@ def _closed(result: LiveResult, config: LiveConfig) -> None:
         f"session {session} closed ({result.reason}); run {m.run_id} {m.status}: journal "
         f"{m.journal_start:,}..{m.journal_stop - 1:,}, outputs hash {m.outputs_hash[:16]}"
     )
+    if kafka is not None:
+        console.print(
+            f"bring it back: tape mirror {kafka.url} {root} --session {session} --run {m.run_id}"
+        )
+        console.print(f"then verify it: tape replay {m.run_id} --verify")
+        return
     from engine.app.cli.trading_report import print_trading_report
 
     print_trading_report(console, m, config.instrument)
     console.print(f"verify it: tape replay {m.run_id} --verify")
 
 
-async def _run(log: EmbeddedLog, config: LiveConfig, quiet: bool, daily: bool) -> None:
-    """Run one session (or, with ``daily``, one per day until stopped), printing each one's
-    end; SIGINT and SIGTERM stop it cleanly."""
-    from engine.app.live.days import DailySessions
-    from engine.app.live.session import LiveSession
+def _open_kafka(address: str) -> KafkaLog:
+    """The cluster of ``--log``, or a clear failure when it cannot be reached."""
+    from engine.log.kafka import KafkaLog
+    from engine.log.locate import open_log
 
+    try:
+        log = open_log(address)
+    except LogError as exc:
+        fail(
+            f"tape live --log {address}: {exc} Nothing was journaled; start the broker (or fix "
+            "the address) and run the same command again.",
+            code=1,
+        )
+    assert isinstance(log, KafkaLog)
+    return log
+
+
+async def _run(
+    log: EmbeddedLog, config: LiveConfig, quiet: bool, daily: bool, kafka: KafkaLog | None
+) -> None:
+    """Run one session (or, with ``daily``, one per day until stopped), on the data directory
+    or on ``kafka``, printing each one's end; SIGINT and SIGTERM stop it cleanly."""
+    from engine.app.live.days import DailySessions
+    from engine.app.live.session import LiveSession, PipelineHost
+
+    on_kafka: tuple[KafkaLog, PipelineHost] | None = None
+    if kafka is not None:
+        from engine.app.worker.live import LiveWorker  # the pipeline: the worker's loop
+
+        def host(cluster: KafkaLog, name: str, run: RunConfig, instrument: Any) -> LiveWorker:
+            return LiveWorker(
+                cluster, name, run, instrument, pipelines=config.pipelines, models=config.models
+            )
+
+        on_kafka = (kafka, host)
     on_status = None if quiet else _status_line
+    closed = functools.partial(_closed, kafka=kafka, root=log.root)
     runner: LiveSession | DailySessions
     if daily:
-        runner = DailySessions(log, config, on_status=on_status, on_closed=_closed)
+        runner = DailySessions(log, config, on_status=on_status, on_closed=closed, kafka=on_kafka)
     else:
-        runner = LiveSession(log, config, on_status=on_status)
+        runner = LiveSession(log, config, on_status=on_status, kafka=on_kafka)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, runner.stop, f"{signal.Signals(sig).name} received")
-    if isinstance(runner, LiveSession):
-        _closed(await runner.run(), config)
-    else:
-        await runner.run()
+    try:
+        if isinstance(runner, LiveSession):
+            closed(await runner.run(), config)
+        else:
+            await runner.run()
+    finally:
+        if kafka is not None:
+            kafka.close()
 
 
 Reason = Annotated[str, typer.Option("--reason", help="Why (journaled with the command).")]

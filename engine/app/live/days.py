@@ -13,11 +13,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from engine.app.live.hours import NS, Clock, Hours, WallClock
-from engine.app.live.session import LiveConfig, LiveResult, LiveSession
+from engine.app.live.session import LiveConfig, LiveResult, LiveSession, PipelineHost
 from engine.app.live.status import LiveStatus
 from engine.log import EmbeddedLog
+
+if TYPE_CHECKING:  # a session on Kafka is given its cluster; confluent-kafka only then
+    from engine.log.kafka import KafkaLog
 
 ROLLED = "daily roll"
 """The reason a day's session closes at the roll (:class:`~engine.app.live.hours.AlwaysOpen`)."""
@@ -33,7 +37,8 @@ class DailySessions:
 
     ``config.session`` and ``config.run_id`` are the bases of each day's names; ``duration``
     bounds the whole run, across rolls. ``on_closed`` is called with each day's result and
-    config as it seals (the CLI prints its report)."""
+    config as it seals (the CLI prints its report). With ``kafka`` each day's session journals
+    and runs on that cluster, as :class:`LiveSession` does."""
 
     def __init__(
         self,
@@ -42,8 +47,9 @@ class DailySessions:
         clock: Clock | None = None,
         on_status: Callable[[LiveStatus], None] | None = None,
         on_closed: Callable[[LiveResult, LiveConfig], None] | None = None,
+        kafka: tuple[KafkaLog, PipelineHost] | None = None,
     ) -> None:
-        self.log, self.config = log, config
+        self.log, self.config, self.kafka = log, config, kafka
         self.clock = clock or WallClock()
         self.on_status, self.on_closed = on_status, on_closed
         self.current: LiveSession | None = None
@@ -74,7 +80,7 @@ class DailySessions:
                 run_id=None if base.run_id is None else day_session(base.run_id, window.day),
                 duration=duration,
             )
-            self.current = LiveSession(self.log, config, self.clock, self.on_status)
+            self.current = LiveSession(self.log, config, self.clock, self.on_status, self.kafka)
             result = await self.current.run()
             results.append(result)
             if self.on_closed is not None:

@@ -11,7 +11,7 @@ files (docs/live.md).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import msgspec
 import numpy as np
@@ -24,7 +24,39 @@ from engine.log import EmbeddedLog
 from engine.log.journal import JournalWriter, journal_topic
 from engine.runtime.processor import Slice
 
+if TYPE_CHECKING:  # confluent-kafka loads only for a session on Kafka
+    from engine.log.kafka import KafkaLog
+
 Subscriber = Callable[[list[Slice]], None]
+
+
+class JournalSink(Protocol):
+    """Where a live journal's appends go: :class:`~engine.log.journal.JournalWriter` (a data
+    directory) or :class:`~engine.log.kafka.journal.KafkaJournalWriter` (a Kafka topic)."""
+
+    @property
+    def next_offset(self) -> int:
+        """Journal offset the next queued event will get."""
+        ...
+
+    def market(self, records: np.ndarray[Any, Any]) -> None:
+        """Queue market records."""
+
+    def event(self, event: msgspec.Struct) -> None:
+        """Queue one low-rate event."""
+
+    def quarantine(self, record: Any) -> None:
+        """Keep a record that could not be converted."""
+
+    def take_inbox(self) -> int:
+        """Journal the commands waiting in the session's inbox; how many."""
+        ...
+
+    def flush(self) -> None:
+        """Write (and have acknowledged) everything queued."""
+
+    def close(self) -> None:
+        """Flush and let go."""
 
 
 class VenueClock:
@@ -55,7 +87,7 @@ class LiveJournal:
 
     def __init__(
         self,
-        log: EmbeddedLog,
+        log: EmbeddedLog | KafkaLog,
         session: str,
         instrument: InstrumentSpec,
         source: str,
@@ -63,9 +95,13 @@ class LiveJournal:
         opened: bool = False,
         closed: bool = False,
         clock: Callable[[], int],
+        writer: JournalSink | None = None,
     ) -> None:
         self.log, self.session, self.instrument, self.source = log, session, instrument, source
-        self.writer = JournalWriter(log, session)
+        if writer is None:
+            assert isinstance(log, EmbeddedLog)  # a Kafka journal comes with its writer
+            writer = JournalWriter(log, session)
+        self.writer: JournalSink = writer
         self.venue_clock = VenueClock()
         self.clock = clock
         self.subscribers: list[Subscriber] = []
@@ -119,6 +155,7 @@ class LiveJournal:
         start = self.writer.next_offset
         taken = self.writer.take_inbox()
         if taken:
+            assert isinstance(self.log, EmbeddedLog)  # a Kafka journal takes none
             batch = self.log.reader(journal_topic(self.session)).read(start, taken)
             assert batch is not None
             events = tuple(decode(value) for value in batch.values())

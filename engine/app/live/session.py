@@ -27,14 +27,14 @@ import time
 from collections import deque
 from collections.abc import Callable, Coroutine, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import msgspec
 
 from engine.app.brokers import Broker, LiveMoney, OrderGateway, PaperBroker, choose_broker
 from engine.app.brokers.choose import BrokerFactory, check_consent
 from engine.app.brokers.gateway import Handed
-from engine.app.feeds.binance import BinanceFeed, FeedConfig, resume_from_journal
+from engine.app.feeds.binance import BinanceFeed, FeedConfig, FeedResume, resume_from_journal
 from engine.app.ingest.session import read_manifest as read_ingest_manifest
 from engine.app.live.hours import NS, AlwaysOpen, Clock, Hours, WallClock
 from engine.app.live.journal import LiveJournal
@@ -49,11 +49,14 @@ from engine.log.journal import journal_topic, quarantine_topic
 from engine.log.syncer import BackgroundSync
 from engine.models import ModelSource
 from engine.runtime.driver import PortOutput, slice_of
-from engine.runtime.live import LiveRunner, split
+from engine.runtime.live import LiveRunner, Processed, split
 from engine.runtime.manifest import RunError, RunManifest, new_run_id, output_topic, run_dir
 from engine.runtime.processor import Slice
 from engine.runtime.runs import StartedRun, seal_run, start_run
 from engine.runtime.topology import Catalog, RunConfig
+
+if TYPE_CHECKING:  # confluent-kafka loads only for a session on Kafka
+    from engine.log.kafka import KafkaLog
 
 INBOX_EVERY = 0.1
 """Seconds between looks at the session's inbox: commands from other processes are journaled
@@ -90,6 +93,32 @@ class LiveConfig:
     """Prometheus metrics to feed (``tape live --metrics-port``; None: none kept)."""
 
 
+class HostedPipeline(Protocol):
+    """The pipeline of a session on Kafka, run elsewhere than in the session's own step (the
+    worker's loop on the journal topic: :class:`engine.app.worker.live.LiveWorker`)."""
+
+    run_id: str
+    error: BaseException | None
+
+    def start(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        on_commit: Callable[[list[Processed]], None],
+        on_error: Callable[[BaseException], None],
+    ) -> None:
+        """Start consuming the journal; report committed slices and a fatal error on ``loop``."""
+
+    def close(self) -> None:
+        """Stop once ``session.closed`` has been processed."""
+
+    async def finished(self) -> None:
+        """Wait until stopped."""
+
+
+PipelineHost = Callable[["KafkaLog", str, RunConfig, InstrumentSpec], HostedPipeline]
+"""Builds a session's :class:`HostedPipeline` (wired by the CLI: use cases are independent)."""
+
+
 @dataclass(frozen=True)
 class LiveResult:
     """How a live session ended."""
@@ -108,9 +137,15 @@ class LiveSession:
         config: LiveConfig,
         clock: Clock | None = None,
         on_status: Callable[[LiveStatus], None] | None = None,
+        kafka: tuple[KafkaLog, PipelineHost] | None = None,
     ) -> None:
         check_consent(config.broker, config.consent, config.adapters)
         self.log, self.config = log, config
+        self.kafka = kafka
+        """A cluster and the host of the pipeline on it: the journal and the run are there
+        (docs/live.md, "Live on Kafka"); ``log``'s data directory only holds what is local."""
+        self.pipeline: HostedPipeline | None = None
+        self.run_id = ""
         self.clock = clock or WallClock()
         self.on_status = on_status
         self.tracker: StatusTracker | None = None
@@ -144,7 +179,11 @@ class LiveSession:
         await self._until(window.opens)
         if self._stop.is_set():
             return LiveResult(f"{self._reason} before the session opened", None)
-        started = self._start()
+        started: StartedRun | None = None
+        if self.kafka is None:
+            started = self._start()
+        else:
+            self._start_on_kafka(*self.kafka)
         tasks = [self._spawn(self._follow(), "feed")]
         tasks += [self._spawn(self._closes(window.closes, window.reason), "schedule")]
         if self.config.tick_ms > 0:
@@ -153,7 +192,8 @@ class LiveSession:
             tasks.append(self._spawn(self._report_status(), "status"))
         if self.meter is not None:
             tasks.append(self._spawn(self._fold_metrics(self.meter), "metrics"))
-        tasks.append(self._spawn(self._inbox(), "inbox"))
+        if self.kafka is None:
+            tasks.append(self._spawn(self._inbox(), "inbox"))
         try:
             await self._stop.wait()
             self._feed_stop.set()
@@ -161,6 +201,8 @@ class LiveSession:
         finally:
             for task in tasks[1:]:
                 task.cancel()
+        if started is None:
+            return LiveResult(self._reason, await self._finish_on_kafka())
         return LiveResult(self._reason, self._finish(started))
 
     def _spawn(self, work: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
@@ -217,6 +259,80 @@ class LiveSession:
         gc.freeze()  # what setup built is permanent: collections stay short on the hot path
         return started
 
+    def _start_on_kafka(self, kafka: KafkaLog, host: PipelineHost) -> None:
+        """Start on a cluster: a new journal topic, the pipeline on it (the worker's loop),
+        the broker fed from its commits (engine/app/worker/live.py)."""
+        from engine.log.kafka.journal import KafkaJournalWriter
+
+        config, session = self.config, self.config.session
+        run = self._run_config(session)
+        self.pipeline = host(kafka, session, run, config.instrument)
+        run_id = self.pipeline.run_id
+        if config.run_id is not None and config.run_id != run_id:
+            raise RunError(
+                f"on Kafka a run's id is derived from its session, pipeline and config "
+                f"({run_id} here), as every worker derives it; omit --run-id"
+            )
+        writer = KafkaJournalWriter(kafka, session, config.instrument.symbol.encode())
+        self.journal = LiveJournal(
+            kafka, session, config.instrument, f"binance live {config.feed.stream_url}",
+            clock=self.clock.now, writer=writer,
+        )  # fmt: skip
+        self.journal.publish([])  # session.opened, before the worker subscribes
+        self.tracker = StatusTracker(session, run_id, self.clock.now)
+        self.run_id, self.gateway = run_id, None
+        if run.stages.get("trading", {}).get("venue") == "broker":
+            self.broker = self._broker(session)
+            self.gateway = OrderGateway(self.broker, 0, self.clock.now, self.tracker.handed)
+        loop = asyncio.get_running_loop()
+        self.pipeline.start(loop, self._committed, self._pipeline_failed)
+        self.feed = BinanceFeed(
+            config.feed, config.instrument, self.journal, FeedResume(), self.clock.now
+        )
+        gc.freeze()
+
+    def _committed(self, steps: list[Processed]) -> None:
+        """What the worker committed, slice by slice as the file-backed runner's step does:
+        outputs to the status, orders to the broker, then the slice to the broker."""
+        assert self.tracker is not None
+        for step in steps:
+            for output in step.outputs:
+                self.tracker.output(output, step.piece)
+                if output.port.name == "orders" and self.gateway is not None:
+                    assert isinstance(output.events, list)
+                    self.gateway.send(output.events)
+            self.tracker.processed(step.piece)
+            if self.broker is not None:
+                self.broker.on_journal([step.piece])
+
+    def _pipeline_failed(self, exc: BaseException) -> None:
+        self.stop(f"pipeline failed: {type(exc).__name__}: {exc}", "stopped")
+
+    async def _finish_on_kafka(self) -> RunManifest | None:
+        """Journal ``session.closed``, wait for the worker to complete the run, and read its
+        manifest from the cluster's meta topic."""
+        assert self.pipeline is not None
+        assert self.kafka is not None
+        kafka = self.kafka[0]
+        ts, local = self.journal.now()
+        self.journal.publish([SessionClosed(ts, local, self.config.session, self._reason)])
+        self.pipeline.close()
+        await self.pipeline.finished()
+        if self.broker is not None:
+            self.broker.close()
+        self.journal.close()
+        if self.pipeline.error is not None:
+            raise RunError(
+                f"the pipeline of session {self.config.session!r} failed on "
+                f"{kafka.url}: {str(self.pipeline.error).rstrip('.')}. The journal is kept "
+                f"there: `tape mirror {kafka.url} DATA --session {self.config.session}` "
+                'brings it back (docs/live.md, "Live on Kafka").'
+            ) from self.pipeline.error
+        raw = kafka.get_meta(f"run/{self.run_id}")
+        if raw is None:
+            raise RunError(f"run {self.run_id} left no manifest in {kafka.url}'s meta topic")
+        return msgspec.json.decode(raw, type=RunManifest)
+
     def _open_run(self) -> tuple[StartedRun, list[OrderSubmitted | CancelRequested]]:
         """Start the run, or resume it; and the orders it had handed to its broker."""
         config, log = self.config, self.log
@@ -243,13 +359,14 @@ class LiveSession:
         assert self.tracker is not None
         return OrderGateway(self.broker, len(handed), self.clock.now, self._handed)
 
-    def _run_config(self, run_id: str) -> RunConfig:
-        """The run's config: the given one, with the broker's settings for ``trading``."""
+    def _run_config(self, account: str) -> RunConfig:
+        """The run's config: the given one, with the broker's settings for ``trading``
+        (``account``: whose reports the run takes; its run id, on Kafka its session)."""
         run = self.config.run
         stages = {k: dict(v) for k, v in run.stages.items()}
         has_trading = any(s.id == "trading" for s in self.config.pipelines.get(run.pipeline).stages)
         if has_trading and self.config.broker != "simulated":
-            stages["trading"] = {**stages.get("trading", {}), "venue": "broker", "account": run_id}
+            stages["trading"] = {**stages.get("trading", {}), "venue": "broker", "account": account}
         return msgspec.structs.replace(run, stages=stages)
 
     def _broker(self, run_id: str) -> Broker:

@@ -14,7 +14,7 @@ differently, which processors are not allowed to notice) and events are produced
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import msgspec
@@ -129,6 +129,9 @@ class SessionTask:
             self.driver.spans[name] = PortSpan(first, last, -1, state.counts.get(name, 0))
         self.driver.closed = state.closed
         self.kafka_next = state.kafka_next
+        self.on_slice: Callable[[Slice], None] | None = None
+        """Sees each journal slice just before the topology steps it (a live session's tap:
+        outputs written next belong to that slice)."""
 
     @classmethod
     def fresh(
@@ -201,11 +204,14 @@ class SessionTask:
                     "); the journal on the cluster has a gap or a duplicate. Re-mirror it."
                 )
             if not is_msgpack(run[0].value):
-                yield market_slice(
+                piece = market_slice(
                     first, np.frombuffer(b"".join(r.value for r in run), MARKET_RECORD)
                 )
             else:
-                yield control_slice(first, [r.value for r in run])
+                piece = control_slice(first, [r.value for r in run])
+            if self.on_slice is not None:
+                self.on_slice(piece)
+            yield piece
             start = end
 
 
