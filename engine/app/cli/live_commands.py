@@ -227,10 +227,12 @@ def _closed(result: LiveResult, config: LiveConfig, kafka: KafkaLog | None, root
         f"{m.journal_start:,}..{m.journal_stop - 1:,}, outputs hash {m.outputs_hash[:16]}"
     )
     if kafka is not None:
+        # commands are printed whole, never wrapped: they are copied and pasted
         console.print(
-            f"bring it back: tape mirror {kafka.url} {root} --session {session} --run {m.run_id}"
+            f"bring it back: tape mirror {kafka.url} {root} --session {session} --run {m.run_id}",
+            soft_wrap=True,
         )
-        console.print(f"then verify it: tape replay {m.run_id} --verify")
+        console.print(f"then verify it: tape replay {m.run_id} --verify", soft_wrap=True)
         return
     from engine.app.cli.trading_report import print_trading_report
 
