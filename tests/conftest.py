@@ -9,6 +9,10 @@ session, and a private copy of them per test.
 Fixture ``postgres_url``: a PostgreSQL URL whose ``search_path`` is a fresh schema of its own,
 dropped after the test. The server is ``TAPE_TEST_PG`` (default ``PG_URL``); when it is
 unreachable the test is skipped, or FAILS when the ``CI`` environment variable is set.
+
+Fixture ``kafka_target``: the cluster a Kafka test runs on, once on librdkafka's mock cluster
+and once on each real broker in ``TAPE_TEST_KAFKA`` (tests/kafka_support.py: skipped without
+one, FAILS under ``CI``).
 """
 
 import os
@@ -83,6 +87,23 @@ def dashboard_demo(samples_master: Path, tmp_path_factory: pytest.TempPathFactor
     from tests.dashboard_support import build_demo
 
     return build_demo(samples_master, tmp_path_factory.mktemp("dashboard") / "data")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Run every test that takes ``kafka_target`` once per Kafka target."""
+    if "kafka_target" in metafunc.fixturenames:
+        from tests.kafka_support import target_params
+
+        metafunc.parametrize("kafka_target", target_params(), indirect=True, scope="module")
+
+
+@pytest.fixture(scope="module")
+def kafka_target(request: pytest.FixtureRequest) -> object:
+    """The cluster of a Kafka test (a ``tests.kafka_support.KafkaTarget``): the mock, then
+    each real broker."""
+    from tests.kafka_support import open_target
+
+    return open_target(request.param)
 
 
 PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"

@@ -31,7 +31,8 @@ from engine.log import (
     TopicExistsError,
     TopicPartition,
 )
-from engine.log.kafka import KafkaLog, MockCluster
+from engine.log.kafka import KafkaLog
+from tests.kafka_support import KafkaTarget
 
 MS = 1_000_000
 """Nanoseconds per millisecond: every timestamp here is a whole number of milliseconds."""
@@ -445,27 +446,43 @@ class TestEmbeddedLog(LogContract):
         return lambda: EmbeddedLog(root).create_topic("t", config()), str(root)
 
 
-MOCK_GROUP_SETTINGS = {"session.timeout.ms": 6000, "heartbeat.interval.ms": 1000}
-
-
-@pytest.fixture(scope="module")
-def cluster() -> MockCluster:
-    """One mock cluster for every Kafka test of this module (each uses its own names)."""
-    return MockCluster(brokers=3)
-
-
 class TestKafkaLog(LogContract):
-    """The contract on Kafka: librdkafka's mock cluster over loopback sockets."""
+    """The contract on Kafka: librdkafka's mock cluster over loopback sockets, then every real
+    broker in ``TAPE_TEST_KAFKA`` (tests/kafka_support.py), one with auto-creation on and one
+    with it off in CI."""
 
     @pytest.fixture(autouse=True)
-    def _cluster(self, cluster: MockCluster) -> None:
-        self.cluster = cluster
+    def _cluster(self, kafka_target: KafkaTarget) -> None:
+        self.target = kafka_target
+
+    @pytest.fixture
+    def name(self, request: pytest.FixtureRequest, kafka_target: KafkaTarget) -> str:
+        """As the contract's, unique on a real broker that outlives this test run."""
+        return kafka_target.prefix + re.sub(r"[^A-Za-z0-9._-]", "-", request.node.name)[:200]
 
     def make_log(self) -> KafkaLog:
-        # The mock coordinator, unlike a broker, rebalances a group after a member leaves only
-        # once the session timeout (45 s by default) has passed: keep it short.
-        return KafkaLog(self.cluster.bootstrap, settings=MOCK_GROUP_SETTINGS)
+        return self.target.log()
 
     def unreachable(self) -> tuple[Callable[[], object], str]:
         address = "127.0.0.1:1"
         return lambda: KafkaLog(address, attempts=2, timeout=1.0), address
+
+    def test_a_new_topic_is_whole_at_once(self, log: KafkaLog, name: str) -> None:
+        """What failed on a real broker: no probe creates the topic with one partition before
+        ``create_topic`` does (auto-creation on), and it is usable as soon as it is created
+        (auto-creation off: its partitions had no leader yet)."""
+        created = self.make_log()
+        created.create_topic(name, config())
+        for p in range(PARTITIONS):
+            assert created.watermarks(name, p) == (0, 0)
+        producer = created.producer()
+        producer.produce(name, b"first", partition=PARTITIONS - 1, timestamp=MS)
+        producer.flush()
+        producer.close()
+        assert created.watermarks(name, PARTITIONS - 1)[1] >= 1
+        created.close()
+        # Probing an unknown topic (metadata, watermarks' lookup of its config) creates nothing.
+        missing = f"{name}.never"
+        with pytest.raises(LogError, match=re.escape(missing)):
+            log.config(missing)
+        assert log._partitions(missing) == 0

@@ -1,7 +1,9 @@
-"""``tape mirror`` between the embedded log and Kafka (librdkafka's mock cluster on loopback).
+"""``tape mirror`` between the embedded log and Kafka: librdkafka's mock cluster on loopback,
+then every real broker in ``TAPE_TEST_KAFKA`` (tests/kafka_support.py).
 
-One cluster serves the module; every test mirrors its own session, so topic names never meet.
-The sessions are slices of a real sample (a few lines damaged, so the quarantine has records).
+One cluster serves the module; every test mirrors its own session, so topic names never meet
+(on a real broker, which outlives the run, they carry this run's mark too). The sessions are
+slices of a real sample (a few lines damaged, so the quarantine has records).
 """
 
 from __future__ import annotations
@@ -22,27 +24,28 @@ from engine.app.pipelines import SHIPPED
 from engine.log import EmbeddedLog
 from engine.log.headers import CAUSE, SCHEMA, VERSION, header
 from engine.log.journal import journal_topic, quarantine_topic
-from engine.log.kafka import KafkaLog, MockCluster, read_range
+from engine.log.kafka import KafkaLog, read_range
 from engine.log.locate import open_log
 from engine.runtime import RunConfig, execute, read_manifest, verify
 from engine.runtime.hashing import topic_chain
 from engine.runtime.manifest import run_dir
 from tests.ingest_samples import BINANCE_USDM, sample_lines, write_gz
+from tests.kafka_support import RUN, KafkaTarget
 
 TAPE = [str(Path(sys.executable).with_name("tape"))]
-SESSIONS = ("mr-trip", "mr-run", "mr-resume-k", "mr-resume-e", "mr-bad", "mr-cli")
+MARK = f"t{RUN}-"
+"""Every session's name starts with this run's mark: real brokers keep topics between runs."""
+TRIP, RUN_S, RESUME_K, RESUME_E, BAD, CLI = (
+    f"{MARK}mr-{name}" for name in ("trip", "run", "resume-k", "resume-e", "bad", "cli")
+)
+SESSIONS = (TRIP, RUN_S, RESUME_K, RESUME_E, BAD, CLI)
 DAMAGED = (7, 400, 1200)
 """Lines of the sample cut short: each becomes a quarantined record."""
 
 
 @pytest.fixture(scope="module")
-def cluster() -> MockCluster:
-    return MockCluster(3)
-
-
-@pytest.fixture(scope="module")
-def kafka(cluster: MockCluster) -> KafkaLog:
-    log = open_log(cluster.url)
+def kafka(kafka_target: KafkaTarget) -> KafkaLog:
+    log = open_log(kafka_target.url)
     assert isinstance(log, KafkaLog)
     return log
 
@@ -86,7 +89,7 @@ def assert_same_topic(a: EmbeddedLog, b: EmbeddedLog, topic: str) -> None:
 def test_session_round_trip_through_kafka_is_byte_identical(
     source: EmbeddedLog, kafka: KafkaLog, tmp_path: Path
 ) -> None:
-    session = "mr-trip"
+    session = TRIP
     journal, quarantine = journal_topic(session), quarantine_topic(session)
     assert source.watermarks(quarantine)[1] == len(DAMAGED)
 
@@ -120,7 +123,7 @@ def test_session_round_trip_through_kafka_is_byte_identical(
 def test_run_is_mirrored_with_its_manifest_chains(
     source: EmbeddedLog, kafka: KafkaLog, tmp_path: Path
 ) -> None:
-    session = "mr-run"
+    session = RUN_S
     manifest = execute(source, session, RunConfig(pipeline="mid"), pipelines=SHIPPED).manifest
     run_id = manifest.run_id
     assert manifest.outputs
@@ -148,7 +151,7 @@ def test_run_is_mirrored_with_its_manifest_chains(
 def test_unknown_run_is_refused(source: EmbeddedLog, tmp_path: Path) -> None:
     with pytest.raises(MirrorError, match="no run 'ghost'"):
         mirror_session(
-            source, EmbeddedLog(tmp_path / "t"), "mr-run", runs=["ghost"], pipelines=SHIPPED
+            source, EmbeddedLog(tmp_path / "t"), RUN_S, runs=["ghost"], pipelines=SHIPPED
         )
 
 
@@ -192,16 +195,16 @@ def test_interrupted_mirror_to_kafka_resumes_where_it_stopped(
     source: EmbeddedLog, kafka: KafkaLog, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(engine.app.mirror, "CHUNK", 1024)  # several chunks from a small session
-    _interrupted_then_resumed(source, kafka, "mr-resume-k")
-    assert kafka_chain(kafka, "mr-resume-k.journal") == topic_chain(
-        source.reader("mr-resume-k.journal")
+    _interrupted_then_resumed(source, kafka, RESUME_K)
+    assert kafka_chain(kafka, f"{RESUME_K}.journal") == topic_chain(
+        source.reader(f"{RESUME_K}.journal")
     )
 
 
 def test_interrupted_mirror_from_kafka_resumes_where_it_stopped(
     source: EmbeddedLog, kafka: KafkaLog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    session = "mr-resume-e"
+    session = RESUME_E
     mirror_session(source, kafka, session, pipelines=SHIPPED)
     monkeypatch.setattr(engine.app.mirror, "CHUNK", 1024)
     back = EmbeddedLog(tmp_path / "back")
@@ -222,43 +225,43 @@ def _other_data(source: EmbeddedLog, topic: str) -> list[tuple[int, bytes]]:
 def test_other_data_under_the_name_on_kafka_is_detected(
     source: EmbeddedLog, kafka: KafkaLog
 ) -> None:
-    topic = journal_topic("mr-bad")
+    topic = journal_topic(BAD)
     kafka.create_topic(topic, source.config(topic))
     producer = kafka.producer()
     for stamp, value in _other_data(source, topic):
         producer.produce(topic, value, None, 0, stamp)
     producer.flush()
     with pytest.raises(MirrorError, match=f"differs from its source in {topic}"):
-        mirror_session(source, kafka, "mr-bad", pipelines=SHIPPED)
+        mirror_session(source, kafka, BAD, pipelines=SHIPPED)
 
 
 def test_other_data_under_the_name_in_a_data_directory_is_detected(
     source: EmbeddedLog, tmp_path: Path
 ) -> None:
-    topic = journal_topic("mr-bad")
+    topic = journal_topic(BAD)
     target = EmbeddedLog(tmp_path / "t")
     target.create_topic(topic, source.config(topic))
     with target.writer(topic) as writer:
         writer.append_records([(t, None, None, v) for t, v in _other_data(source, topic)])
     with pytest.raises(MirrorError, match=f"differs from its source in {topic}"):
-        mirror_session(source, target, "mr-bad", pipelines=SHIPPED)
+        mirror_session(source, target, BAD, pipelines=SHIPPED)
 
 
 # -- the command line --------------------------------------------------------------------------
 
 
-def test_tape_mirror_prints_the_table(source: EmbeddedLog, cluster: MockCluster) -> None:
+def test_tape_mirror_prints_the_table(source: EmbeddedLog, kafka_target: KafkaTarget) -> None:
     runner = CliRunner()
-    result = runner.invoke(app, ["mirror", str(source.root), cluster.url, "--session", "mr-cli"])
+    result = runner.invoke(app, ["mirror", str(source.root), kafka_target.url, "--session", CLI])
     assert result.exit_code == 0, result.output
-    for shown in ("identical", "copied now", "mr-cli.journal", "mr-cli.quarantine"):
+    for shown in ("identical", "copied now", f"{CLI}.journal", f"{CLI}.quarantine"):
         assert shown in result.output
-    chain = topic_chain(source.reader("mr-cli.journal"))[1][:12]
+    chain = topic_chain(source.reader(f"{CLI}.journal"))[1][:12]
     assert result.output.count(chain) == 2  # source and target columns
 
-    again = runner.invoke(app, ["mirror", str(source.root), cluster.url, "--session", "mr-cli"])
+    again = runner.invoke(app, ["mirror", str(source.root), kafka_target.url, "--session", CLI])
     assert again.exit_code == 0, again.output
-    total = sum(source.watermarks(f"mr-cli.{kind}")[1] for kind in ("journal", "quarantine"))
+    total = sum(source.watermarks(f"{CLI}.{kind}")[1] for kind in ("journal", "quarantine"))
     assert f"0 of {total:,} records copied now" in again.output
 
 
@@ -272,7 +275,7 @@ def test_tape_mirror_prints_the_table(source: EmbeddedLog, cluster: MockCluster)
 def test_tape_mirror_bad_address_is_a_clean_error(
     source: EmbeddedLog, target: str, message: str
 ) -> None:
-    result = CliRunner().invoke(app, ["mirror", str(source.root), target, "--session", "mr-cli"])
+    result = CliRunner().invoke(app, ["mirror", str(source.root), target, "--session", CLI])
     assert result.exit_code == 2
     assert message in " ".join(result.output.split())
     assert "Traceback" not in result.output
@@ -298,7 +301,7 @@ def test_tape_kafka_mock_serves_until_stopped(source: EmbeddedLog) -> None:
         log = open_log(url)
         assert isinstance(log, KafkaLog)
         assert (log.mock, log.brokers) == (True, 1)
-        copies = mirror_session(source, log, "mr-cli", pipelines=SHIPPED)
+        copies = mirror_session(source, log, CLI, pipelines=SHIPPED)
         assert all(c.identical for c in copies)
         log.close()
     finally:

@@ -62,6 +62,23 @@ IdleExit = Annotated[
         show_default=False,
     ),
 ]
+SessionTimeout = Annotated[
+    float,
+    typer.Option(
+        help="Seconds a silent worker stays in the group; after that its sessions move to "
+        "another worker (Kafka's session.timeout.ms).",
+        min=1,
+    ),
+]
+TransactionTimeout = Annotated[
+    float,
+    typer.Option(
+        help="Seconds the broker lets a transaction stay open before aborting it: how long "
+        "readers and a worker taking over wait for a dead worker's last transaction "
+        "(Kafka's transaction.timeout.ms; at most the broker's transaction.max.timeout.ms).",
+        min=1,
+    ),
+]
 
 
 @app.command()
@@ -78,6 +95,8 @@ def worker(
     commit_every: CommitEvery = 20_000,
     idle_exit: IdleExit = None,
     metrics_port: MetricsPort = None,
+    session_timeout: SessionTimeout = 45.0,
+    transaction_timeout: TransactionTimeout = 60.0,
 ) -> None:
     """Process session journals on Kafka with the pipeline, exactly once, as one of a group."""
     if not log_address or not log_address.startswith("kafka://"):
@@ -86,6 +105,7 @@ def worker(
             f"{LOG_ENV}); on one machine `tape run` does the same work on the embedded log"
         )
     from engine.app.worker import Worker  # confluent-kafka: loaded by this command only
+    from engine.app.worker.loop import WorkerTimeouts
     from engine.log.kafka import KafkaLog
 
     store = model_store(context(ctx).data, models)
@@ -108,6 +128,7 @@ def worker(
                 models=store,
                 commit_every=commit_every,
                 metrics=metrics,
+                timeouts=WorkerTimeouts(session_timeout, transaction_timeout),
             )
             console.print(
                 f"worker {hosted.worker_id} joined group {group} on {log.servers}, pipeline "

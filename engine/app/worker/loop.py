@@ -54,6 +54,21 @@ class WorkerError(LogError):
     """The worker cannot go on; the last committed transaction is intact."""
 
 
+@dataclass(frozen=True)
+class WorkerTimeouts:
+    """How fast the cluster notices a dead worker (seconds).
+
+    ``session``: a member silent this long leaves the group and its sessions move to another
+    member. ``transaction``: a transaction open this long is aborted by the broker, so readers
+    (and a worker taking over on another transactional id) wait at most this for a dead
+    worker's open transaction. A restarted worker with the same ``--worker-id`` aborts its
+    predecessor's transaction at once instead.
+    """
+
+    session: float = 45.0
+    transaction: float = 60.0
+
+
 @dataclass
 class WorkerProgress:
     """What a worker has done so far, for its log line."""
@@ -80,6 +95,7 @@ class Worker:
         models: ModelSource | None = None,
         commit_every: int = 20_000,
         metrics: PipelineMetrics | None = None,
+        timeouts: WorkerTimeouts | None = None,
     ) -> None:
         self.pipelines = pipelines
         self.metrics = metrics
@@ -93,28 +109,69 @@ class Worker:
             self.config = msgspec.structs.replace(self.config, pipeline=pipeline_name)
         self.models = models
         self.commit_every = commit_every
+        self.timeouts = timeouts or WorkerTimeouts()
         self.tasks: dict[tuple[str, int], SessionTask] = {}
         self.progress = WorkerProgress()
         log.create_topic(STATE_TOPIC, TopicConfig(WORKER_STATE_SCHEMA, 1, TopicCodec.MSGPACK))
         # A stable transactional id: a restarted worker fences its killed predecessor and
         # aborts its open transaction at once, instead of readers waiting for its timeout.
-        self.producer = log.producer(f"tapedeck.{group}.{pipeline_name}.{self.worker_id}")
-        self.consumer = log.consumer(group)
+        self.producer = log.producer(
+            f"tapedeck.{group}.{pipeline_name}.{self.worker_id}",
+            {"transaction.timeout.ms": int(self.timeouts.transaction * 1000)},
+        )
+        self.consumer = log.consumer(
+            group, settings={"session.timeout.ms": int(self.timeouts.session * 1000)}
+        )
         topics = [f"{s}.journal" for s in sessions] if sessions else [JOURNALS]
         self._resume: dict[tuple[str, int], TaskState] = {}
+        self._refused: WorkerError | None = None
         self.consumer.subscribe(topics, on_assign=self._assigned, on_revoke=self._revoked)
 
     def _assigned(self, partitions: list[TopicPartition]) -> list[TopicPartition]:
-        # Called inside consume(): each partition starts where its committed state says.
+        # Called inside consume(), between transactions: what fails here is raised by run().
+        try:
+            return self._starts(partitions)
+        except LogError as exc:
+            self._refused = WorkerError(str(exc))
+            return partitions
+
+    def _starts(self, partitions: list[TopicPartition]) -> list[TopicPartition]:
+        # Each partition starts where its committed state says, which must agree with the
+        # group's committed offset. A worker that died mid-transaction leaves it open until
+        # its successor fences it or it times out; read-committed, the state topic stops
+        # short of it. Wait it out.
+        self.log.settle(STATE_TOPIC, 0, bound=self.timeouts.transaction + 30)
         states = committed_states(self.log)
+        group = {(c.topic, c.partition): c.offset for c in self.consumer.committed(partitions)}
         chosen = []
         for tp in partitions:
             key = (tp.topic, tp.partition)
             state = states.get(state_key(self.group, self.pipeline_name, *key))
             if state is not None:
                 self._resume[key] = state
+                self._check_group_offset(key, state, group.get(key))
             chosen.append(TopicPartition(*key, state.kafka_next if state else None))
         return chosen
+
+    def _check_group_offset(
+        self, key: tuple[str, int], state: TaskState, offset: int | None
+    ) -> None:
+        """The broker stores the offsets committed with each transaction, as the state is: they
+        agree unless someone moved the group's offset by hand. Following the moved offset with
+        a state from elsewhere would write outputs that no run produces, so refuse.
+        librdkafka's mock cluster keeps no transactional offsets (None): the state alone is
+        exact there."""
+        if offset is None or offset == state.kafka_next:
+            return
+        self._refused = WorkerError(
+            f"{key[0]}/{key[1]}: group {self.group!r} has committed offset {offset}, but the "
+            f"worker state committed with its outputs says {state.kafka_next} (journal event "
+            f"{state.journal_next}). The group's offset was moved by hand; this worker will "
+            "not guess which is right. To run the session again from the start, use a new "
+            "--group (its outputs go to the same run topics only if they are empty); to go "
+            "on where the outputs end, reset the group's offset to "
+            f"{state.kafka_next} (docs/operations.md)."
+        )
 
     def _revoked(self, partitions: list[TopicPartition]) -> None:
         # Called inside consume(), between transactions: everything done is committed.
@@ -132,6 +189,8 @@ class Worker:
         try:
             while True:
                 records = self.consumer.consume(self.commit_every, 0.5)
+                if self._refused is not None:
+                    raise self._refused
                 if records:
                     self._cycle(records)
                     idle_since = time.monotonic()
@@ -158,10 +217,15 @@ class Worker:
             for key, batch in by_partition.items():
                 task = self._task(key, batch[0])
                 if task.closed:
-                    continue  # records after session.closed belong to no run
-                started = time.perf_counter()
-                task.push(batch)
-                self._measure(key, task, batch, time.perf_counter() - started)
+                    # Records after session.closed belong to no run; the position still moves
+                    # past them, in the state as in the group's offsets.
+                    task.kafka_next = batch[-1].offset + 1
+                    was_closed = True
+                else:
+                    was_closed = False
+                    started = time.perf_counter()
+                    task.push(batch)
+                    self._measure(key, task, batch, time.perf_counter() - started)
                 state = msgspec.msgpack.encode(task.state())
                 self.producer.produce(
                     STATE_TOPIC,
@@ -170,7 +234,7 @@ class Worker:
                     0,
                     records[-1].timestamp,
                 )
-                if task.closed:
+                if task.closed and not was_closed:
                     finished.append(task)
             self.producer.send_offsets(
                 [TopicPartition(t, p, b[-1].offset + 1) for (t, p), b in by_partition.items()],

@@ -22,6 +22,7 @@ from engine.log.client import Record, TopicPartition
 from engine.log.errors import LogError, LogUnavailableError, OffsetOutOfRangeError
 from engine.log.format import Header
 from engine.log.kafka.cluster import KafkaLog, _reason
+from engine.log.kafka.retry import retry
 from engine.log.kafka.settings import CONSUMER, DELIVERY_TIMEOUT_MS, PRODUCER
 
 NS_PER_MS = 1_000_000
@@ -37,9 +38,19 @@ class KafkaProducer:
     :class:`LogUnavailableError` naming what was not delivered, so nothing is lost silently.
     """
 
-    def __init__(self, log: KafkaLog, transactional_id: str | None = None) -> None:
+    def __init__(
+        self,
+        log: KafkaLog,
+        transactional_id: str | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
         self.log = log
-        settings = {**log.settings, **PRODUCER, "message.timeout.ms": DELIVERY_TIMEOUT_MS}
+        settings = {
+            **log.settings,
+            **PRODUCER,
+            "message.timeout.ms": DELIVERY_TIMEOUT_MS,
+            **(extra or {}),
+        }
         if transactional_id is not None:
             settings["transactional.id"] = transactional_id
         self._producer = Producer({**settings, "error_cb": self._on_error})
@@ -139,8 +150,10 @@ class KafkaProducer:
         self._failures.clear()
 
     def _call(self, name: str, *args: Any) -> None:
+        # Retriable answers (coordinator loading, concurrent transactions) are asked again;
+        # librdkafka documents every transactional call as safe to repeat after them.
         try:
-            getattr(self._producer, name)(*args)
+            retry(lambda: getattr(self._producer, name)(*args), name, self.log.servers)
         except KafkaException as exc:
             raise LogUnavailableError(
                 f"{name} failed on {self.log.servers}: {_reason(exc)}. If another worker took "
@@ -160,7 +173,13 @@ class KafkaConsumer:
     """
 
     def __init__(
-        self, log: KafkaLog, group_id: str | None = None, auto_offset_reset: str = "earliest"
+        self,
+        log: KafkaLog,
+        group_id: str | None = None,
+        auto_offset_reset: str = "earliest",
+        *,
+        isolation: str = "read_committed",
+        settings: dict[str, Any] | None = None,
     ) -> None:
         if auto_offset_reset not in {"earliest", "latest"}:
             raise LogError("auto_offset_reset must be 'earliest' or 'latest'")
@@ -173,6 +192,8 @@ class KafkaConsumer:
                 **CONSUMER,
                 "group.id": group_id or READER_GROUP,
                 "auto.offset.reset": auto_offset_reset,
+                "isolation.level": isolation,
+                **(settings or {}),
             }
         )
         self._reset = auto_offset_reset
@@ -262,8 +283,12 @@ class KafkaConsumer:
     def watermarks(self, topic: str, partition: int = 0) -> tuple[int, int]:
         """(first offset, next offset) of the partition."""
         try:
-            low, high = self._consumer.get_watermark_offsets(
-                KafkaTopicPartition(topic, partition), timeout=self.log.timeout
+            low, high = retry(
+                lambda: self._consumer.get_watermark_offsets(
+                    KafkaTopicPartition(topic, partition), timeout=self.log.timeout
+                ),
+                f"reading the offsets of {topic}/{partition}",
+                self.log.servers,
             )
         except KafkaException as exc:
             raise LogUnavailableError(
@@ -278,14 +303,18 @@ class KafkaConsumer:
             return [
                 TopicPartition(tp.topic, tp.partition, self._scan_for_time(tp)) for tp in partitions
             ]
-        asked = [
-            KafkaTopicPartition(tp.topic, tp.partition, -(-(tp.offset or 0) // NS_PER_MS))
-            for tp in partitions
-        ]
-        found = self._consumer.offsets_for_times(asked, timeout=self.log.timeout)
-        return [
-            TopicPartition(f.topic, f.partition, -1 if f.offset < 0 else f.offset) for f in found
-        ]
+        # The broker answers each partition once per request (a ListOffsets request names a
+        # partition once): ask a request per question, in order.
+        return [self._broker_offset_for_time(tp) for tp in partitions]
+
+    def _broker_offset_for_time(self, tp: TopicPartition) -> TopicPartition:
+        asked = [KafkaTopicPartition(tp.topic, tp.partition, -(-(tp.offset or 0) // NS_PER_MS))]
+        found = retry(
+            lambda: _checked(self._consumer.offsets_for_times(asked, timeout=self.log.timeout)),
+            f"looking up a timestamp in {tp.topic}/{tp.partition}",
+            self.log.servers,
+        )[0]
+        return TopicPartition(found.topic, found.partition, max(found.offset, -1))
 
     def _scan_for_time(self, tp: TopicPartition) -> int:
         # The mock cluster cannot look up timestamps (see engine.log.kafka.cluster).
@@ -386,9 +415,11 @@ class KafkaConsumer:
         """The group's committed offsets for ``partitions`` (``None`` where none)."""
         if self.group_id is None:
             return [TopicPartition(p.topic, p.partition, None) for p in partitions]
-        found = self._consumer.committed(
-            [KafkaTopicPartition(p.topic, p.partition) for p in partitions],
-            timeout=self.log.timeout,
+        asked = [KafkaTopicPartition(p.topic, p.partition) for p in partitions]
+        found = retry(
+            lambda: _checked(self._consumer.committed(asked, timeout=self.log.timeout)),
+            f"reading the committed offsets of group {self.group_id!r}",
+            self.log.servers,
         )
         return [
             TopicPartition(f.topic, f.partition, None if f.offset < 0 else f.offset) for f in found
@@ -477,6 +508,14 @@ def _fetches(
 def _position(consumer: KafkaConsumer, topic: str, partition: int) -> int:
     found = consumer._consumer.position([KafkaTopicPartition(topic, partition)])[0].offset
     return int(found) if found >= 0 else -1
+
+
+def _checked(found: list[KafkaTopicPartition]) -> list[KafkaTopicPartition]:
+    """``found``, or the first per-partition error raised, so :func:`retry` can judge it."""
+    for tp in found:
+        if tp.error is not None:
+            raise KafkaException(tp.error)
+    return found
 
 
 def _or(offset: int | None, default: int) -> int:

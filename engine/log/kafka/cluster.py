@@ -4,6 +4,16 @@ Topics map one to one (same names, same partitions). What the embedded log keeps
 data (``topic.json``) lives in the compacted topic :data:`META_TOPIC`, so a cluster holds
 everything needed to read it back.
 
+Against a real broker (Apache Kafka, Redpanda) three rules keep the contract exact:
+
+- no metadata request ever creates a topic: every client is made with
+  ``allow.auto.create.topics=false``, so a broker with ``auto.create.topics.enable=true`` cannot
+  make a one-partition topic behind ``create_topic``'s back;
+- a topic is usable once ``create_topics`` answered AND every partition has a leader: the
+  controller creates it asynchronously, so :meth:`KafkaLog.create_topic` polls the metadata;
+- one-shot requests (watermarks, committed offsets, timestamps) are retried on retriable
+  errors with bounded backoff (:mod:`engine.log.kafka.retry`).
+
 librdkafka's mock cluster (``test.mock.num.brokers``) speaks the real protocol but lacks four
 things; the backend recognises it by its cluster id and works within it:
 
@@ -29,7 +39,8 @@ from confluent_kafka import KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, ClusterMetadata, NewTopic
 
 from engine.log.errors import LogError, LogUnavailableError, TopicExistsError
-from engine.log.kafka.settings import LOGGER, META_SCHEMA, META_TOPIC, topic_settings
+from engine.log.kafka.retry import BOUND, Backoff, error_of, poll_until
+from engine.log.kafka.settings import CLIENT, LOGGER, META_SCHEMA, META_TOPIC, topic_settings
 from engine.log.topic import TopicCodec, TopicConfig
 
 if TYPE_CHECKING:  # clients imports this module
@@ -57,7 +68,12 @@ class KafkaLog:
             raise LogError("a Kafka log needs bootstrap servers: kafka://host:port[,host:port]")
         self.servers = servers
         self.timeout = timeout
-        self.settings = {"bootstrap.servers": servers, "logger": LOGGER, **(settings or {})}
+        self.settings = {
+            "bootstrap.servers": servers,
+            "logger": LOGGER,
+            **CLIENT,
+            **(settings or {}),
+        }
         self._admin = AdminClient(self.settings)
         metadata = self._metadata(attempts)
         self.mock = str(metadata.cluster_id or "").startswith("mockCluster")
@@ -68,6 +84,8 @@ class KafkaLog:
         self._probe: KafkaConsumer | None = None
         if META_TOPIC not in metadata.topics:
             self._create_on_broker(META_TOPIC, META_CONFIG)
+        else:
+            self._wait_for_leaders(META_TOPIC, META_CONFIG.partitions)
 
     @property
     def url(self) -> str:
@@ -108,8 +126,10 @@ class KafkaLog:
                     f"({msgspec.json.encode(existing).decode()}); choose another name"
                 )
             return existing
-        if topic not in self._metadata(topic=topic).topics or not self._partitions(topic):
+        if self._partitions(topic) == 0:
             self._create_on_broker(topic, config)
+        else:
+            self._wait_for_leaders(topic, config.partitions)
         have = self._partitions(topic)
         if have < config.partitions or (have != config.partitions and not self.mock):
             raise TopicExistsError(
@@ -123,11 +143,11 @@ class KafkaLog:
 
     def _create_on_broker(self, topic: str, config: TopicConfig) -> None:
         if self.mock:
-            # No controller on the mock: a metadata request that allows auto-creation.
-            self._producer_for_meta().list_topics(topic, timeout=self.timeout)
-            deadline = time.monotonic() + self.timeout
-            while not self._partitions(topic) and time.monotonic() < deadline:
-                time.sleep(0.05)
+            # No controller on the mock: a metadata request that allows auto-creation, made
+            # by a client of its own (every other client refuses to auto-create).
+            creator = Producer({**self.settings, "allow.auto.create.topics": True})
+            creator.list_topics(topic, timeout=self.timeout)
+            self._wait_for_leaders(topic, 1)
             return
         new = NewTopic(
             topic,
@@ -140,16 +160,45 @@ class KafkaLog:
                 self.timeout * 2
             )
         except KafkaException as exc:
-            if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+            error = error_of(exc)
+            if error is None or error.code() != KafkaError.TOPIC_ALREADY_EXISTS:
                 raise LogUnavailableError(
-                    f"cannot create topic {topic!r} on {self.servers}: {_reason(exc)}"
+                    f"cannot create topic {topic!r} on {self.servers}: {_reason(exc)}. Check "
+                    "that this client may create topics there (ACLs) and that the cluster has "
+                    f"{self.replication} broker(s) up, or create it by hand with "
+                    f"{config.partitions} partition(s) (docs/operations.md)."
                 ) from exc
+        self._wait_for_leaders(topic, config.partitions)
+
+    def _wait_for_leaders(self, topic: str, partitions: int) -> None:
+        """Return once ``topic`` has at least ``partitions`` partitions, each with a leader:
+        a topic the controller has just created answers "unknown" or "not leader" until then."""
+
+        def missing() -> str | None:
+            found = self._metadata(topic=topic).topics.get(topic)
+            if found is None or found.error is not None:
+                return f"unknown ({found.error.str() if found and found.error else 'absent'})"
+            if len(found.partitions) < partitions:
+                return f"{len(found.partitions)} of {partitions} partitions"
+            leaderless = sorted(
+                p.id for p in found.partitions.values() if p.leader < 0 or p.error is not None
+            )
+            return f"without a leader in partitions {leaderless}" if leaderless else None
+
+        poll_until(missing, f"waiting for the partitions of topic {topic!r}", self.servers)
 
     def _partitions(self, topic: str) -> int:
+        """Partitions of ``topic`` on the cluster; 0 if it is not there. Never creates it."""
         found = self._metadata(topic=topic).topics.get(topic)
-        if found is None or found.error is not None:
+        if found is None or (
+            found.error is not None and found.error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART
+        ):
             return 0
-        return len(found.partitions)
+        if found.error is not None and not found.partitions:
+            # Known but not ready (leader not available): wait instead of calling it absent.
+            self._wait_for_leaders(topic, 1)
+            found = self._metadata(topic=topic).topics.get(topic)
+        return len(found.partitions) if found is not None else 0
 
     def topics(self) -> list[str]:
         """Names of the Tapedeck topics on the cluster, sorted."""
@@ -180,19 +229,55 @@ class KafkaLog:
             self._probe = KafkaConsumer(self)
         return self._probe.watermarks(topic, partition)
 
-    # -- clients ---------------------------------------------------------------------------
+    def settle(self, topic: str, partition: int = 0, bound: float | None = None) -> tuple[int, int]:
+        """Wait until every transaction open on ``topic/partition`` now has ended; its
+        watermarks as a read-committed reader then sees them.
 
-    def producer(self, transactional_id: str | None = None) -> Any:
-        """An idempotent producer (transactional when ``transactional_id`` is given)."""
-        from engine.log.kafka.clients import KafkaProducer
-
-        return KafkaProducer(self, transactional_id)
-
-    def consumer(self, group_id: str | None = None, auto_offset_reset: str = "earliest") -> Any:
-        """A read-committed consumer, in consumer group ``group_id`` if given."""
+        A read-committed reader sees a partition up to its last stable offset: records of a
+        transaction still open (a worker mid-cycle, or one killed and not yet fenced by its
+        successor nor timed out) stay invisible, and everything after them too. Call this
+        before reading state or outputs that must be final. It waits for the transactions
+        open at the call only, so writers that keep going cannot hold it forever; ``bound``
+        (seconds, default the retry bound) should exceed the writers' transaction timeout.
+        """
         from engine.log.kafka.clients import KafkaConsumer
 
-        return KafkaConsumer(self, group_id, auto_offset_reset)
+        seen = KafkaConsumer(self, isolation="read_uncommitted")
+        try:
+            end = seen.watermarks(topic, partition)[1]
+        finally:
+            seen.close()
+
+        def open_transaction() -> str | None:
+            stable = self.watermarks(topic, partition)[1]
+            return None if stable >= end else f"a transaction open (stable {stable} < {end})"
+
+        backoff = BOUND if bound is None else Backoff(BOUND.first, BOUND.cap, bound)
+        poll_until(open_transaction, f"settling {topic}/{partition}", self.servers, backoff=backoff)
+        return self.watermarks(topic, partition)
+
+    # -- clients ---------------------------------------------------------------------------
+
+    def producer(
+        self, transactional_id: str | None = None, settings: dict[str, Any] | None = None
+    ) -> Any:
+        """An idempotent producer (transactional when ``transactional_id`` is given);
+        ``settings`` adds librdkafka settings (``transaction.timeout.ms`` for instance)."""
+        from engine.log.kafka.clients import KafkaProducer
+
+        return KafkaProducer(self, transactional_id, settings)
+
+    def consumer(
+        self,
+        group_id: str | None = None,
+        auto_offset_reset: str = "earliest",
+        settings: dict[str, Any] | None = None,
+    ) -> Any:
+        """A read-committed consumer, in consumer group ``group_id`` if given; ``settings``
+        adds librdkafka settings (``session.timeout.ms`` for instance)."""
+        from engine.log.kafka.clients import KafkaConsumer
+
+        return KafkaConsumer(self, group_id, auto_offset_reset, settings=settings)
 
     def close(self) -> None:
         """Flush what was written to the meta topic and let go of the cluster."""

@@ -13,6 +13,12 @@ from engine.log.topic import TopicCodec, TopicConfig
 LOGGER = logging.getLogger("tapedeck.kafka")
 """librdkafka's own log lines go here instead of raw stderr."""
 
+CLIENT: dict[str, Any] = {
+    # A metadata request must never create a topic: a broker with auto-creation on (the stock
+    # default) would make it with one partition before create_topic could make it right.
+    "allow.auto.create.topics": False,
+}
+
 PRODUCER: dict[str, Any] = {
     # Exactly one copy of each record in order, even when the client retries after a
     # broker failover: the idempotent producer, acknowledged by every in-sync replica.
@@ -44,6 +50,10 @@ CONSUMER: dict[str, Any] = {
     "max.partition.fetch.bytes": 8_388_608,
     "queued.max.messages.kbytes": 262_144,
     "fetch.wait.max.ms": 50,
+    # Spread partitions one by one over a group's members: a session journal has a single
+    # partition, and the default range assignor gives partition 0 of EVERY topic to the same
+    # member, so one worker would host every session.
+    "partition.assignment.strategy": "roundrobin",
 }
 
 DELIVERY_TIMEOUT_MS = 30_000
@@ -61,6 +71,10 @@ def topic_settings(config: TopicConfig, replication: int) -> dict[str, str]:
         "retention.ms": "-1",
         "retention.bytes": "-1",
         "message.timestamp.type": "CreateTime",
+        # Records carry their event time, years old for a replayed session: Kafka 4 refuses
+        # records stamped more than an hour ahead by default, and operators may bound the past.
+        "message.timestamp.before.max.ms": str(2**63 - 1),
+        "message.timestamp.after.max.ms": str(2**63 - 1),
         "min.insync.replicas": str(max(1, min(2, replication - 1))),
         "max.message.bytes": "8388608",
     }
