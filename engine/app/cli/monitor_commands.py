@@ -56,12 +56,14 @@ def monitor(
     from engine.app.monitor.app import build_app
 
     bootstrap = log_address.removeprefix("kafka://").rstrip("/")
+    datadir = context(ctx).data / "monitor" / app_id  # faust's own files (its tables are memory)
+    datadir.mkdir(parents=True, exist_ok=True)
     monitor_app = build_app(
         bootstrap,
         app_id=app_id,
         sessions=session,
         web_port=web_port,
-        datadir=context(ctx).data / "monitor",
+        datadir=datadir,
     )
     console.print(
         f"monitor {app_id} on {bootstrap}: JSON at http://127.0.0.1:{web_port}/ "
