@@ -353,11 +353,8 @@ def _delete(bootstrap: str, topics: list[str]) -> None:
     from confluent_kafka.admin import AdminClient
 
     if topics:
-        for future in (
-            AdminClient({"bootstrap.servers": bootstrap})
-            .delete_topics(sorted(set(topics)), operation_timeout=30)
-            .values()
-        ):
+        admin = AdminClient({"bootstrap.servers": bootstrap})  # alive until every answer
+        for future in admin.delete_topics(sorted(set(topics)), operation_timeout=30).values():
             try:
                 future.result()
             except Exception as exc:  # a topic already gone: nothing to clean
