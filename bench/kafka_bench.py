@@ -318,12 +318,19 @@ def _worker_vs_run(
             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )  # fmt: skip
         assert worker.stdout is not None
-        lines = []
+        lines, commits = [], []
         for line in worker.stdout:
             lines.append(line)
+            if line.startswith("committed transaction"):
+                commits.append(time.perf_counter() - began)
             if "complete; its manifest is in the meta topic" in line:
                 break
         seconds = time.perf_counter() - began
+        print(
+            f"# worker: first transaction committed {commits[0]:.2f} s after start, last "
+            f"{commits[-1]:.2f} s ({len(commits)} transactions), run complete (output topics "
+            f"hashed as stored, manifest written) {seconds:.2f} s"
+        )
         worker.terminate()
         worker.wait(timeout=60)
         assert any("complete;" in x for x in lines), "".join(lines)
