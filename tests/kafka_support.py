@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import uuid
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import pytest
 
@@ -82,18 +82,19 @@ def open_target(bootstrap: str) -> KafkaTarget:
         cluster = MockCluster(brokers=3)
         return KafkaTarget("mock", cluster.bootstrap, True, dict(MOCK_GROUP_SETTINGS), cluster)
     if not bootstrap:
-        _missing(f"no real Kafka broker configured ({ENV} is unset)")
+        missing(f"no real Kafka broker configured ({ENV} is unset)")
     try:
         probe = KafkaLog(bootstrap, attempts=2, timeout=5.0)
     except LogUnavailableError as exc:
-        _missing(f"the Kafka broker at {bootstrap} ({ENV}) is unreachable: {exc}")
+        missing(f"the Kafka broker at {bootstrap} ({ENV}) is unreachable: {exc}")
     probe.close()
     if probe.mock:
         pytest.fail(f"{ENV} names {bootstrap}, a librdkafka mock cluster: name real brokers")
     return KafkaTarget(bootstrap, bootstrap, False)
 
 
-def _missing(reason: str) -> None:
+def missing(reason: str) -> NoReturn:
+    """Skip a real-broker test for ``reason``, or fail it when ``CI`` is set."""
     if os.environ.get("CI"):
         pytest.fail(f"{reason}; CI requires it. {HOW}")
     pytest.skip(f"{reason}; {HOW}")

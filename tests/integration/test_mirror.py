@@ -8,9 +8,12 @@ slices of a real sample (a few lines damaged, so the quarantine has records).
 
 from __future__ import annotations
 
+import os
 import signal
+import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -30,7 +33,7 @@ from engine.runtime import RunConfig, execute, read_manifest, verify
 from engine.runtime.hashing import topic_chain
 from engine.runtime.manifest import run_dir
 from tests.ingest_samples import BINANCE_USDM, sample_lines, write_gz
-from tests.kafka_support import RUN, KafkaTarget
+from tests.kafka_support import ENV, RUN, KafkaTarget, missing
 
 TAPE = [str(Path(sys.executable).with_name("tape"))]
 MARK = f"t{RUN}-"
@@ -309,3 +312,59 @@ def test_tape_kafka_mock_serves_until_stopped(source: EmbeddedLog) -> None:
         out, _ = mock.communicate(timeout=30)
     assert mock.returncode == 0
     assert "stopped" in out
+
+
+# -- a broker that was just started ------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def fresh_broker(tmp_path: Path) -> Iterator[str]:
+    """A real Kafka broker started for this test alone, empty, with auto-creation on (the stock
+    default); stopped after. Needs ``../shared/kafka`` (the broker beside the checkout)."""
+    script = Path(__file__).resolve().parents[2].parent / "shared" / "kafka" / "broker"
+    if not script.exists():
+        missing(f"no broker script at {script}")
+    if not os.environ.get(ENV) and not os.environ.get("CI"):
+        missing(f"{ENV} is unset: the real-broker tests are off")
+    port = _free_port()
+    env = {
+        **os.environ,
+        "KAFKA_BROKER_PORT": str(port),
+        "KAFKA_BROKER_CPORT": str(_free_port()),
+        "KAFKA_BROKER_STATE": str(tmp_path / "broker"),
+        "KAFKA_BROKER_FRESH": "1",
+    }
+    started = subprocess.run(
+        [str(script), "start"], env=env, capture_output=True, text=True, timeout=180
+    )
+    try:
+        assert started.returncode == 0, started.stdout + started.stderr
+        yield f"kafka://127.0.0.1:{port}"
+    finally:
+        subprocess.run([str(script), "stop"], env=env, capture_output=True, timeout=120)
+
+
+def test_tape_mirror_to_a_freshly_started_broker_works_on_its_first_call(
+    source: EmbeddedLog, fresh_broker: str
+) -> None:
+    """What failed before: the first mirror to a new broker read tapedeck.meta before its
+    partition had a leader ("Not leader for partition"); the second call worked."""
+    first = subprocess.run(
+        [*TAPE, "mirror", str(source.root), fresh_broker, "--session", TRIP],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "identical" in first.stdout
+    log = open_log(fresh_broker)
+    assert isinstance(log, KafkaLog)
+    assert not log.mock
+    assert kafka_chain(log, journal_topic(TRIP)) == topic_chain(source.reader(journal_topic(TRIP)))
+    # Auto-creation is on there, yet every topic has the partitions Tapedeck asked for.
+    assert log._partitions(journal_topic(TRIP)) == log.config(journal_topic(TRIP)).partitions
+    log.close()

@@ -166,11 +166,12 @@ class Worker:
         self._refused = WorkerError(
             f"{key[0]}/{key[1]}: group {self.group!r} has committed offset {offset}, but the "
             f"worker state committed with its outputs says {state.kafka_next} (journal event "
-            f"{state.journal_next}). The group's offset was moved by hand; this worker will "
-            "not guess which is right. To run the session again from the start, use a new "
-            "--group (its outputs go to the same run topics only if they are empty); to go "
-            "on where the outputs end, reset the group's offset to "
-            f"{state.kafka_next} (docs/operations.md)."
+            f"{state.journal_next}). The group's offset was moved by hand; following it would "
+            "write outputs no run produces, so this worker stops. To go on where the outputs "
+            f"end, reset the group's offset of {key[0]} to {state.kafka_next} "
+            "(kafka-consumer-groups.sh --reset-offsets --to-offset); to process the session "
+            "again from the start, delete its run topics and worker state first "
+            "(docs/operations.md, 'Start a session's processing over')."
         )
 
     def _revoked(self, partitions: list[TopicPartition]) -> None:

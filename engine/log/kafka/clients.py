@@ -45,12 +45,11 @@ class KafkaProducer:
         extra: dict[str, Any] | None = None,
     ) -> None:
         self.log = log
-        settings = {
-            **log.settings,
-            **PRODUCER,
-            "message.timeout.ms": DELIVERY_TIMEOUT_MS,
-            **(extra or {}),
-        }
+        settings = {**log.settings, **PRODUCER, **(extra or {})}
+        # A record may not outlive the transaction it belongs to (librdkafka refuses that).
+        settings["message.timeout.ms"] = min(
+            DELIVERY_TIMEOUT_MS, int(settings.get("transaction.timeout.ms", DELIVERY_TIMEOUT_MS))
+        )
         if transactional_id is not None:
             settings["transactional.id"] = transactional_id
         self._producer = Producer({**settings, "error_cb": self._on_error})

@@ -14,8 +14,8 @@ Against a real broker (Apache Kafka, Redpanda) three rules keep the contract exa
 - one-shot requests (watermarks, committed offsets, timestamps) are retried on retriable
   errors with bounded backoff (:mod:`engine.log.kafka.retry`).
 
-librdkafka's mock cluster (``test.mock.num.brokers``) speaks the real protocol but lacks four
-things; the backend recognises it by its cluster id and works within it:
+librdkafka's mock cluster (``test.mock.num.brokers``) speaks the real protocol but lacks six
+things; the backend recognises it by its cluster id and works within it where it can:
 
 - it has no controller, so CreateTopics times out: topics are created by a metadata request
   instead, which the mock answers by auto-creating them with 4 partitions; the backend uses
@@ -26,7 +26,12 @@ things; the backend recognises it by its cluster id and works within it:
   as on a real cluster with ``retention.bytes``;
 - a group joined by a new member after another left (LeaveGroup is sent and answered) is only
   rebalanced once the session timeout has passed (45 s by default): tests pass a short
-  ``session.timeout.ms`` in ``settings``.
+  ``session.timeout.ms`` in ``settings``;
+- it keeps no last stable offset: read-committed readers see the records of open and aborted
+  transactions, so a worker killed mid-transaction is exactly once only on a real broker
+  (:meth:`KafkaLog.settle` returns at once there);
+- it does not store offsets committed in a transaction: the worker resumes from its own
+  committed state (engine.app.worker), which a real broker's stored offset must then match.
 """
 
 from __future__ import annotations
