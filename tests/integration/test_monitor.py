@@ -178,9 +178,23 @@ def test_monitor_tables_equal_the_embedded_run_figures(broker: KafkaTarget, tmp_
     assert all(c.identical for c in copies)
     log.close()
 
+    monitor_data = tmp_path / "monitor-data"
+    app_id = f"{broker.prefix}mon"
+    _watch(broker, monitor_data, session, app_id, expected)
+    # Restarted under the same app id, it resumes from its tables (changelog topics) and the
+    # group's committed offsets; anything delivered again is folded once: the same tables.
+    _watch(broker, monitor_data, session, app_id, expected)
+
+
+def _watch(
+    broker: KafkaTarget, data: Path, session: str, app_id: str, expected: dict[str, Any]
+) -> None:
+    """Start `tape monitor`, wait until its session view equals ``expected`` (at most 180 s),
+    check every view, and stop it with Ctrl-C."""
+    (run_id,) = expected["runs"]
     port = _free_port()
-    args = ["--data", str(tmp_path / "monitor-data"), "monitor", "--log", broker.url]
-    args += ["--session", session, "--web-port", str(port), "--app-id", f"{broker.prefix}mon"]
+    args = ["--data", str(data), "monitor", "--log", broker.url]
+    args += ["--session", session, "--web-port", str(port), "--app-id", app_id]
     monitor = subprocess.Popen(
         [TAPE, *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
