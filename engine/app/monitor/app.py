@@ -24,7 +24,7 @@ import re
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import faust
 import msgspec
@@ -43,6 +43,8 @@ from engine.app.monitor.figures import (
 
 DISCOVER_EVERY = 2.0
 """Seconds between looks for new journals and run topics."""
+RESUBSCRIBE_AFTER = 3.0
+"""Seconds faust's conductor waits after a subscription change before subscribing anew."""
 BATCH = 5_000
 """Records folded per table update (or fewer, after ``WITHIN`` seconds)."""
 WITHIN = 0.5
@@ -111,6 +113,9 @@ def build_app(
         key_serializer="json",  # the tables' keys (names); their values are JSON bytes
         value_serializer="raw",
     )
+    # faust waits 45 s after a subscription change before subscribing anew (to gather the
+    # changes of a rebalance); a new run's topics should show in seconds, not a minute.
+    cast(Any, app.topics)._resubscribe_sleep_lock_seconds = RESUBSCRIBE_AFTER
     admin = AdminClient({"bootstrap.servers": bootstrap})
     wanted = Subscriptions(*_pattern(sessions))
     wanted.update(_topic_names(admin))
