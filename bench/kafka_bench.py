@@ -1,6 +1,11 @@
-"""Throughput of the Kafka backend on librdkafka's mock cluster, with 1 and with 3 brokers.
+"""Throughput of the Kafka backend on librdkafka's mock cluster (1 and 3 brokers) and on a real
+broker.
 
-Usage: ``PYTHONPATH=. .venv/bin/python bench/kafka_bench.py``
+Usage: ``PYTHONPATH=. .venv/bin/python bench/kafka_bench.py [--bootstrap HOST:PORT [--no-mock]]``
+
+With ``--bootstrap`` it also measures a real broker (e.g. ``../shared/kafka/broker start``:
+127.0.0.1:19092), see :func:`real_broker`: every topic it makes there starts with
+``bench-<random>-`` and is deleted at the end.
 
 Input: the shared Binance USD-M day (``../shared/data/crypto/binance_usdm_btcusdt_20240808.gz``,
 532,925 journal events) and spot day (163,889), ingested into a temporary data directory.
@@ -20,10 +25,15 @@ Best of 3 attempts each. Prints one table row per measurement, with the machine 
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
+import subprocess
+import sys
 import tempfile
 import time
+import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -135,6 +145,10 @@ def bench_mirror(
 
 def main() -> None:
     """Ingest the inputs, then print one row per measurement."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--bootstrap", help="a real broker, HOST:PORT")
+    parser.add_argument("--no-mock", action="store_true", help="skip the mock cluster")
+    args = parser.parse_args()
     print(
         f"# {datetime.now(UTC):%Y-%m-%d} {platform.node()}: {os.cpu_count()} cores, {_cpu()}, "
         f"Python {platform.python_version()}"
@@ -147,13 +161,19 @@ def main() -> None:
         events = source.watermarks(topic)[1]
         spot_events = source.watermarks(journal_topic("spot"))[1]
         print(f"USD-M journal: {events:,} events; spot journal: {spot_events:,} events")
-        print("| brokers | measurement | records | seconds | records/s |")
-        print("|---:|---|---:|---:|---:|")
+        print("| brokers | measurement | records | seconds | records/s | load (1 min) |")
+        print("|---:|---|---:|---:|---:|---:|")
 
-        def row(brokers: int, what: str, n: int, seconds: float) -> None:
-            print(f"| {brokers} | {what} | {n:,} | {seconds:.2f} | {n / seconds:,.0f} |")
+        def row(brokers: int | str, what: str, n: int, seconds: float) -> None:
+            print(
+                f"| {brokers} | {what} | {n:,} | {seconds:.2f} | {n / seconds:,.0f} | "
+                f"{os.getloadavg()[0]:.1f} |",
+                flush=True,
+            )
 
-        for brokers in (1, 3):
+        if args.bootstrap:
+            real_broker(args.bootstrap, source, row)
+        for brokers in () if args.no_mock else (1, 3):
             seconds, (_cluster, log) = bench_produce(brokers, source, topic)
             row(brokers, "produce (KafkaProducer, acknowledged)", events, seconds)
             for what, values_only in (
@@ -167,6 +187,185 @@ def main() -> None:
             up, down = bench_mirror(brokers, source, "spot", down=True)
             row(brokers, "mirror spot day, embedded -> Kafka", spot_events, up)
             row(brokers, "mirror spot day, Kafka -> embedded", spot_events, down)
+
+
+Row = Callable[[int | str, str, int, float], None]
+
+
+def real_broker(bootstrap: str, source: EmbeddedLog, row: Row) -> None:
+    """The same measurements on a real broker, which keeps everything (so the USD-M day is
+    consumed whole and mirrored back), plus a worker against the embedded run.
+
+    - produce: every USD-M journal value into a fresh topic per attempt, as ``tape mirror``
+      sends them, until ``flush`` returns;
+    - consume: that topic from offset 0 to the end: ``consume`` (full records: headers
+      included), ``consume`` decoding every header, and ``consume_values``;
+    - mirror: the USD-M day embedded -> Kafka (under a fresh session name) and back into a
+      fresh data directory (once each: a second attempt would find the session there);
+    - worker: the spot day mirrored up, then ``tape worker --pipeline default`` (a
+      subprocess, until it reports the run complete) beside ``tape run`` of the same session
+      on the embedded log (a subprocess too: both include the process start).
+    """
+    mark = f"bench-{uuid.uuid4().hex[:6]}-"
+    log = KafkaLog(bootstrap)
+    made: list[str] = []
+    try:
+        topic = journal_topic("usdm")
+        records = _as_mirror_sends(source, topic)
+        best, kept = float("inf"), ""
+        for attempt in range(ATTEMPTS):
+            name = f"{mark}produce-{attempt}.journal"
+            log.create_topic(name, source.config(topic))
+            made.append(name)
+            producer = log.producer()
+            began = time.perf_counter()
+            for value, stamp, headers in records:
+                producer.produce(name, value, b"BTCUSDT", 0, stamp, headers)
+            producer.flush()
+            best = min(best, time.perf_counter() - began)
+            producer.close()
+            kept = name
+        row("real", "produce (KafkaProducer, acknowledged)", len(records), best)
+        for what, mode in (
+            ("consume (KafkaConsumer.consume)", "records"),
+            ("consume, every header decoded", "headers"),
+            ("consume_values", "values"),
+        ):
+            seconds, n = _consume_all(log, kept, mode)
+            row("real", f"{what}, whole day", n, seconds)
+        for session, down in (("usdm", True),):
+            seconds, back = _mirror_real(source, bootstrap, session, mark, made, down)
+            n = source.watermarks(journal_topic(session))[1]
+            row("real", f"mirror {session} day, embedded -> Kafka", n, seconds)
+            row("real", f"mirror {session} day, Kafka -> embedded", n, back)
+        _worker_vs_run(source, bootstrap, mark, made, row)
+    finally:
+        _delete(bootstrap, made)
+        log.close()
+
+
+def _consume_all(log: KafkaLog, topic: str, mode: str) -> tuple[float, int]:
+    """Best seconds to read the whole topic; how many records."""
+    low, high = log.watermarks(topic, 0)
+    best, count = float("inf"), 0
+    for _ in range(ATTEMPTS):
+        consumer = KafkaConsumer(log)
+        consumer.assign([TopicPartition(topic, 0, low)])
+        count, last = 0, -1
+        began = time.perf_counter()
+        while last + 1 < high:
+            if mode == "values":
+                offsets, values = consumer.consume_values(10_000, 0.2)
+                count += len(values)
+                last = offsets[-1] if offsets else last
+                continue
+            records = consumer.consume(10_000, 0.2)
+            if mode == "headers":
+                for r in records:
+                    for _key, raw in r.headers or ():
+                        raw.decode()
+            count += len(records)
+            last = records[-1].offset if records else last
+        best = min(best, time.perf_counter() - began)
+        consumer.close()
+    return best, count
+
+
+def _mirror_real(
+    source: EmbeddedLog, bootstrap: str, session: str, mark: str, made: list[str], down: bool
+) -> tuple[float, float]:
+    """Seconds of one mirror embedded -> Kafka of ``session`` (renamed with ``mark``) and,
+    if ``down``, back into a fresh data directory."""
+    renamed = f"{mark}{session}"
+    with tempfile.TemporaryDirectory(dir=source.root.parent) as tmp:
+        copy = EmbeddedLog(Path(tmp) / "renamed")
+        _ingest(copy.root, USDM if session == "usdm" else SPOT, renamed)
+        log = KafkaLog(bootstrap)
+        made += [journal_topic(renamed), f"{renamed}.quarantine"]
+        began = time.perf_counter()
+        copies = mirror_session(copy, log, renamed, pipelines=SHIPPED)
+        up = time.perf_counter() - began
+        assert all(c.identical for c in copies)
+        back = float("nan")
+        if down:
+            target = EmbeddedLog(Path(tmp) / "back")
+            began = time.perf_counter()
+            copies = mirror_session(log, target, renamed, pipelines=SHIPPED)
+            back = time.perf_counter() - began
+            assert all(c.identical for c in copies)
+        log.close()
+    return up, back
+
+
+def _worker_vs_run(
+    source: EmbeddedLog, bootstrap: str, mark: str, made: list[str], row: Row
+) -> None:
+    """``tape worker`` on the spot day on the broker beside ``tape run`` on the embedded log."""
+    session = f"{mark}spot"
+    tape = str(Path(sys.executable).with_name("tape"))
+    with tempfile.TemporaryDirectory(dir=source.root.parent) as tmp:
+        data = Path(tmp) / "data"
+        _ingest(data, SPOT, session)
+        n = EmbeddedLog(data).watermarks(journal_topic(session))[1]
+        log = KafkaLog(bootstrap)
+        mirror_session(EmbeddedLog(data), log, session, pipelines=SHIPPED)
+        made += [journal_topic(session), f"{session}.quarantine"]
+        env = {**os.environ, "TAPE_DATA": str(data)}
+        began = time.perf_counter()
+        worker = subprocess.Popen(
+            [tape, "worker", "--log", f"kafka://{bootstrap}", "--pipeline", "default",
+             "--session", session, "--group", f"{mark}workers", "--worker-id", f"{mark}w1"],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+        assert worker.stdout is not None
+        lines, commits = [], []
+        for line in worker.stdout:
+            lines.append(line)
+            if line.startswith("committed transaction"):
+                commits.append(time.perf_counter() - began)
+            if "complete; its manifest is in the meta topic" in line:
+                break
+        seconds = time.perf_counter() - began
+        print(
+            f"# worker: first transaction committed {commits[0]:.2f} s after start, last "
+            f"{commits[-1]:.2f} s ({len(commits)} transactions), run complete (output topics "
+            f"hashed as stored, manifest written) {seconds:.2f} s"
+        )
+        worker.terminate()
+        worker.wait(timeout=60)
+        assert any("complete;" in x for x in lines), "".join(lines)
+        made += [t for t in _topics(bootstrap) if t.startswith(f"run.{session}-")]
+        row("real", "tape worker, default pipeline, spot day (process start to run complete)",
+            n, seconds)  # fmt: skip
+        began = time.perf_counter()
+        done = subprocess.run(
+            [tape, "--data", str(data), "run", session, "--pipeline", "default", "--quiet"],
+            capture_output=True, text=True, env=env, check=True,
+        )  # fmt: skip
+        seconds = time.perf_counter() - began
+        assert "complete" in done.stdout, done.stdout
+        row("embedded", "tape run, default pipeline, spot day (process start to exit)", n,
+            seconds)  # fmt: skip
+        log.close()
+
+
+def _topics(bootstrap: str) -> list[str]:
+    from confluent_kafka.admin import AdminClient
+
+    return list(AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=10).topics)
+
+
+def _delete(bootstrap: str, topics: list[str]) -> None:
+    """Delete the bench's topics from the broker (their meta entries stay: harmless)."""
+    from confluent_kafka.admin import AdminClient
+
+    if topics:
+        admin = AdminClient({"bootstrap.servers": bootstrap})  # alive until every answer
+        for future in admin.delete_topics(sorted(set(topics)), operation_timeout=30).values():
+            try:
+                future.result()
+            except Exception as exc:  # a topic already gone: nothing to clean
+                print(f"# could not delete a topic: {exc}")
 
 
 if __name__ == "__main__":

@@ -15,11 +15,12 @@ def test_project_batch_default_is_the_projectors() -> None:
 
 def test_the_cli_loads_no_stage_store_or_kafka_until_a_command_needs_it() -> None:
     """Importing the CLI (all it takes for --help) leaves numba, river, CatBoost, SQLAlchemy,
-    polars and confluent-kafka unloaded; they load with the commands that use them."""
+    polars, confluent-kafka, faust and aiokafka unloaded; they load with the commands that use
+    them."""
     code = (
         "import sys, engine.app.cli; "
         "print(' '.join(m for m in ('numba', 'river', 'catboost', 'sqlalchemy', 'polars', "
-        "'confluent_kafka', 'streams') if m in sys.modules))"
+        "'confluent_kafka', 'faust', 'aiokafka', 'streams') if m in sys.modules))"
     )
     loaded = subprocess.run(
         [sys.executable, "-c", code], check=True, capture_output=True, text=True

@@ -10,6 +10,7 @@ from engine.app.cli import ingest_vendors as ingest_vendors
 from engine.app.cli import live_commands as live_commands
 from engine.app.cli import log_commands as log_commands
 from engine.app.cli import models_commands as models_commands
+from engine.app.cli import monitor_commands as monitor_commands
 from engine.app.cli import report_commands as report_commands
 from engine.app.cli import run_commands as run_commands
 from engine.app.cli import serve_commands as serve_commands
