@@ -144,10 +144,8 @@ class Worker:
     def _starts(self, partitions: list[TopicPartition]) -> list[TopicPartition]:
         # Each partition starts where its committed state says, which must agree with the
         # group's committed offset. A worker that died mid-transaction leaves it open until
-        # its successor fences it or it times out; read-committed, the state topic stops
-        # short of it. Wait it out.
-        self.log.settle(STATE_TOPIC, 0, bound=self.timeouts.transaction + 30)
-        states = committed_states(self.log)
+        # its successor fences it or it times out: wait that long for it.
+        states = committed_states(self.log, settle=self.timeouts.transaction + 30)
         group = {(c.topic, c.partition): c.offset for c in self.consumer.committed(partitions)}
         chosen = []
         for tp in partitions:
@@ -344,8 +342,15 @@ def state_key(group: str, pipeline_name: str, topic: str, partition: int) -> str
     return f"{group}/{pipeline_name}/{topic}/{partition}"
 
 
-def committed_states(log: KafkaLog) -> dict[str, TaskState]:
-    """The newest committed :class:`TaskState` under each key of :data:`STATE_TOPIC`."""
+def committed_states(log: KafkaLog, settle: float | None = 30.0) -> dict[str, TaskState]:
+    """The newest committed :class:`TaskState` under each key of :data:`STATE_TOPIC`.
+
+    First waits (at most ``settle`` seconds) for the transactions open on the state topic to
+    end: until then a read-committed reader stops short of them, and of every state committed
+    after them, by any worker. ``settle=None`` reads what is stable now.
+    """
+    if settle is not None:
+        log.settle(STATE_TOPIC, 0, bound=settle)
     return {
         k: msgspec.msgpack.decode(v, type=TaskState)
         for k, v in latest_by_key(log, STATE_TOPIC).items()
