@@ -143,6 +143,26 @@ def probabilities(trees: Trees, x: Array) -> Array:
     return raw
 
 
+@njit(cache=True, inline="always")
+def _goes_right(value: np.float32, border: float, nan_rule: int) -> bool:
+    """One oblivious split, as CatBoost decides it: the float32 value above the border, or
+    NaN where the split sends NaN that way."""
+    nan = math.isnan(value)
+    return bool((nan and nan_rule == NAN_AS_TRUE) or (not nan and value > border))
+
+
+@njit(cache=True, inline="always")
+def _add_leaf(out: Array, r: int, leaf_values: Array, base: int) -> None:
+    for d in range(out.shape[1]):
+        out[r, d] += leaf_values[base + d]
+
+
+@njit(cache=True, inline="always")
+def _scale_row(out: Array, r: int, scale: float, bias: Array) -> None:
+    for d in range(out.shape[1]):
+        out[r, d] = scale * out[r, d] + bias[d]
+
+
 @njit(cache=True)
 def _evaluate(
     x: Array,
@@ -161,15 +181,10 @@ def _evaluate(
         for t in range(len(leaf_start)):
             index = 0
             for s in range(split_start[t], split_start[t + 1]):
-                value = np.float32(x[r, split_column[s]])
-                nan = math.isnan(value)
-                if (nan and split_nan[s] == NAN_AS_TRUE) or (not nan and value > split_border[s]):
+                if _goes_right(np.float32(x[r, split_column[s]]), split_border[s], split_nan[s]):
                     index |= 1 << (s - split_start[t])
-            base = leaf_start[t] + index * dimension
-            for d in range(dimension):
-                out[r, d] += leaf_values[base + d]
-        for d in range(dimension):
-            out[r, d] = scale * out[r, d] + bias[d]
+            _add_leaf(out, r, leaf_values, leaf_start[t] + index * dimension)
+        _scale_row(out, r, scale, bias)
 
 
 def mapped_probabilities(
@@ -226,15 +241,10 @@ def _evaluate_mapped(
                         picked = MISSING
                 else:
                     picked = extra[(-c - 1) // 3, r, (-c - 1) % 3]
-                value = np.float32(picked)
-                nan = math.isnan(value)
-                if (nan and split_nan[s] == NAN_AS_TRUE) or (not nan and value > split_border[s]):
+                if _goes_right(np.float32(picked), split_border[s], split_nan[s]):
                     index |= 1 << (s - split_start[t])
-            base = leaf_start[t] + index * dimension
-            for d in range(dimension):
-                out[r, d] += leaf_values[base + d]
-        for d in range(dimension):
-            out[r, d] = scale * out[r, d] + bias[d]
+            _add_leaf(out, r, leaf_values, leaf_start[t] + index * dimension)
+        _scale_row(out, r, scale, bias)
 
 
 @njit(cache=True)

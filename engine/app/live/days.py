@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from engine.app.live.hours import NS, Clock, Hours, WallClock
+from engine.app.live.hours import NS, Clock, WallClock
 from engine.app.live.session import LiveConfig, LiveResult, LiveSession, PipelineHost
 from engine.app.live.status import LiveStatus
 from engine.log import EmbeddedLog
@@ -53,16 +53,11 @@ class DailySessions:
         self.clock = clock or WallClock()
         self.on_status, self.on_closed = on_status, on_closed
         self.current: LiveSession | None = None
-        self._stopped: tuple[str, str] | None = None
-
-    @property
-    def hours(self) -> Hours:
-        """The venue's hours, whose windows are the days."""
-        return self.config.hours
+        self._stopped = False
 
     def stop(self, reason: str, status: str = "stopped") -> None:
         """Stop the day's session and open no other (a signal handler, a test)."""
-        self._stopped = (reason, status)
+        self._stopped = True
         if self.current is not None:
             self.current.stop(reason, status)
 
@@ -71,8 +66,8 @@ class DailySessions:
         base, results = self.config, []
         deadline = None if base.duration is None else self.clock.now() + round(base.duration * NS)
         now = self.clock.now()
-        while self._stopped is None:
-            window = self.hours.window(now)
+        while not self._stopped:
+            window = base.hours.window(now)
             duration = None if deadline is None else max(0.0, (deadline - now) / NS)
             config = replace(
                 base,
